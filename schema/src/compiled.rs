@@ -68,7 +68,9 @@ impl AllowedSubject {
     /// The subject's object type.
     pub fn type_id(self) -> TypeId {
         match self {
-            AllowedSubject::Object(t) | AllowedSubject::Userset(t, _) | AllowedSubject::Wildcard(t) => t,
+            AllowedSubject::Object(t)
+            | AllowedSubject::Userset(t, _)
+            | AllowedSubject::Wildcard(t) => t,
         }
     }
 }
