@@ -107,13 +107,16 @@ impl Rng {
     }
 }
 
+/// A generated definition: its name and members as (name, is_relation, allows_wildcard).
+type GenDefinition = (String, Vec<(String, bool, bool)>);
+
 /// A random valid schema: every userset and arrow points to an earlier definition, so
 /// no cycle can form; usersets never name relations allowing wildcards and arrows never
 /// start from them.
 fn generate(seed: u64) -> String {
     let mut rng = Rng(seed | 1);
     // Per definition: (name, members as (name, is_relation, allows_wildcard)).
-    let mut defs: Vec<(String, Vec<(String, bool, bool)>)> = Vec::new();
+    let mut defs: Vec<GenDefinition> = Vec::new();
     let mut out = String::new();
     let n_defs = 1 + rng.below(6);
     for d in 0..n_defs {
@@ -187,7 +190,7 @@ fn gen_expr(
     rng: &mut Rng,
     members: &[(String, bool, bool)],
     relations_to: &[(String, Vec<usize>)],
-    defs: &[(String, Vec<(String, bool, bool)>)],
+    defs: &[GenDefinition],
     depth: usize,
 ) -> String {
     if depth == 0 || rng.chance(40) {
@@ -293,5 +296,8 @@ fn generator_makes_nontrivial_schemas() {
         usersets += source.matches('#').count();
         assert!(pemba_schema::compile(&source).is_ok(), "{source}");
     }
-    assert!(arrows > 50 && usersets > 50, "{arrows} arrows, {usersets} usersets");
+    assert!(
+        arrows > 50 && usersets > 50,
+        "{arrows} arrows, {usersets} usersets"
+    );
 }
