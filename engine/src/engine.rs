@@ -1,0 +1,935 @@
+//! [`Engine`]: the operations of SPEC section 4 over a [`Store`] and the in-memory index.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use pemba_schema::{AllowedSubject, CompiledSchema, Expr, MemberId, MemberKind, TypeId};
+
+use crate::error::{EngineError, StorageError};
+use crate::eval::{Evaluator, Subject, SubjectSet};
+use crate::filter::RelationshipFilter;
+use crate::index::{Index, SubjectRel};
+use crate::revision::{Consistency, Revision};
+use crate::store::{
+    ChangeSet, Deleted, Operation, Precondition, RawTuple, RedbStore, Store, Update,
+};
+use crate::tuple::{ObjectRef, SubjectRef, Tuple};
+
+/// A schema as written and as compiled.
+#[derive(Debug)]
+pub struct LoadedSchema {
+    /// The text the client wrote.
+    pub text: String,
+    /// Its compiled form.
+    pub compiled: CompiledSchema,
+}
+
+/// What readers see: one revision's schema and index, swapped as a whole.
+struct State {
+    revision: Revision,
+    schema: Option<Arc<LoadedSchema>>,
+    index: Index,
+}
+
+/// The authorization engine: durable writes through a [`Store`], answers from the index.
+///
+/// Readers hold a read lock on the state for the whole request, so every answer comes
+/// from one revision and no reader sees part of a write batch. Writers are serialized by
+/// `writer`: each commits to the store first (durably), then applies the same changes to
+/// the index under the write lock, so the index never runs ahead of what is stored.
+pub struct Engine {
+    store: Box<dyn Store>,
+    state: RwLock<State>,
+    /// Held across "commit to store, then apply to index" so index order = commit order.
+    writer: Mutex<()>,
+    revisions: tokio::sync::watch::Sender<Revision>,
+}
+
+/// One check of a bulk check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRequest {
+    /// The resource.
+    pub resource: ObjectRef,
+    /// A permission or relation of the resource's type.
+    pub permission: String,
+    /// Who asks.
+    pub subject: SubjectRef,
+}
+
+/// A page of lookup-resources results.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupResources {
+    /// The revision answered at.
+    pub revision: Revision,
+    /// Resource ids in ascending order.
+    pub ids: Vec<String>,
+}
+
+/// One subject found by lookup subjects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundSubject {
+    /// The subject id, or `*` for every object of the type.
+    pub id: String,
+    /// For `*`: the ids it excludes, ascending.
+    pub excluded: Vec<String>,
+}
+
+/// A page of lookup-subjects results.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupSubjects {
+    /// The revision answered at.
+    pub revision: Revision,
+    /// Subjects ordered by id (`*` sorts first).
+    pub subjects: Vec<FoundSubject>,
+}
+
+/// A node of an expand tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpandNode {
+    /// The object whose set this node describes.
+    pub object: ObjectRef,
+    /// The relation or permission of that object.
+    pub relation: String,
+    /// How the set is made.
+    pub kind: ExpandKind,
+}
+
+/// How an expand node's set is made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExpandKind {
+    /// Union of the children.
+    Union(Vec<ExpandNode>),
+    /// Intersection of the children.
+    Intersection(Vec<ExpandNode>),
+    /// The first child minus the second.
+    Exclusion(Vec<ExpandNode>),
+    /// The stored subjects of a relation (usersets not expanded further).
+    Leaf(Vec<SubjectRef>),
+}
+
+/// The outcome of [`Engine::delete`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// The revision of the deletion.
+    pub revision: Revision,
+    /// How many relationships were deleted.
+    pub deleted: u64,
+    /// False when a limit left matching relationships in place.
+    pub complete: bool,
+}
+
+/// Limits on the results of one lookup page.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Page<'a> {
+    /// Only results strictly after this id.
+    pub after: Option<&'a str>,
+    /// At most this many results.
+    pub limit: Option<usize>,
+}
+
+fn invalid(message: String) -> EngineError {
+    EngineError::InvalidArgument(message)
+}
+
+impl Engine {
+    /// Opens (or creates) a redb store at `path` and builds the index from it.
+    pub fn open(path: &Path) -> Result<Self, EngineError> {
+        Self::with_store(Box::new(RedbStore::open(path)?))
+    }
+
+    /// An engine on a fresh in-memory store.
+    pub fn in_memory() -> Result<Self, EngineError> {
+        Self::with_store(Box::new(RedbStore::in_memory()?))
+    }
+
+    /// An engine over any [`Store`]; the index is built from the store's contents.
+    pub fn with_store(store: Box<dyn Store>) -> Result<Self, EngineError> {
+        let head = store.head()?;
+        let (state, revision) = match head.schema {
+            None => (
+                State {
+                    revision: head.revision,
+                    schema: None,
+                    index: Index::new(&CompiledSchema::default()),
+                },
+                head.revision,
+            ),
+            Some(text) => {
+                let compiled = pemba_schema::compile(&text).map_err(|errors| {
+                    StorageError::Corrupt(format!("stored schema no longer compiles: {errors}"))
+                })?;
+                let schema = Arc::new(LoadedSchema { text, compiled });
+                let (index, revision) = build_index(store.as_ref(), &schema.compiled)?;
+                (
+                    State {
+                        revision,
+                        schema: Some(schema),
+                        index,
+                    },
+                    revision,
+                )
+            }
+        };
+        let (revisions, _) = tokio::sync::watch::channel(revision);
+        Ok(Engine {
+            store,
+            state: RwLock::new(state),
+            writer: Mutex::new(()),
+            revisions,
+        })
+    }
+
+    /// The newest revision.
+    pub fn revision(&self) -> Revision {
+        self.state.read().revision
+    }
+
+    /// The number of stored relationships.
+    pub fn relationship_count(&self) -> u64 {
+        self.state.read().index.count
+    }
+
+    /// The current schema, if one was written.
+    pub fn schema(&self) -> Option<Arc<LoadedSchema>> {
+        self.state.read().schema.clone()
+    }
+
+    /// A receiver that wakes on every committed revision (for watch streams).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Revision> {
+        self.revisions.subscribe()
+    }
+
+    fn snapshot(
+        &self,
+        consistency: Consistency,
+    ) -> Result<RwLockReadGuard<'_, State>, EngineError> {
+        let state = self.state.read();
+        match consistency {
+            Consistency::MinimizeLatency | Consistency::FullyConsistent => {}
+            Consistency::AtLeastAsFresh(wanted) => {
+                if wanted > state.revision {
+                    return Err(EngineError::InvalidToken(format!(
+                        "revision token names revision {} but the newest is {}: it does not come from this store",
+                        wanted.0, state.revision.0
+                    )));
+                }
+            }
+            Consistency::AtExactSnapshot(wanted) => {
+                if wanted != state.revision {
+                    return Err(EngineError::Unsupported(format!(
+                        "at_exact_snapshot is supported only for the newest revision ({}), not {}",
+                        state.revision.0, wanted.0
+                    )));
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    /// Validates and stores a new schema, refusing one that would orphan stored relationships.
+    pub fn write_schema(&self, text: &str) -> Result<Revision, EngineError> {
+        let compiled = pemba_schema::compile(text).map_err(EngineError::Schema)?;
+        let _writer = self.writer.lock();
+        {
+            let state = self.state.read();
+            if let Some(old) = &state.schema {
+                let orphans = orphans(&old.compiled, &state.index, &compiled);
+                if !orphans.is_empty() {
+                    return Err(EngineError::FailedPrecondition(format!(
+                        "the new schema would orphan stored relationships; delete them first, for example: {}",
+                        orphans.join(", ")
+                    )));
+                }
+            }
+        }
+        let revision = self.store.write_schema(text)?;
+        let schema = Arc::new(LoadedSchema {
+            text: text.to_string(),
+            compiled,
+        });
+        let (index, _) = build_index(self.store.as_ref(), &schema.compiled)?;
+        {
+            let mut state = self.state.write();
+            state.schema = Some(schema);
+            state.index = index;
+            state.revision = revision;
+        }
+        self.revisions.send_replace(revision);
+        Ok(revision)
+    }
+
+    /// The schema text and the revision it was read at.
+    pub fn read_schema(&self, consistency: Consistency) -> Result<(String, Revision), EngineError> {
+        let state = self.snapshot(consistency)?;
+        let schema = state.schema.as_ref().ok_or(EngineError::NoSchema)?;
+        Ok((schema.text.clone(), state.revision))
+    }
+
+    /// Applies a batch atomically: all updates or none, after the preconditions hold.
+    pub fn write(
+        &self,
+        updates: &[Update],
+        preconditions: &[Precondition],
+    ) -> Result<Revision, EngineError> {
+        let schema = self.schema().ok_or(EngineError::NoSchema)?;
+        let mut seen = HashSet::with_capacity(updates.len());
+        for update in updates {
+            validate_tuple(&schema.compiled, &update.tuple)?;
+            if !seen.insert(&update.tuple) {
+                return Err(invalid(format!(
+                    "relationship `{}` appears more than once in the batch",
+                    update.tuple
+                )));
+            }
+        }
+        for precondition in preconditions {
+            validate_filter(&schema.compiled, &precondition.filter, false)?;
+        }
+        let _writer = self.writer.lock();
+        let committed = self.store.commit(updates, preconditions)?;
+        self.apply(&committed);
+        Ok(committed.revision)
+    }
+
+    /// Deletes every relationship `filter` selects (at most `limit`), atomically.
+    pub fn delete(
+        &self,
+        filter: &RelationshipFilter,
+        preconditions: &[Precondition],
+        limit: Option<usize>,
+        allow_partial: bool,
+    ) -> Result<DeleteOutcome, EngineError> {
+        let schema = self.schema().ok_or(EngineError::NoSchema)?;
+        validate_filter(&schema.compiled, filter, true)?;
+        for precondition in preconditions {
+            validate_filter(&schema.compiled, &precondition.filter, false)?;
+        }
+        let _writer = self.writer.lock();
+        let Deleted {
+            committed,
+            complete,
+        } = self
+            .store
+            .delete_matching(filter, preconditions, limit, allow_partial)?;
+        self.apply(&committed);
+        Ok(DeleteOutcome {
+            revision: committed.revision,
+            deleted: committed.changes.len() as u64,
+            complete,
+        })
+    }
+
+    /// Deletes every relationship whose subject is exactly `subject`, atomically.
+    pub fn delete_subject(&self, subject: &SubjectRef) -> Result<DeleteOutcome, EngineError> {
+        let filter = RelationshipFilter {
+            subject: Some(crate::filter::SubjectFilter {
+                subject_type: subject.object.object_type.clone(),
+                subject_id: Some(subject.object.object_id.clone()),
+                relation: Some(subject.relation.clone().unwrap_or_default()),
+            }),
+            ..RelationshipFilter::default()
+        };
+        self.delete(&filter, &[], None, false)
+    }
+
+    fn apply(&self, committed: &ChangeSet) {
+        let mut guard = self.state.write();
+        let state = &mut *guard;
+        if let Some(schema) = &state.schema {
+            for change in &committed.changes {
+                let t = &change.tuple;
+                let subject_relation = t.subject.relation.as_deref().unwrap_or("");
+                match change.operation {
+                    Operation::Delete => state.index.remove(
+                        &schema.compiled,
+                        &t.resource.object_type,
+                        &t.resource.object_id,
+                        &t.relation,
+                        &t.subject.object.object_type,
+                        &t.subject.object.object_id,
+                        subject_relation,
+                    ),
+                    Operation::Create | Operation::Touch => {
+                        state.index.insert(
+                            &schema.compiled,
+                            &t.resource.object_type,
+                            &t.resource.object_id,
+                            &t.relation,
+                            &t.subject.object.object_type,
+                            &t.subject.object.object_id,
+                            subject_relation,
+                        );
+                    }
+                }
+            }
+        }
+        state.revision = committed.revision;
+        drop(guard);
+        self.revisions.send_replace(committed.revision);
+    }
+
+    /// Up to `limit` relationships matching `filter` in stable order, strictly after `after`.
+    pub fn read(
+        &self,
+        consistency: Consistency,
+        filter: &RelationshipFilter,
+        after: Option<&Tuple>,
+        limit: usize,
+    ) -> Result<(Revision, Vec<Tuple>), EngineError> {
+        {
+            let state = self.snapshot(consistency)?;
+            if let Some(schema) = &state.schema {
+                validate_filter(&schema.compiled, filter, false)?;
+            }
+        }
+        self.store.read(filter, after, limit)
+    }
+
+    /// Change sets committed after `after`, oldest first, at most `limit`.
+    pub fn changes_after(
+        &self,
+        after: Revision,
+        limit: usize,
+    ) -> Result<Vec<ChangeSet>, EngineError> {
+        let newest = self.revision();
+        if after > newest {
+            return Err(EngineError::InvalidToken(format!(
+                "revision token names revision {} but the newest is {}",
+                after.0, newest.0
+            )));
+        }
+        self.store.changes_after(after, limit)
+    }
+
+    /// Whether `subject` has `permission` on `resource`.
+    pub fn check(
+        &self,
+        consistency: Consistency,
+        resource: &ObjectRef,
+        permission: &str,
+        subject: &SubjectRef,
+    ) -> Result<(bool, Revision), EngineError> {
+        let state = self.snapshot(consistency)?;
+        let allowed = check_in(&state, resource, permission, subject)?;
+        Ok((allowed, state.revision))
+    }
+
+    /// Many checks at one revision; each answers on its own (one bad item fails only itself).
+    pub fn check_bulk(
+        &self,
+        consistency: Consistency,
+        items: &[CheckRequest],
+    ) -> Result<(Revision, Vec<Result<bool, EngineError>>), EngineError> {
+        let state = self.snapshot(consistency)?;
+        let answers = items
+            .iter()
+            .map(|item| check_in(&state, &item.resource, &item.permission, &item.subject))
+            .collect();
+        Ok((state.revision, answers))
+    }
+
+    /// The ids of every `resource_type` object on which `subject` has `permission`.
+    pub fn lookup_resources(
+        &self,
+        consistency: Consistency,
+        resource_type: &str,
+        permission: &str,
+        subject: &SubjectRef,
+        page: Page<'_>,
+    ) -> Result<LookupResources, EngineError> {
+        let state = self.snapshot(consistency)?;
+        let schema = &state.schema.as_ref().ok_or(EngineError::NoSchema)?.compiled;
+        let ty = resolve_type(schema, resource_type)?;
+        let member = resolve_member(schema, ty, permission)?;
+        let Some(s) = resolve_subject(schema, &state.index, subject)? else {
+            return Ok(LookupResources {
+                revision: state.revision,
+                ids: Vec::new(),
+            });
+        };
+        let found = Evaluator {
+            schema,
+            index: &state.index,
+        }
+        .lookup_resources(member, &s);
+        let interner = state.index.interner(ty);
+        let ids = paginate(found.iter().map(|idx| interner.name(idx)), page);
+        Ok(LookupResources {
+            revision: state.revision,
+            ids,
+        })
+    }
+
+    /// The subjects of `subject_type` (or usersets `subject_type#subject_relation`) that have
+    /// `permission` on `resource`; a wildcard appears as `*` with its exclusions.
+    pub fn lookup_subjects(
+        &self,
+        consistency: Consistency,
+        resource: &ObjectRef,
+        permission: &str,
+        subject_type: &str,
+        subject_relation: Option<&str>,
+        page: Page<'_>,
+    ) -> Result<LookupSubjects, EngineError> {
+        let state = self.snapshot(consistency)?;
+        let schema = &state.schema.as_ref().ok_or(EngineError::NoSchema)?.compiled;
+        resource.validate(false)?;
+        let ty = resolve_type(schema, &resource.object_type)?;
+        let member = resolve_member(schema, ty, permission)?;
+        let target_ty = resolve_type(schema, subject_type)?;
+        let target_rel = match subject_relation.filter(|r| !r.is_empty()) {
+            None => SubjectRel::Object,
+            Some(relation) => SubjectRel::Member(resolve_member(schema, target_ty, relation)?),
+        };
+        let mut subjects = Vec::new();
+        if let Some(resource_idx) = state.index.interner(ty).get(&resource.object_id) {
+            let set: SubjectSet = Evaluator {
+                schema,
+                index: &state.index,
+            }
+            .lookup_subjects(member, resource_idx.0, target_ty, target_rel);
+            let interner = state.index.interner(target_ty);
+            let names = |bitmap: &roaring::RoaringBitmap| {
+                let mut names: Vec<String> = bitmap
+                    .iter()
+                    .map(|i| interner.name(i).to_string())
+                    .collect();
+                names.sort_unstable();
+                names
+            };
+            let mut all: Vec<FoundSubject> = set
+                .concrete
+                .iter()
+                .map(|i| FoundSubject {
+                    id: interner.name(i).to_string(),
+                    excluded: Vec::new(),
+                })
+                .collect();
+            if let Some(excluded) = &set.wildcard {
+                all.push(FoundSubject {
+                    id: "*".to_string(),
+                    excluded: names(excluded),
+                });
+            }
+            all.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+            let skip = page
+                .after
+                .map_or(0, |after| all.partition_point(|s| s.id.as_str() <= after));
+            subjects = all
+                .into_iter()
+                .skip(skip)
+                .take(page.limit.unwrap_or(usize::MAX))
+                .collect();
+        }
+        Ok(LookupSubjects {
+            revision: state.revision,
+            subjects,
+        })
+    }
+
+    /// The tree of sets behind `resource#permission`.
+    pub fn expand(
+        &self,
+        consistency: Consistency,
+        resource: &ObjectRef,
+        permission: &str,
+    ) -> Result<(ExpandNode, Revision), EngineError> {
+        let state = self.snapshot(consistency)?;
+        let schema = &state.schema.as_ref().ok_or(EngineError::NoSchema)?.compiled;
+        resource.validate(false)?;
+        let ty = resolve_type(schema, &resource.object_type)?;
+        let member = resolve_member(schema, ty, permission)?;
+        let expander = Expander {
+            schema,
+            index: &state.index,
+        };
+        Ok((expander.member(member, &resource.object_id), state.revision))
+    }
+}
+
+fn build_index(
+    store: &dyn Store,
+    schema: &CompiledSchema,
+) -> Result<(Index, Revision), EngineError> {
+    let mut index = Index::new(schema);
+    let mut misfit: Option<String> = None;
+    let revision = store.scan_all(&mut |raw: RawTuple<'_>| {
+        let fits = index.insert(
+            schema,
+            raw.resource_type,
+            raw.resource_id,
+            raw.relation,
+            raw.subject_type,
+            raw.subject_id,
+            raw.subject_relation,
+        );
+        if !fits && misfit.is_none() {
+            misfit = Some(raw.to_tuple().to_string());
+        }
+    })?;
+    if let Some(tuple) = misfit {
+        return Err(StorageError::Corrupt(format!(
+            "stored relationship `{tuple}` does not fit the stored schema"
+        ))
+        .into());
+    }
+    Ok((index, revision))
+}
+
+/// Strictly-after-cursor, limited, ascending page of names.
+fn paginate<'n>(names: impl Iterator<Item = &'n str>, page: Page<'_>) -> Vec<String> {
+    let mut names: Vec<&str> = match page.after {
+        Some(after) => names.filter(|n| *n > after).collect(),
+        None => names.collect(),
+    };
+    let limit = page.limit.unwrap_or(usize::MAX);
+    if limit < names.len() {
+        names.select_nth_unstable(limit);
+        names.truncate(limit);
+    }
+    names.sort_unstable();
+    names.into_iter().map(str::to_string).collect()
+}
+
+fn resolve_type(schema: &CompiledSchema, name: &str) -> Result<TypeId, EngineError> {
+    schema
+        .type_by_name(name)
+        .ok_or_else(|| invalid(format!("object type `{name}` is not defined in the schema")))
+}
+
+fn resolve_member(
+    schema: &CompiledSchema,
+    ty: TypeId,
+    name: &str,
+) -> Result<MemberId, EngineError> {
+    schema.member_by_name(ty, name).ok_or_else(|| {
+        invalid(format!(
+            "`{}` has no relation or permission named `{name}`",
+            schema.definition(ty).name
+        ))
+    })
+}
+
+/// Resolves a subject; `Ok(None)` when it cannot match anything (a userset never stored).
+fn resolve_subject(
+    schema: &CompiledSchema,
+    index: &Index,
+    subject: &SubjectRef,
+) -> Result<Option<Subject>, EngineError> {
+    subject.validate()?;
+    let ty = resolve_type(schema, &subject.object.object_type)?;
+    let rel = match &subject.relation {
+        None if subject.is_wildcard() => SubjectRel::Wildcard,
+        None => SubjectRel::Object,
+        Some(relation) => SubjectRel::Member(resolve_member(schema, ty, relation)?),
+    };
+    let idx = if subject.is_wildcard() {
+        None
+    } else {
+        index
+            .interner(ty)
+            .get(&subject.object.object_id)
+            .map(|i| i.0)
+    };
+    if idx.is_none() && matches!(rel, SubjectRel::Member(_)) {
+        return Ok(None);
+    }
+    Ok(Some(Subject { ty, idx, rel }))
+}
+
+fn check_in(
+    state: &State,
+    resource: &ObjectRef,
+    permission: &str,
+    subject: &SubjectRef,
+) -> Result<bool, EngineError> {
+    let schema = &state.schema.as_ref().ok_or(EngineError::NoSchema)?.compiled;
+    resource.validate(false)?;
+    let ty = resolve_type(schema, &resource.object_type)?;
+    let member = resolve_member(schema, ty, permission)?;
+    let Some(s) = resolve_subject(schema, &state.index, subject)? else {
+        return Ok(false);
+    };
+    let Some(resource_idx) = state.index.interner(ty).get(&resource.object_id) else {
+        return Ok(false);
+    };
+    Ok(Evaluator {
+        schema,
+        index: &state.index,
+    }
+    .check(member, resource_idx.0, &s))
+}
+
+fn describe_allowed(schema: &CompiledSchema, allowed: &[AllowedSubject]) -> String {
+    allowed
+        .iter()
+        .map(|a| format!("`{}`", allowed_name(schema, *a)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn allowed_name(schema: &CompiledSchema, allowed: AllowedSubject) -> String {
+    match allowed {
+        AllowedSubject::Object(t) => schema.definition(t).name.clone(),
+        AllowedSubject::Userset(t, m) => {
+            format!("{}#{}", schema.definition(t).name, schema.member(m).name)
+        }
+        AllowedSubject::Wildcard(t) => format!("{}:*", schema.definition(t).name),
+    }
+}
+
+/// The checks every written relationship passes: names exist, the relation is a relation,
+/// and the subject's kind is one it allows.
+pub fn validate_tuple(schema: &CompiledSchema, tuple: &Tuple) -> Result<(), EngineError> {
+    tuple.validate()?;
+    let ty = resolve_type(schema, &tuple.resource.object_type)?;
+    let member = schema.member_by_name(ty, &tuple.relation).ok_or_else(|| {
+        invalid(format!(
+            "`{}` has no relation named `{}` (in `{tuple}`)",
+            tuple.resource.object_type, tuple.relation
+        ))
+    })?;
+    let Some(allowed) = schema.allowed_subjects(member) else {
+        return Err(invalid(format!(
+            "`{}#{}` is a permission: relationships can only be written to relations (in `{tuple}`)",
+            tuple.resource.object_type, tuple.relation
+        )));
+    };
+    let subject_ty = resolve_type(schema, &tuple.subject.object.object_type)?;
+    let wanted = match &tuple.subject.relation {
+        _ if tuple.subject.is_wildcard() => AllowedSubject::Wildcard(subject_ty),
+        None => AllowedSubject::Object(subject_ty),
+        Some(relation) => match schema.member_by_name(subject_ty, relation) {
+            Some(m) => AllowedSubject::Userset(subject_ty, m),
+            None => {
+                return Err(invalid(format!(
+                    "`{}` has no relation or permission named `{relation}` (in `{tuple}`)",
+                    tuple.subject.object.object_type
+                )))
+            }
+        },
+    };
+    if !allowed.contains(&wanted) {
+        return Err(invalid(format!(
+            "subjects of type `{}` are not allowed on `{}#{}` (in `{tuple}`): allowed are {}",
+            allowed_name(schema, wanted),
+            tuple.resource.object_type,
+            tuple.relation,
+            describe_allowed(schema, allowed)
+        )));
+    }
+    Ok(())
+}
+
+fn validate_filter(
+    schema: &CompiledSchema,
+    filter: &RelationshipFilter,
+    for_delete: bool,
+) -> Result<(), EngineError> {
+    if for_delete && filter.is_empty() {
+        return Err(invalid(
+            "a delete filter must set at least one field (resource type, id, relation or subject)"
+                .to_string(),
+        ));
+    }
+    if filter.resource_id.is_some() && filter.resource_type.is_none() {
+        return Err(invalid(
+            "a filter with a resource id must also name the resource type".to_string(),
+        ));
+    }
+    if let Some(name) = &filter.resource_type {
+        let ty = resolve_type(schema, name)?;
+        if let Some(relation) = &filter.relation {
+            resolve_member(schema, ty, relation)?;
+        }
+    }
+    if let Some(id) = &filter.resource_id {
+        if !crate::tuple::is_valid_object_id(id) {
+            return Err(crate::tuple::SyntaxError::ObjectId(id.clone()).into());
+        }
+    }
+    if let Some(subject) = &filter.subject {
+        let ty = resolve_type(schema, &subject.subject_type)?;
+        if let Some(relation) = subject.relation.as_deref().filter(|r| !r.is_empty()) {
+            resolve_member(schema, ty, relation)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stored relationship kinds the new schema has no place for, one example each.
+fn orphans(old: &CompiledSchema, index: &Index, new: &CompiledSchema) -> Vec<String> {
+    let mut found = Vec::new();
+    for (member, subject, resource_idx, subject_idx) in index.used_kinds() {
+        let relation = old.member(member);
+        let resource_type = &old.definition(relation.owner).name;
+        let subject_ty = subject.type_id();
+        let subject_type = &old.definition(subject_ty).name;
+        let fits = new
+            .type_by_name(resource_type)
+            .and_then(|ty| new.member_by_name(ty, &relation.name))
+            .and_then(|m| new.allowed_subjects(m))
+            .is_some_and(|allowed| {
+                let Some(new_subject_ty) = new.type_by_name(subject_type) else {
+                    return false;
+                };
+                let wanted = match subject {
+                    AllowedSubject::Object(_) => Some(AllowedSubject::Object(new_subject_ty)),
+                    AllowedSubject::Wildcard(_) => Some(AllowedSubject::Wildcard(new_subject_ty)),
+                    AllowedSubject::Userset(_, m) => new
+                        .member_by_name(new_subject_ty, &old.member(m).name)
+                        .map(|nm| AllowedSubject::Userset(new_subject_ty, nm)),
+                };
+                wanted.is_some_and(|w| allowed.contains(&w))
+            });
+        if !fits {
+            let resource_id = index.interner(relation.owner).name(resource_idx);
+            let subject_text = match subject {
+                AllowedSubject::Wildcard(_) => format!("{subject_type}:*"),
+                AllowedSubject::Object(_) => format!(
+                    "{subject_type}:{}",
+                    index.interner(subject_ty).name(subject_idx)
+                ),
+                AllowedSubject::Userset(_, m) => format!(
+                    "{subject_type}:{}#{}",
+                    index.interner(subject_ty).name(subject_idx),
+                    old.member(m).name
+                ),
+            };
+            found.push(format!(
+                "`{resource_type}:{resource_id}#{}@{subject_text}`",
+                relation.name
+            ));
+            if found.len() == 5 {
+                break;
+            }
+        }
+    }
+    found
+}
+
+struct Expander<'a> {
+    schema: &'a CompiledSchema,
+    index: &'a Index,
+}
+
+impl Expander<'_> {
+    fn member(&self, member: MemberId, object_id: &str) -> ExpandNode {
+        let m = self.schema.member(member);
+        let object = ObjectRef::new(self.schema.definition(m.owner).name.clone(), object_id);
+        match &m.kind {
+            MemberKind::Relation(_) => ExpandNode {
+                kind: ExpandKind::Leaf(self.leaf(member, object_id)),
+                object,
+                relation: m.name.clone(),
+            },
+            MemberKind::Permission(expr) => self.expr(expr, &object, &m.name),
+        }
+    }
+
+    fn leaf(&self, relation: MemberId, object_id: &str) -> Vec<SubjectRef> {
+        let owner = self.schema.member(relation).owner;
+        let Some(resource) = self.index.interner(owner).get(object_id) else {
+            return Vec::new();
+        };
+        let mut subjects = Vec::new();
+        for kind in self.index.kinds(relation) {
+            let ty = kind.subject.type_id();
+            let type_name = &self.schema.definition(ty).name;
+            match kind.subject {
+                AllowedSubject::Wildcard(_) => {
+                    if kind.has_wildcard(resource.0) {
+                        subjects.push(SubjectRef::object(type_name.clone(), "*"));
+                    }
+                }
+                AllowedSubject::Object(_) | AllowedSubject::Userset(..) => {
+                    let relation = match kind.subject {
+                        AllowedSubject::Userset(_, m) => Some(self.schema.member(m).name.clone()),
+                        _ => None,
+                    };
+                    for idx in kind.forward(resource.0).into_iter().flatten() {
+                        subjects.push(SubjectRef {
+                            object: ObjectRef::new(
+                                type_name.clone(),
+                                self.index.interner(ty).name(idx),
+                            ),
+                            relation: relation.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        subjects.sort();
+        subjects
+    }
+
+    fn expr(&self, expr: &Expr, object: &ObjectRef, relation: &str) -> ExpandNode {
+        let node = |kind| ExpandNode {
+            object: object.clone(),
+            relation: relation.to_string(),
+            kind,
+        };
+        match expr {
+            Expr::Nil => node(ExpandKind::Leaf(Vec::new())),
+            Expr::Member(member) => self.member(*member, &object.object_id),
+            Expr::Union(..) => {
+                let mut children = Vec::new();
+                self.flatten(expr, object, relation, &mut children, true);
+                node(ExpandKind::Union(children))
+            }
+            Expr::Intersection(..) => {
+                let mut children = Vec::new();
+                self.flatten(expr, object, relation, &mut children, false);
+                node(ExpandKind::Intersection(children))
+            }
+            Expr::Exclusion(a, b) => node(ExpandKind::Exclusion(vec![
+                self.expr(a, object, relation),
+                self.expr(b, object, relation),
+            ])),
+            Expr::Arrow(arrow) => {
+                let mut children = Vec::new();
+                let owner = self.schema.member(arrow.tupleset).owner;
+                if let Some(resource) = self.index.interner(owner).get(&object.object_id) {
+                    for kind in self.index.kinds(arrow.tupleset) {
+                        let (AllowedSubject::Object(ty) | AllowedSubject::Userset(ty, _)) =
+                            kind.subject
+                        else {
+                            continue;
+                        };
+                        for (target_ty, target) in &arrow.targets {
+                            if *target_ty != ty {
+                                continue;
+                            }
+                            for parent in kind.forward(resource.0).into_iter().flatten() {
+                                children.push(
+                                    self.member(*target, self.index.interner(ty).name(parent)),
+                                );
+                            }
+                        }
+                    }
+                }
+                node(ExpandKind::Union(children))
+            }
+        }
+    }
+
+    /// Collects the operands of a chain of the same operator into one node's children.
+    fn flatten(
+        &self,
+        expr: &Expr,
+        object: &ObjectRef,
+        relation: &str,
+        out: &mut Vec<ExpandNode>,
+        union: bool,
+    ) {
+        match (expr, union) {
+            (Expr::Union(a, b), true) | (Expr::Intersection(a, b), false) => {
+                self.flatten(a, object, relation, out, union);
+                self.flatten(b, object, relation, out, union);
+            }
+            _ => out.push(self.expr(expr, object, relation)),
+        }
+    }
+}

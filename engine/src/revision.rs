@@ -1,0 +1,67 @@
+//! Revisions, their opaque tokens, and the consistency a read asks for.
+
+use crate::error::EngineError;
+
+/// The number of committed writes a state reflects; increases by one per write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Revision(pub u64);
+
+const TOKEN_PREFIX: &str = "pb1.";
+
+impl Revision {
+    /// The opaque token (`zedToken`) naming this revision.
+    pub fn token(self) -> String {
+        format!("{TOKEN_PREFIX}{}", self.0)
+    }
+
+    /// Reads a token made by [`Revision::token`].
+    pub fn from_token(token: &str) -> Result<Revision, EngineError> {
+        token
+            .strip_prefix(TOKEN_PREFIX)
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse().ok())
+            .map(Revision)
+            .ok_or_else(|| {
+                EngineError::InvalidToken(format!(
+                    "malformed revision token `{token}`: expected a token returned by this server"
+                ))
+            })
+    }
+}
+
+/// How fresh the data answering a read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Whatever the engine has; here always the newest committed revision.
+    #[default]
+    MinimizeLatency,
+    /// At least the revision of the token.
+    AtLeastAsFresh(Revision),
+    /// The newest committed revision.
+    FullyConsistent,
+    /// Exactly this revision; only honoured when it is the newest.
+    AtExactSnapshot(Revision),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_refuse_garbage() {
+        assert_eq!(
+            Revision::from_token(&Revision(42).token()).unwrap(),
+            Revision(42)
+        );
+        for bad in [
+            "",
+            "pb1.",
+            "pb1.x",
+            "42",
+            "pb1.-1",
+            "pb1.99999999999999999999999",
+        ] {
+            assert!(Revision::from_token(bad).is_err(), "{bad}");
+        }
+    }
+}

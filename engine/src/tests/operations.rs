@@ -1,0 +1,474 @@
+//! Write, read, delete, watch, schema and persistence behaviour of [`Engine`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::{
+    Consistency, Engine, EngineError, ExpandKind, ObjectRef, Operation, Page, Precondition,
+    PreconditionKind, RelationshipFilter, Revision, SubjectFilter, SubjectRef, Tuple, Update,
+};
+
+const SCHEMA: &str = "
+definition user {}
+definition workspace {
+    relation admin: user
+    relation member: user
+}
+definition group {
+    relation workspace: workspace
+    relation member: user
+}
+definition connection {
+    relation workspace: workspace
+    relation owner: user
+    relation grantee: user | group#member | user:*
+    relation banned: user
+    permission use = (owner + grantee + workspace->admin) - banned
+}
+";
+
+fn engine() -> Engine {
+    let engine = Engine::in_memory().unwrap();
+    engine.write_schema(SCHEMA).unwrap();
+    engine
+}
+
+fn update(operation: Operation, text: &str) -> Update {
+    Update {
+        operation,
+        tuple: Tuple::parse(text).unwrap(),
+    }
+}
+
+fn touch(engine: &Engine, texts: &[&str]) -> Revision {
+    let updates: Vec<Update> = texts.iter().map(|t| update(Operation::Touch, t)).collect();
+    engine.write(&updates, &[]).unwrap()
+}
+
+#[track_caller]
+fn check(engine: &Engine, query: &str, expected: bool) {
+    let q = Tuple::parse(query).unwrap();
+    let (allowed, _) = engine
+        .check(
+            Consistency::FullyConsistent,
+            &q.resource,
+            &q.relation,
+            &q.subject,
+        )
+        .unwrap();
+    assert_eq!(allowed, expected, "{query}");
+}
+
+#[test]
+fn groups_arrows_wildcards_and_exclusions() {
+    let engine = engine();
+    touch(
+        &engine,
+        &[
+            "group:eng#member@user:alice",
+            "connection:c1#grantee@group:eng#member",
+            "connection:c1#workspace@workspace:w1",
+            "workspace:w1#admin@user:root",
+            "connection:c2#grantee@user:*",
+            "connection:c2#banned@user:mallory",
+        ],
+    );
+    check(&engine, "connection:c1#use@user:alice", true);
+    check(&engine, "connection:c1#use@user:root", true);
+    check(&engine, "connection:c1#use@user:bob", false);
+    check(&engine, "connection:c2#use@user:anyone", true);
+    check(&engine, "connection:c2#use@user:mallory", false);
+    check(&engine, "connection:c1#grantee@group:eng#member", true);
+
+    let found = engine
+        .lookup_subjects(
+            Consistency::FullyConsistent,
+            &ObjectRef::new("connection", "c2"),
+            "use",
+            "user",
+            None,
+            Page::default(),
+        )
+        .unwrap();
+    assert_eq!(found.subjects.len(), 1);
+    assert_eq!(found.subjects[0].id, "*");
+    assert_eq!(found.subjects[0].excluded, vec!["mallory".to_string()]);
+
+    let (tree, _) = engine
+        .expand(
+            Consistency::FullyConsistent,
+            &ObjectRef::new("connection", "c1"),
+            "use",
+        )
+        .unwrap();
+    let ExpandKind::Exclusion(children) = &tree.kind else {
+        panic!("expected an exclusion at the root: {tree:?}")
+    };
+    let ExpandKind::Union(union) = &children[0].kind else {
+        panic!("expected a union: {tree:?}")
+    };
+    assert_eq!(union.len(), 3);
+    assert_eq!(
+        union[1].kind,
+        ExpandKind::Leaf(vec![SubjectRef::parse("group:eng#member").unwrap()])
+    );
+}
+
+#[test]
+fn writes_are_validated_and_all_or_nothing() {
+    let engine = engine();
+    let before = engine.revision();
+    for (text, wanted) in [
+        ("nope:x#member@user:a", "object type `nope`"),
+        ("group:g#nope@user:a", "no relation named `nope`"),
+        ("connection:c#use@user:a", "is a permission"),
+        ("group:g#member@group:x#member", "not allowed"),
+        ("group:g#member@user:*", "not allowed"),
+    ] {
+        let err = engine
+            .write(
+                &[
+                    update(Operation::Touch, "group:ok#member@user:a"),
+                    update(Operation::Touch, text),
+                ],
+                &[],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains(wanted), "{text}: {err}");
+    }
+    assert_eq!(engine.revision(), before);
+    assert_eq!(engine.relationship_count(), 0);
+
+    touch(&engine, &["group:g#member@user:a"]);
+    let err = engine
+        .write(
+            &[
+                update(Operation::Create, "group:g#member@user:b"),
+                update(Operation::Create, "group:g#member@user:a"),
+            ],
+            &[],
+        )
+        .unwrap_err();
+    assert!(matches!(err, EngineError::AlreadyExists(_)), "{err}");
+    check(&engine, "group:g#member@user:b", false);
+
+    let dup = engine
+        .write(
+            &[
+                update(Operation::Touch, "group:g#member@user:c"),
+                update(Operation::Delete, "group:g#member@user:c"),
+            ],
+            &[],
+        )
+        .unwrap_err();
+    assert!(dup.to_string().contains("more than once"), "{dup}");
+}
+
+#[test]
+fn preconditions_guard_the_batch() {
+    let engine = engine();
+    touch(&engine, &["group:g#member@user:a"]);
+    let filter = RelationshipFilter {
+        resource_type: Some("group".into()),
+        resource_id: Some("g".into()),
+        ..Default::default()
+    };
+    let must_not = Precondition {
+        kind: PreconditionKind::MustNotMatch,
+        filter: filter.clone(),
+    };
+    let err = engine
+        .write(
+            &[update(Operation::Touch, "group:h#member@user:a")],
+            &[must_not],
+        )
+        .unwrap_err();
+    assert!(matches!(err, EngineError::FailedPrecondition(_)));
+    check(&engine, "group:h#member@user:a", false);
+    let must = Precondition {
+        kind: PreconditionKind::MustMatch,
+        filter,
+    };
+    engine
+        .write(
+            &[update(Operation::Touch, "group:h#member@user:a")],
+            &[must],
+        )
+        .unwrap();
+    check(&engine, "group:h#member@user:a", true);
+}
+
+#[test]
+fn delete_by_filter_with_limit_and_subject_everywhere() {
+    let engine = engine();
+    touch(
+        &engine,
+        &[
+            "group:g1#member@user:a",
+            "group:g2#member@user:a",
+            "group:g2#member@user:b",
+            "connection:c#grantee@user:a",
+            "connection:c#grantee@group:g1#member",
+        ],
+    );
+    let by_subject = RelationshipFilter {
+        subject: Some(SubjectFilter {
+            subject_type: "user".into(),
+            subject_id: Some("a".into()),
+            relation: None,
+        }),
+        ..Default::default()
+    };
+    let refused = engine.delete(&by_subject, &[], Some(2), false).unwrap_err();
+    assert!(matches!(refused, EngineError::FailedPrecondition(_)));
+    assert_eq!(engine.relationship_count(), 5);
+    let partial = engine.delete(&by_subject, &[], Some(2), true).unwrap();
+    assert_eq!((partial.deleted, partial.complete), (2, false));
+    let rest = engine
+        .delete_subject(&SubjectRef::object("user", "a"))
+        .unwrap();
+    assert_eq!((rest.deleted, rest.complete), (1, true));
+    check(&engine, "connection:c#use@user:a", false);
+    check(&engine, "connection:c#use@user:b", false);
+    let groups = engine
+        .delete_subject(&SubjectRef::parse("group:g1#member").unwrap())
+        .unwrap();
+    assert_eq!(groups.deleted, 1);
+    assert_eq!(engine.relationship_count(), 1);
+    assert!(engine
+        .delete(&RelationshipFilter::default(), &[], None, false)
+        .is_err());
+}
+
+#[test]
+fn read_and_lookups_paginate_in_stable_order() {
+    let engine = engine();
+    let texts: Vec<String> = (0..250)
+        .map(|i| format!("connection:c{i:03}#grantee@user:u{}", i % 7))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    touch(&engine, &refs);
+    let filter = RelationshipFilter {
+        resource_type: Some("connection".into()),
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    let mut after: Option<Tuple> = None;
+    loop {
+        let (_, page) = engine
+            .read(Consistency::FullyConsistent, &filter, after.as_ref(), 40)
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().cloned();
+        seen.extend(page.into_iter().map(|t| t.to_string()));
+    }
+    let mut sorted = texts.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted);
+
+    let subject = SubjectRef::object("user", "u3");
+    let all = engine
+        .lookup_resources(
+            Consistency::FullyConsistent,
+            "connection",
+            "use",
+            &subject,
+            Page::default(),
+        )
+        .unwrap()
+        .ids;
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = engine
+            .lookup_resources(
+                Consistency::FullyConsistent,
+                "connection",
+                "use",
+                &subject,
+                Page {
+                    after: cursor.as_deref(),
+                    limit: Some(6),
+                },
+            )
+            .unwrap()
+            .ids;
+        if page.is_empty() {
+            break;
+        }
+        cursor = page.last().cloned();
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    assert_eq!(all.len(), 36);
+    assert!(all.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn watch_lists_every_change_in_commit_order() {
+    let engine = engine();
+    let start = engine.revision();
+    let r1 = touch(&engine, &["group:g#member@user:a", "group:g#member@user:b"]);
+    let r2 = engine
+        .write(&[update(Operation::Delete, "group:g#member@user:a")], &[])
+        .unwrap();
+    let sets = engine.changes_after(start, 100).unwrap();
+    assert_eq!(
+        sets.iter().map(|s| s.revision).collect::<Vec<_>>(),
+        vec![r1, r2]
+    );
+    assert_eq!(sets[0].changes.len(), 2);
+    assert_eq!(sets[1].changes[0].operation, Operation::Delete);
+    assert!(engine.changes_after(Revision(r2.0 + 5), 10).is_err());
+}
+
+#[test]
+fn consistency_tokens_are_checked() {
+    let engine = engine();
+    let r = touch(&engine, &["group:g#member@user:a"]);
+    let resource = ObjectRef::new("group", "g");
+    let subject = SubjectRef::object("user", "a");
+    assert!(
+        engine
+            .check(
+                Consistency::AtLeastAsFresh(r),
+                &resource,
+                "member",
+                &subject
+            )
+            .unwrap()
+            .0
+    );
+    let future = Consistency::AtLeastAsFresh(Revision(r.0 + 1));
+    assert!(matches!(
+        engine.check(future, &resource, "member", &subject),
+        Err(EngineError::InvalidToken(_))
+    ));
+    assert!(engine
+        .check(
+            Consistency::AtExactSnapshot(r),
+            &resource,
+            "member",
+            &subject
+        )
+        .is_ok());
+}
+
+#[test]
+fn schema_changes_that_would_orphan_relationships_are_refused() {
+    let engine = engine();
+    touch(
+        &engine,
+        &[
+            "connection:c#grantee@group:g#member",
+            "group:g#member@user:a",
+        ],
+    );
+    let without_userset = SCHEMA.replace("user | group#member | user:*", "user | user:*");
+    let err = engine.write_schema(&without_userset).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("connection:c#grantee@group:g#member"),
+        "{err}"
+    );
+    let bad = engine.write_schema("definition user {").unwrap_err();
+    assert!(matches!(bad, EngineError::Schema(_)));
+    let extended = format!("{SCHEMA}\ndefinition workbook {{\n relation viewer: user\n}}\n");
+    engine.write_schema(&extended).unwrap();
+    check(&engine, "group:g#member@user:a", true);
+    assert_eq!(
+        engine.read_schema(Consistency::FullyConsistent).unwrap().0,
+        extended
+    );
+}
+
+#[test]
+fn everything_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let r;
+    {
+        let engine = Engine::open(&path).unwrap();
+        engine.write_schema(SCHEMA).unwrap();
+        touch(
+            &engine,
+            &[
+                "group:g#member@user:a",
+                "connection:c#grantee@group:g#member",
+            ],
+        );
+        r = engine
+            .write(
+                &[
+                    update(Operation::Delete, "group:g#member@user:a"),
+                    update(Operation::Touch, "group:g#member@user:b"),
+                ],
+                &[],
+            )
+            .unwrap();
+    }
+    let engine = Engine::open(&path).unwrap();
+    assert_eq!(engine.revision(), r);
+    assert_eq!(engine.relationship_count(), 2);
+    check(&engine, "connection:c#use@user:b", true);
+    check(&engine, "connection:c#use@user:a", false);
+    let next = touch(&engine, &["group:g#member@user:z"]);
+    assert_eq!(next, Revision(r.0 + 1));
+    assert_eq!(
+        engine.changes_after(Revision(0), 100).unwrap().len() as u64,
+        next.0
+    );
+}
+
+/// Writers move a grant between two groups in one batch; a torn read would see the user
+/// in both groups or in neither.
+#[test]
+fn readers_never_see_part_of_a_batch() {
+    let engine = Arc::new(engine());
+    touch(&engine, &["group:a#member@user:x"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let engine = engine.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut in_a = true;
+            let mut moves = 0;
+            while !stop.load(Ordering::Relaxed) || moves < 200 {
+                let (from, to) = if in_a { ("a", "b") } else { ("b", "a") };
+                engine
+                    .write(
+                        &[
+                            update(Operation::Delete, &format!("group:{from}#member@user:x")),
+                            update(Operation::Touch, &format!("group:{to}#member@user:x")),
+                        ],
+                        &[],
+                    )
+                    .unwrap();
+                in_a = !in_a;
+                moves += 1;
+            }
+            moves
+        })
+    };
+    let items: Vec<crate::CheckRequest> = ["a", "b"]
+        .iter()
+        .map(|g| crate::CheckRequest {
+            resource: ObjectRef::new("group", *g),
+            permission: "member".into(),
+            subject: SubjectRef::object("user", "x"),
+        })
+        .collect();
+    let mut reads = 0;
+    for _ in 0..20_000 {
+        let (_, answers) = engine
+            .check_bulk(Consistency::FullyConsistent, &items)
+            .unwrap();
+        let in_groups = answers.iter().filter(|a| *a.as_ref().unwrap()).count();
+        assert_eq!(in_groups, 1, "torn read after {reads} reads");
+        reads += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(writer.join().unwrap() >= 200);
+}

@@ -1,0 +1,1 @@
+//! Pemba's HTTP API (to be built).
