@@ -1,7 +1,7 @@
 //! Compiler: resolves the names of an [`ast::Schema`] and validates it, producing a
 //! [`CompiledSchema`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Range;
 
 use crate::ast::{self, BinOp, SubjectSuffix};
@@ -9,7 +9,7 @@ use crate::compiled::{
     AllowedSubject, Arrow, CompiledSchema, Definition, Expr, Member, MemberId, MemberKind, TypeId,
 };
 use crate::cycles::find_cycles;
-use crate::error::{line_col, ErrorKind, SchemaError};
+use crate::error::{ErrorKind, LineIndex, SchemaError};
 use crate::names::{is_valid_member_name, is_valid_type_name};
 
 /// Compiles `schema`, pushing every error found onto `errors`. The result is meaningful
@@ -21,6 +21,7 @@ pub(crate) fn compile_ast(
 ) -> CompiledSchema {
     let mut compiler = Compiler {
         source,
+        lines: LineIndex::new(source),
         errors,
         type_by_name: HashMap::new(),
         definitions: Vec::new(),
@@ -55,6 +56,7 @@ struct MemberInfo<'a> {
 
 struct Compiler<'a, 'e> {
     source: &'a str,
+    lines: LineIndex<'a>,
     errors: &'e mut Vec<SchemaError>,
     type_by_name: HashMap<&'a str, TypeId>,
     definitions: Vec<DefinitionInfo<'a>>,
@@ -74,7 +76,7 @@ impl<'a> Compiler<'a, '_> {
     }
 
     fn line(&self, offset: usize) -> usize {
-        line_col(self.source, offset).0
+        self.lines.line_col(offset).0
     }
 
     fn def(&self, ty: TypeId) -> Option<&DefinitionInfo<'a>> {
@@ -249,19 +251,20 @@ impl<'a> Compiler<'a, '_> {
     /// relations of its own userset subject types (SpiceDB: wildcard relations cannot be
     /// included transitively). `T#p` naming a permission is fine.
     fn check_wildcard_usersets(&mut self, allowed: &Allowed) {
+        let reach = wildcard_reach(allowed);
         let mut found = Vec::new();
         for subjects in allowed.iter().flatten() {
             for (subject, span) in subjects {
                 let AllowedSubject::Userset(ty, member) = *subject else {
                     continue;
                 };
-                if let Some((via, wildcard)) = self.wildcard_through(allowed, member) {
+                if let Some(Some((via, wildcard))) = reach.get(member.0 as usize) {
                     let subject = format!("{}#{}", self.type_name(ty), self.member_name(member));
                     found.push((
                         ErrorKind::WildcardUserset {
                             subject,
-                            via: self.qualified(via),
-                            wildcard: format!("{}:*", self.type_name(wildcard)),
+                            via: self.qualified(*via),
+                            wildcard: format!("{}:*", self.type_name(*wildcard)),
                         },
                         span.clone(),
                     ));
@@ -271,32 +274,6 @@ impl<'a> Compiler<'a, '_> {
         for (kind, span) in found {
             self.error(kind, span);
         }
-    }
-
-    /// The first relation reachable from relation `start` through userset subject types
-    /// naming relations that allows a wildcard, with the wildcard's type.
-    fn wildcard_through(&self, allowed: &Allowed, start: MemberId) -> Option<(MemberId, TypeId)> {
-        let mut stack = vec![start];
-        let mut visited = HashSet::new();
-        while let Some(id) = stack.pop() {
-            if !visited.insert(id) {
-                continue;
-            }
-            let Some(Some(subjects)) = allowed.get(id.0 as usize) else {
-                continue;
-            };
-            for (subject, _) in subjects {
-                if let AllowedSubject::Wildcard(ty) = subject {
-                    return Some((id, *ty));
-                }
-            }
-            for (subject, _) in subjects.iter().rev() {
-                if let AllowedSubject::Userset(_, member) = subject {
-                    stack.push(*member);
-                }
-            }
-        }
-        None
     }
 
     fn resolve_permissions(&mut self, allowed: &Allowed) -> Exprs {
@@ -513,4 +490,43 @@ impl<'a> Compiler<'a, '_> {
             members,
         }
     }
+}
+
+/// For each relation, a relation allowing a wildcard that it includes (itself, or one
+/// reached through userset subject types naming relations), with the wildcard's type.
+/// Permissions stop the search: `T#p` may reach a wildcard. Linear: a breadth-first
+/// search backwards from every relation allowing a wildcard.
+fn wildcard_reach(allowed: &Allowed) -> Vec<Option<(MemberId, TypeId)>> {
+    let n = allowed.len();
+    let mut reach: Vec<Option<(MemberId, TypeId)>> = vec![None; n];
+    let mut included_by: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut queue = VecDeque::new();
+    for (index, subjects) in allowed.iter().enumerate() {
+        for (subject, _) in subjects.iter().flatten() {
+            match *subject {
+                AllowedSubject::Wildcard(ty) => {
+                    if let Some(slot @ None) = reach.get_mut(index) {
+                        *slot = Some((MemberId(index as u32), ty));
+                        queue.push_back(index);
+                    }
+                }
+                AllowedSubject::Userset(_, member) => {
+                    if let Some(list) = included_by.get_mut(member.0 as usize) {
+                        list.push(index);
+                    }
+                }
+                AllowedSubject::Object(_) => {}
+            }
+        }
+    }
+    while let Some(member) = queue.pop_front() {
+        let found = reach.get(member).copied().flatten();
+        for &includer in included_by.get(member).map_or(&[][..], |v| v.as_slice()) {
+            if let Some(slot @ None) = reach.get_mut(includer) {
+                *slot = found;
+                queue.push_back(includer);
+            }
+        }
+    }
+    reach
 }

@@ -323,21 +323,14 @@ impl SchemaErrors {
     /// the errors came from.
     pub fn render(&self, file_name: &str, source: &str) -> String {
         let mut out = String::new();
+        let index = LineIndex::new(source);
         for error in &self.errors {
-            let (line, column) = line_col(source, error.span.start);
+            let (line, column) = index.line_col(error.span.start);
             out.push_str(&format!(
                 "{file_name}:{line}:{column}: error: {}\n",
                 error.kind
             ));
-            let line_start = source
-                .get(..error.span.start.min(source.len()))
-                .and_then(|before| before.rfind('\n'))
-                .map_or(0, |i| i + 1);
-            let line_text = source
-                .get(line_start..)
-                .and_then(|rest| rest.split('\n').next())
-                .unwrap_or("")
-                .trim_end_matches('\r');
+            let (line_text, line_start) = index.line_text(error.span.start);
             let gutter = line.to_string();
             let pad = " ".repeat(gutter.len());
             out.push_str(&format!("{gutter} | {line_text}\n"));
@@ -390,13 +383,57 @@ impl<'a> IntoIterator for &'a SchemaErrors {
 
 /// 1-based line and column (in characters) of byte `offset` in `source`.
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(source.len());
-    while !source.is_char_boundary(offset) {
-        offset -= 1;
+    LineIndex::new(source).line_col(offset)
+}
+
+/// Start offsets of the lines of a text, for line and column look-ups in `O(log n)`.
+pub(crate) struct LineIndex<'a> {
+    source: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub(crate) fn new(source: &'a str) -> LineIndex<'a> {
+        let mut starts = vec![0];
+        starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { source, starts }
     }
-    let before = source.get(..offset).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-    (line, column)
+
+    /// Byte offset where the line holding `offset` starts.
+    fn line_start(&self, offset: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|&start| start <= offset);
+        let start = self
+            .starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
+        (line.max(1), start)
+    }
+
+    /// 1-based line and column (in characters) of byte `offset`.
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.source.len());
+        while !self.source.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let (line, start) = self.line_start(offset);
+        let column = self
+            .source
+            .get(start..offset)
+            .map_or(0, |s| s.chars().count())
+            + 1;
+        (line, column)
+    }
+
+    /// The text of the line holding `offset` (without its line break) and its start.
+    fn line_text(&self, offset: usize) -> (&'a str, usize) {
+        let (_, start) = self.line_start(offset.min(self.source.len()));
+        let text = self
+            .source
+            .get(start..)
+            .and_then(|rest| rest.split('\n').next())
+            .unwrap_or("")
+            .trim_end_matches('\r');
+        (text, start)
+    }
 }

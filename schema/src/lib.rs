@@ -50,8 +50,9 @@ pub fn compile(source: &str) -> Result<CompiledSchema, SchemaErrors> {
     if errors.is_empty() {
         return Ok(compiled);
     }
+    let index = error::LineIndex::new(source);
     for error in &mut errors {
-        let (line, column) = line_col(source, error.span.start);
+        let (line, column) = index.line_col(error.span.start);
         error.line = line;
         error.column = column;
     }

@@ -284,6 +284,20 @@ fn deep_nesting_is_refused_without_overflow() {
         .map(|i| format!("definition ty{i} {{\n relation rel: ty{}#rel\n}}\n", i + 1))
         .collect();
     let _ = pemba_schema::compile(&many);
+    // One long cycle through 5000 definitions: found, reported once, no overflow.
+    let ring: String = (0..5000)
+        .map(|i| {
+            format!(
+                "definition ty{i} {{\n relation rel: ty{}#rel\n}}\n",
+                (i + 1) % 5000
+            )
+        })
+        .collect();
+    let errors = pemba_schema::compile(&ring).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert!(errors
+        .to_string()
+        .contains("`ty0#rel -> ty1#rel -> ty2#rel"));
 }
 
 #[test]
