@@ -180,6 +180,16 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Skips the rest of a refused one-line directive (`use`, `import`): up to the end of
+    /// the statement or the next top-level item, whichever comes first.
+    fn skip_directive(&mut self) {
+        while !matches!(self.kind(), TokenKind::Semi | TokenKind::Eof)
+            && !self.at_top_level_keyword()
+        {
+            self.bump();
+        }
+    }
+
     /// Skips to the next top-level item (`definition`, `caveat`, `use`) or end of file.
     fn skip_to_item(&mut self) {
         loop {
@@ -241,11 +251,11 @@ impl<'a> Parser<'a> {
             } else if self.at_keyword("use") {
                 self.unsupported("`use` directives", token.span.clone());
                 self.bump();
-                self.skip_statement();
+                self.skip_directive();
             } else if self.at_keyword("import") {
                 self.unsupported("`import` statements", token.span.clone());
                 self.bump();
-                self.skip_statement();
+                self.skip_directive();
             } else if self.at_keyword("partial") {
                 self.unsupported("partials (`partial`)", token.span.clone());
                 self.bump();
