@@ -27,11 +27,51 @@ enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Generate a deterministic user-groups workload (schema, relationships, expected
+    /// checks and lookups) for benchmarks and the load generator.
+    Workload {
+        /// Workload size: xs ≈ 1.5k, s ≈ 60k, m ≈ 1.4M, l ≈ 14M relationships.
+        #[arg(long, value_enum)]
+        size: pemba::workload::Size,
+        /// Seed of the generator: the same seed and size give the same files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Directory to write `schema.zed`, `tuples.txt`, `checks.txt` and `lookups.txt` into.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { files } => validate::run(&files),
+        Command::Workload { size, seed, out } => workload(size, seed, &out),
+    }
+}
+
+fn workload(size: pemba::workload::Size, seed: u64, out: &std::path::Path) -> ExitCode {
+    let workspaces = size.workspaces() as u64;
+    let bar = indicatif::ProgressBar::new(workspaces).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} workspaces, {per_sec}, eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("generating {size}"));
+    if size == pemba::workload::Size::Xs || size == pemba::workload::Size::S {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let model = pemba::workload::generate(size, seed, |done| bar.set_position(done as u64));
+    bar.finish_and_clear();
+    match pemba::workload::write_files(&model, seed, out) {
+        Ok(count) => {
+            println!("wrote {count} relationships to {}", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: cannot write the workload to `{}`: {error}", out.display());
+            ExitCode::FAILURE
+        }
     }
 }

@@ -79,40 +79,43 @@ pub fn validate_schema_file(name: &str, text: &str) -> bool {
 }
 
 /// Checks a SpiceDB validation file (`schema`, `relationships`, `assertions`,
-/// `validation` keys).
+/// `validation` keys): compiles the schema, type-checks every relationship against it as a
+/// write would, loads them into an in-memory engine and evaluates every assertion and
+/// `validation` entry. Each failure is printed with its line in the file.
 ///
-/// For now this compiles the `schema` key only. Error positions are given within the
-/// schema text (line 1 is the schema's first line), not within the YAML file: YAML block
-/// styles (folded `>-` in particular) do not keep a simple line mapping. Checking
-/// relationships and evaluating assertions comes with the engine.
+/// Schema error positions are given within the schema text (line 1 is the schema's first
+/// line), not within the YAML file: YAML block styles (folded `>-` in particular) do not
+/// keep a simple line mapping.
 pub fn validate_yaml_file(name: &str, text: &str) -> bool {
-    let yaml: serde_yaml_ng::Value = match serde_yaml_ng::from_str(text) {
-        Ok(value) => value,
-        Err(e) => {
-            eprintln!("{name}: error: not valid YAML: {e}");
+    let file = match pemba_engine::validation_file::parse(text) {
+        Ok(file) => file,
+        Err(message) => {
+            eprintln!("{name}: error: {message}");
             return false;
         }
     };
-    let Some(schema) = yaml.get("schema") else {
-        eprintln!(
-            "{name}: error: expected a validation file with a `schema` key (and optionally \
-             `relationships`, `assertions`, `validation`), found none"
-        );
-        return false;
+    let outcome = match pemba_engine::validation_file::run(&file, text) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            eprintln!("{name}: error: {error}");
+            return false;
+        }
     };
-    let Some(schema) = schema.as_str() else {
-        eprintln!("{name}: error: expected the `schema` key to hold text, found something else");
-        return false;
-    };
-    let schema_name = format!("{name} (schema)");
-    let ok = validate_schema_file(&schema_name, schema);
-    if !ok {
+    if let Some(errors) = &outcome.schema_errors {
+        eprint!("{}", errors.render(&format!("{name} (schema)"), &file.schema));
         eprintln!(
             "{name}: note: positions are lines and columns within the `schema` text, not \
              within the YAML file"
         );
+        return false;
     }
-    ok
+    for failure in &outcome.failures {
+        match failure.line {
+            Some(line) => eprintln!("{name}:{line}: error: {}", failure.message),
+            None => eprintln!("{name}: error: {}", failure.message),
+        }
+    }
+    outcome.passed()
 }
 
 #[cfg(test)]
@@ -141,6 +144,23 @@ mod tests {
         assert!(!validate_yaml_file("none.yaml", "relationships: ''\n"));
         assert!(!validate_yaml_file("list.yaml", "- 1\n- 2\n"));
         assert!(!validate_yaml_file("broken.yaml", "schema: [\n"));
+    }
+
+    #[test]
+    fn yaml_relationships_and_assertions() {
+        let file = |rels: &str, asserts: &str| {
+            format!(
+                "schema: |\n  definition user {{}}\n  definition doc {{\n    relation viewer: user\n    permission view = viewer\n  }}\nrelationships: |\n  {rels}\nassertions:\n  {asserts}\n"
+            )
+        };
+        let ok = file("doc:d#viewer@user:a", "assertTrue:\n    - doc:d#view@user:a\n  assertFalse:\n    - doc:d#view@user:b");
+        assert!(validate_yaml_file("ok.yaml", &ok));
+        let wrong = file("doc:d#viewer@user:a", "assertTrue:\n    - doc:d#view@user:b");
+        assert!(!validate_yaml_file("wrong.yaml", &wrong));
+        let bad_relation = file("doc:d#view@user:a", "assertTrue: []");
+        assert!(!validate_yaml_file("permission.yaml", &bad_relation));
+        let unknown = file("doc:d#viewer@robot:a", "assertTrue: []");
+        assert!(!validate_yaml_file("unknown.yaml", &unknown));
     }
 
     #[test]
