@@ -13,7 +13,7 @@ use crate::filter::RelationshipFilter;
 use crate::index::{Index, SubjectRel};
 use crate::revision::{Consistency, Revision};
 use crate::store::{
-    ChangeSet, Deleted, Operation, Precondition, RawTuple, RedbStore, Store, Update,
+    ChangeSet, Deleted, Operation, Precondition, RawTuple, RedbStore, Store, Transaction, Update,
 };
 use crate::tuple::{ObjectRef, SubjectRef, Tuple};
 
@@ -273,9 +273,19 @@ impl Engine {
         updates: &[Update],
         preconditions: &[Precondition],
     ) -> Result<Revision, EngineError> {
+        self.transact(&Transaction {
+            updates: updates.to_vec(),
+            preconditions: preconditions.to_vec(),
+            ..Transaction::default()
+        })
+    }
+
+    /// Commits a [`Transaction`]: relationship preconditions, metadata conditions, deletes
+    /// by filter, updates and metadata writes, all or nothing.
+    pub fn transact(&self, transaction: &Transaction) -> Result<Revision, EngineError> {
         let schema = self.schema().ok_or(EngineError::NoSchema)?;
-        let mut seen = HashSet::with_capacity(updates.len());
-        for update in updates {
+        let mut seen = HashSet::with_capacity(transaction.updates.len());
+        for update in &transaction.updates {
             validate_tuple(&schema.compiled, &update.tuple)?;
             if !seen.insert(&update.tuple) {
                 return Err(invalid(format!(
@@ -284,13 +294,26 @@ impl Engine {
                 )));
             }
         }
-        for precondition in preconditions {
+        for precondition in &transaction.preconditions {
             validate_filter(&schema.compiled, &precondition.filter, false)?;
         }
+        for filter in &transaction.delete_filters {
+            validate_filter(&schema.compiled, filter, true)?;
+        }
         let _writer = self.writer.lock();
-        let committed = self.store.commit(updates, preconditions)?;
+        let committed = self.store.commit(transaction)?;
         self.apply(&committed);
         Ok(committed.revision)
+    }
+
+    /// The application metadata value of `key` (newest committed state).
+    pub fn metadata(&self, key: &str) -> Result<Option<String>, EngineError> {
+        self.store.metadata(key)
+    }
+
+    /// Every application metadata entry whose key starts with `prefix`, in key order.
+    pub fn metadata_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, EngineError> {
+        self.store.metadata_with_prefix(prefix)
     }
 
     /// Deletes every relationship `filter` selects (at most `limit`), atomically.

@@ -42,7 +42,8 @@ pub use error::{EngineError, StorageError};
 pub use filter::{RelationshipFilter, SubjectFilter};
 pub use revision::{Consistency, Revision};
 pub use store::{
-    Change, ChangeSet, Operation, Precondition, PreconditionKind, RedbStore, Store, Update,
+    Change, ChangeSet, MetadataCondition, MetadataWrite, Operation, Precondition, PreconditionKind,
+    RedbStore, Store, Transaction, Update,
 };
 pub use tuple::{parse_tuples, ObjectRef, SubjectRef, SyntaxError, Tuple};
 

@@ -51,6 +51,44 @@ pub struct Precondition {
     pub filter: RelationshipFilter,
 }
 
+/// Application metadata must hold this value (`None`: be absent) for a transaction to commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetadataCondition {
+    /// Metadata key.
+    pub key: String,
+    /// The value required, or `None` for "no such key".
+    pub expected: Option<String>,
+}
+
+/// Sets (`Some`) or removes (`None`) one application metadata entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetadataWrite {
+    /// Metadata key.
+    pub key: String,
+    /// New value, or `None` to remove the key.
+    pub value: Option<String>,
+}
+
+/// One atomic, durable unit of work: everything applies or nothing does.
+///
+/// Applied in this order: `preconditions` and `metadata_conditions` are checked, then every
+/// relationship matching a `delete_filters` entry is deleted, then `updates` apply, then
+/// `metadata` is written. Application metadata (names and descriptions of groups, say)
+/// lives beside the relationships so that both change in one transaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transaction {
+    /// Relationship preconditions.
+    pub preconditions: Vec<Precondition>,
+    /// Metadata compare conditions.
+    pub metadata_conditions: Vec<MetadataCondition>,
+    /// Delete everything each filter selects.
+    pub delete_filters: Vec<RelationshipFilter>,
+    /// Relationship updates.
+    pub updates: Vec<Update>,
+    /// Metadata writes.
+    pub metadata: Vec<MetadataWrite>,
+}
+
 /// One change as committed (the watch and change log unit).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
@@ -115,12 +153,12 @@ pub trait Store: Send + Sync {
     fn head(&self) -> Result<Head, EngineError>;
     /// Visits every relationship of one consistent snapshot; returns its revision.
     fn scan_all(&self, visit: &mut dyn FnMut(RawTuple<'_>)) -> Result<Revision, EngineError>;
-    /// Checks preconditions, applies updates, logs the changes.
-    fn commit(
-        &self,
-        updates: &[Update],
-        preconditions: &[Precondition],
-    ) -> Result<ChangeSet, EngineError>;
+    /// Checks conditions, applies the transaction, logs the relationship changes.
+    fn commit(&self, transaction: &Transaction) -> Result<ChangeSet, EngineError>;
+    /// The metadata value of `key`.
+    fn metadata(&self, key: &str) -> Result<Option<String>, EngineError>;
+    /// Every metadata entry whose key starts with `prefix`, in key order.
+    fn metadata_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, EngineError>;
     /// Deletes what `filter` selects (at most `limit`; with more left, fails unless `allow_partial`).
     fn delete_matching(
         &self,
@@ -147,6 +185,7 @@ const BY_SUBJECT: TableDefinition<&[u8], ()> = TableDefinition::new("relationshi
 const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog");
 const SCHEMAS: TableDefinition<u64, &str> = TableDefinition::new("schemas");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const APP_METADATA: TableDefinition<&str, &str> = TableDefinition::new("app_metadata");
 
 const META_REVISION: &str = "revision";
 const META_COUNT: &str = "relationships";
@@ -184,6 +223,7 @@ impl RedbStore {
             txn.open_table(BY_SUBJECT)?;
             txn.open_table(CHANGELOG)?;
             txn.open_table(SCHEMAS)?;
+            txn.open_table(APP_METADATA)?;
             let mut meta = txn.open_table(META)?;
             let format = meta.get(META_FORMAT)?.map(|v| v.value());
             match format {
@@ -493,11 +533,7 @@ impl Store for RedbStore {
         Ok(revision)
     }
 
-    fn commit(
-        &self,
-        updates: &[Update],
-        preconditions: &[Precondition],
-    ) -> Result<ChangeSet, EngineError> {
+    fn commit(&self, transaction: &Transaction) -> Result<ChangeSet, EngineError> {
         let txn = self.db.begin_write()?;
         let (revision, changes) = {
             let mut tables: Tables<'_> = (
@@ -505,10 +541,49 @@ impl Store for RedbStore {
                 txn.open_table(BY_SUBJECT)?,
                 txn.open_table(META)?,
             );
-            check_preconditions(&tables, preconditions)?;
-            let mut changes = Vec::with_capacity(updates.len());
+            let mut app = txn.open_table(APP_METADATA)?;
+            check_preconditions(&tables, &transaction.preconditions)?;
+            for condition in &transaction.metadata_conditions {
+                let actual = app
+                    .get(condition.key.as_str())?
+                    .map(|v| v.value().to_string());
+                if actual != condition.expected {
+                    return Err(EngineError::FailedPrecondition(format!(
+                        "metadata `{}` changed concurrently; retry the request",
+                        condition.key
+                    )));
+                }
+            }
+            let mut changes = Vec::with_capacity(transaction.updates.len());
             let (mut added, mut removed) = (0u64, 0u64);
-            for update in updates {
+            for filter in &transaction.delete_filters {
+                let plan = scan_plan(filter);
+                let mut doomed = Vec::new();
+                {
+                    let table = if plan.by_subject {
+                        &tables.1
+                    } else {
+                        &tables.0
+                    };
+                    scan(table, &plan, None, &mut |raw| {
+                        let tuple = raw.to_tuple();
+                        if filter.matches(&tuple) {
+                            doomed.push(tuple);
+                        }
+                        Ok(true)
+                    })?;
+                }
+                for tuple in doomed {
+                    tables.0.remove(resource_key(&tuple).as_slice())?;
+                    tables.1.remove(subject_key(&tuple).as_slice())?;
+                    removed += 1;
+                    changes.push(Change {
+                        operation: Operation::Delete,
+                        tuple,
+                    });
+                }
+            }
+            for update in &transaction.updates {
                 let key = resource_key(&update.tuple);
                 match update.operation {
                     Operation::Create | Operation::Touch => {
@@ -537,6 +612,16 @@ impl Store for RedbStore {
                     }
                 }
             }
+            for write in &transaction.metadata {
+                match &write.value {
+                    Some(value) => {
+                        app.insert(write.key.as_str(), value.as_str())?;
+                    }
+                    None => {
+                        app.remove(write.key.as_str())?;
+                    }
+                }
+            }
             adjust_count(&mut tables.2, added, removed)?;
             let revision = next_revision(&mut tables.2)?;
             let mut log = txn.open_table(CHANGELOG)?;
@@ -545,6 +630,26 @@ impl Store for RedbStore {
         };
         txn.commit()?;
         Ok(ChangeSet { revision, changes })
+    }
+
+    fn metadata(&self, key: &str) -> Result<Option<String>, EngineError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(APP_METADATA)?;
+        Ok(table.get(key)?.map(|v| v.value().to_string()))
+    }
+
+    fn metadata_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, EngineError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(APP_METADATA)?;
+        let mut found = Vec::new();
+        for entry in table.range::<&str>(prefix..)? {
+            let (key, value) = entry?;
+            if !key.value().starts_with(prefix) {
+                break;
+            }
+            found.push((key.value().to_string(), value.value().to_string()));
+        }
+        Ok(found)
     }
 
     fn delete_matching(

@@ -472,3 +472,70 @@ fn readers_never_see_part_of_a_batch() {
     stop.store(true, Ordering::Relaxed);
     assert!(writer.join().unwrap() >= 200);
 }
+
+#[test]
+fn transactions_combine_filter_deletes_updates_and_metadata() {
+    let engine = engine();
+    touch(
+        &engine,
+        &[
+            "group:g#member@user:a",
+            "connection:c#grantee@group:g#member",
+        ],
+    );
+    let group_as_subject = RelationshipFilter {
+        subject: Some(SubjectFilter {
+            subject_type: "group".into(),
+            subject_id: Some("g".into()),
+            relation: None,
+        }),
+        ..Default::default()
+    };
+    let group_as_resource = RelationshipFilter {
+        resource_type: Some("group".into()),
+        resource_id: Some("g".into()),
+        ..Default::default()
+    };
+    let set_name = crate::MetadataWrite {
+        key: "group/g/name".into(),
+        value: Some("Eng".into()),
+    };
+    engine
+        .transact(&crate::Transaction {
+            metadata_conditions: vec![crate::MetadataCondition {
+                key: "group/g/name".into(),
+                expected: None,
+            }],
+            metadata: vec![set_name.clone()],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        engine.metadata("group/g/name").unwrap().as_deref(),
+        Some("Eng")
+    );
+    // The same condition now fails, and nothing of the failed transaction applies.
+    let refused = engine.transact(&crate::Transaction {
+        metadata_conditions: vec![crate::MetadataCondition {
+            key: "group/g/name".into(),
+            expected: None,
+        }],
+        delete_filters: vec![group_as_subject.clone()],
+        ..Default::default()
+    });
+    assert!(matches!(refused, Err(EngineError::FailedPrecondition(_))));
+    check(&engine, "connection:c#use@user:a", true);
+    engine
+        .transact(&crate::Transaction {
+            delete_filters: vec![group_as_subject, group_as_resource],
+            metadata: vec![crate::MetadataWrite {
+                key: "group/g/name".into(),
+                value: None,
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+    check(&engine, "connection:c#use@user:a", false);
+    assert_eq!(engine.relationship_count(), 0);
+    assert!(engine.metadata_with_prefix("group/").unwrap().is_empty());
+}
