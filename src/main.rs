@@ -40,6 +40,19 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Serve the HTTP API (default: data in `./pemba-data`, listening on 127.0.0.1:8080).
+    Serve(pemba_server::cli::ServeArgs),
+    /// Import relationships (text or JSON lines) into a data directory or a server.
+    ///
+    /// Every line is validated first; if any is bad, each is reported by line number and
+    /// nothing is written (unless `--skip-invalid`).
+    Import(pemba_server::cli::ImportArgs),
+    /// Export every relationship (text or JSON lines) from a data directory or a server.
+    Export(pemba_server::cli::ExportArgs),
+    /// Check `RESOURCE#PERMISSION@SUBJECT`: prints `true` (exit 0) or `false` (exit 1).
+    Check(pemba_server::cli::CheckArgs),
+    /// Look up resources a subject can reach, or subjects that can reach a resource.
+    Lookup(pemba_server::cli::LookupArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +60,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { files } => validate::run(&files),
         Command::Workload { size, seed, out } => workload(size, seed, &out),
+        Command::Serve(args) => pemba_server::cli::serve(args),
+        Command::Import(args) => pemba_server::cli::import(args),
+        Command::Export(args) => pemba_server::cli::export(args),
+        Command::Check(args) => pemba_server::cli::check(args),
+        Command::Lookup(args) => pemba_server::cli::lookup(args),
     }
 }
 
@@ -70,7 +88,10 @@ fn workload(size: pemba::workload::Size, seed: u64, out: &std::path::Path) -> Ex
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("error: cannot write the workload to `{}`: {error}", out.display());
+            eprintln!(
+                "error: cannot write the workload to `{}`: {error}",
+                out.display()
+            );
             ExitCode::FAILURE
         }
     }

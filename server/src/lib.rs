@@ -1,1 +1,208 @@
-//! Pemba's HTTP API (to be built).
+//! Pemba's HTTP API: SpiceDB-shaped JSON routes over an [`Engine`], with bearer-key auth,
+//! limits, Prometheus metrics and request-id tracing, plus the `pemba` CLI subcommands
+//! that talk to a data directory or a running server.
+//!
+//! [`run`] serves a bound listener until a shutdown future resolves; [`app`] builds the
+//! router alone, for in-process (`oneshot`) tests.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use pemba_server::{run, ApiKey, Config};
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let config = Config::new("./pemba-data".into(), ApiKey::new("secret")?);
+//! run(listener, config, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod limits;
+pub mod metrics;
+pub mod routes;
+pub mod stream;
+pub mod wire;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use pemba_engine::{Engine, EngineError};
+use tokio::net::TcpListener;
+
+pub use auth::ApiKey;
+pub use error::ApiError;
+pub use limits::Limits;
+
+/// The schema loaded into a fresh store that has none: the user-groups model of SPEC §6.
+pub const DEFAULT_SCHEMA: &str = include_str!("../../schemas/user-groups.zed");
+
+/// The name of the redb file inside a data directory.
+pub const STORE_FILE: &str = "pemba.redb";
+
+/// What every handler shares.
+///
+/// The engine is synchronous and internally locked, so handlers call it directly for
+/// bounded reads and through `spawn_blocking` for writes and storage scans.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine answering every route.
+    pub engine: Arc<Engine>,
+    /// The preshared key every protected route requires.
+    pub key: Arc<ApiKey>,
+    /// Request and batch limits.
+    pub limits: Limits,
+    /// Prometheus registry and per-route instruments.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Set to `true` when the server starts shutting down. Watch streams never end on
+    /// their own, so they subscribe to this and close, or graceful shutdown would wait
+    /// for them forever.
+    pub stop: Arc<tokio::sync::watch::Sender<bool>>,
+    /// How many watch streams are open, capped by [`Limits::max_watch_streams`].
+    pub watchers: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl AppState {
+    /// State over `engine` with default limits.
+    pub fn new(engine: Arc<Engine>, key: ApiKey) -> Self {
+        Self::with_limits(engine, key, Limits::default())
+    }
+
+    /// State with explicit limits.
+    pub fn with_limits(engine: Arc<Engine>, key: ApiKey, limits: Limits) -> Self {
+        AppState {
+            engine,
+            key: Arc::new(key),
+            limits,
+            metrics: Arc::new(metrics::Metrics::new()),
+            stop: Arc::new(tokio::sync::watch::channel(false).0),
+            watchers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        }
+    }
+
+    /// Tells open watch streams to end.
+    pub fn begin_shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// How [`run`] opens its store and guards its routes.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory holding `pemba.redb` (created if missing).
+    pub data_dir: PathBuf,
+    /// The bearer key.
+    pub key: ApiKey,
+    /// Request and batch limits (default: [`Limits::default`]).
+    pub limits: Limits,
+}
+
+impl Config {
+    /// A config with default limits.
+    pub fn new(data_dir: PathBuf, key: ApiKey) -> Self {
+        Config {
+            data_dir,
+            key,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug)]
+pub enum ServeError {
+    /// The store could not be opened or prepared.
+    Engine(EngineError),
+    /// A file or socket operation failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Engine(error) => write!(f, "{error}"),
+            ServeError::Io(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+impl From<EngineError> for ServeError {
+    fn from(error: EngineError) -> Self {
+        ServeError::Engine(error)
+    }
+}
+
+impl From<std::io::Error> for ServeError {
+    fn from(error: std::io::Error) -> Self {
+        ServeError::Io(error)
+    }
+}
+
+/// Opens (creating if needed) the store in `data_dir`; a fresh store gets [`DEFAULT_SCHEMA`].
+pub fn open_engine(data_dir: &std::path::Path) -> Result<Engine, ServeError> {
+    std::fs::create_dir_all(data_dir)?;
+    let engine = Engine::open(&data_dir.join(STORE_FILE))?;
+    if engine.schema().is_none() {
+        engine.write_schema(DEFAULT_SCHEMA)?;
+    }
+    Ok(engine)
+}
+
+/// The router with every route of [`routes::table`], auth, limits, metrics and tracing.
+pub fn app(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// Serves `listener` until `shutdown` resolves, then lets in-flight requests finish, ends
+/// watch streams and closes the store.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let data_dir = config.data_dir.clone();
+    let engine = tokio::task::spawn_blocking(move || open_engine(&data_dir))
+        .await
+        .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))??;
+    let engine = Arc::new(engine);
+    let state = AppState::with_limits(engine.clone(), config.key, config.limits);
+    let router = app(state.clone());
+    tracing::info!(address = ?listener.local_addr().ok(), revision = engine.revision().0, "serving");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            state.begin_shutdown();
+        })
+        .await?;
+    // Requests are done; dropping the last handles closes the redb file cleanly.
+    drop(engine);
+    tracing::info!("store closed");
+    Ok(())
+}
+
+/// Resolves on ctrl-c or (on Unix) SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,207 @@
+//! [`ApiError`]: every failure a route returns, as `{code, message, details}` JSON with the
+//! HTTP status grpc-gateway gives its gRPC code, and [`ApiJson`], the body extractor whose
+//! rejections use that shape.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pemba_engine::EngineError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::AppState;
+
+/// gRPC status codes used by the API (the numbers clients see in `code`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Code {
+    /// 3: the request is malformed or names something wrong.
+    InvalidArgument = 3,
+    /// 5: the thing asked for does not exist.
+    NotFound = 5,
+    /// 6: a create found the relationship present.
+    AlreadyExists = 6,
+    /// 7: authenticated but not allowed.
+    PermissionDenied = 7,
+    /// 8: a server-wide capacity is used up.
+    ResourceExhausted = 8,
+    /// 9: a precondition or constraint did not hold.
+    FailedPrecondition = 9,
+    /// 12: the server does not do this.
+    Unimplemented = 12,
+    /// 13: something broke inside the server.
+    Internal = 13,
+    /// 16: no valid credentials.
+    Unauthenticated = 16,
+}
+
+/// An error answer: status, gRPC code and a one-line message naming what was wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// gRPC code.
+    pub code: Code,
+    /// What went wrong, for the client.
+    pub message: String,
+}
+
+/// The JSON body of an error (also the `error` member of a streamed line).
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// gRPC code.
+    pub code: u8,
+    /// Message.
+    pub message: String,
+    /// Always empty; present for grpc-gateway compatibility.
+    pub details: Vec<serde_json::Value>,
+}
+
+impl ApiError {
+    /// An error with an explicit status and code.
+    pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400, code 3.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Code::InvalidArgument, message)
+    }
+
+    /// 404, code 5.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, Code::NotFound, message)
+    }
+
+    /// 401, code 16.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, Code::Unauthenticated, message)
+    }
+
+    /// 403, code 7.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, Code::PermissionDenied, message)
+    }
+
+    /// 413, code 3: a request body over the size limit.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Code::InvalidArgument,
+            message,
+        )
+    }
+
+    /// 429, code 8.
+    pub fn exhausted(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Code::ResourceExhausted,
+            message,
+        )
+    }
+
+    /// 500, code 13, with a fixed message: the cause is logged, never sent.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Internal,
+            "internal error; see the server log",
+        )
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code as u8,
+            message: self.message.clone(),
+            details: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (code {})", self.message, self.code as u8)
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Syntax(_)
+            | EngineError::Schema(_)
+            | EngineError::InvalidArgument(_)
+            | EngineError::InvalidToken(_) => ApiError::invalid(error.to_string()),
+            EngineError::AlreadyExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, Code::AlreadyExists, error.to_string())
+            }
+            EngineError::FailedPrecondition(_) | EngineError::NoSchema => ApiError::new(
+                StatusCode::CONFLICT,
+                Code::FailedPrecondition,
+                error.to_string(),
+            ),
+            EngineError::Unsupported(_) => ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                Code::Unimplemented,
+                error.to_string(),
+            ),
+            EngineError::Storage(_) => ApiError::internal(error),
+            _ => ApiError::internal(error),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}
+
+/// A JSON request body. Any content type is accepted (so `curl -d` works), an empty body
+/// reads as `{}`, and every rejection is an [`ApiError`]: 413 over the size limit, 400
+/// naming the field otherwise.
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::too_large(format!(
+                        "request body exceeds the limit of {} bytes ({} for importbulk)",
+                        state.limits.max_body_bytes, state.limits.max_import_body_bytes
+                    ))
+                } else {
+                    ApiError::invalid(format!(
+                        "cannot read request body: {}",
+                        rejection.body_text()
+                    ))
+                }
+            })?;
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(text)
+            .map(ApiJson)
+            .map_err(|error| ApiError::invalid(format!("invalid request body: {error}")))
+    }
+}

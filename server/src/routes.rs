@@ -1,0 +1,122 @@
+//! The route table and the router built from it.
+//!
+//! Every route is listed once in [`table`], with whether it is public; the router applies
+//! auth to every non-public route from that same list, and the tests enumerate it, so a
+//! new route cannot forget auth. Feature modules (such as the user-groups API) add their
+//! routes by extending [`table`] with their own `fn routes() -> Vec<Route>`.
+
+pub mod ops;
+pub mod permissions;
+pub mod relationships;
+pub mod schema;
+pub mod watch;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method, Request};
+use axum::routing::MethodRouter;
+use axum::Router;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+
+/// One route: method, path, whether it skips auth, and its handler.
+pub struct Route {
+    /// HTTP method.
+    pub method: Method,
+    /// Path.
+    pub path: &'static str,
+    /// True only for routes that need no key (`/healthz`).
+    pub public: bool,
+    /// Largest accepted body in bytes; `None` for the default limit.
+    pub body_limit: Option<usize>,
+    /// The handler.
+    pub handler: MethodRouter<AppState>,
+}
+
+impl Route {
+    /// A protected `POST` route with the default body limit.
+    pub fn post(path: &'static str, handler: MethodRouter<AppState>) -> Self {
+        Route {
+            method: Method::POST,
+            path,
+            public: false,
+            body_limit: None,
+            handler,
+        }
+    }
+}
+
+/// Every route the server answers. Add feature route groups here (e.g. `groups::routes()`).
+pub fn table() -> Vec<Route> {
+    let mut routes = Vec::new();
+    routes.extend(permissions::routes());
+    routes.extend(relationships::routes());
+    routes.extend(schema::routes());
+    routes.extend(watch::routes());
+    routes.extend(ops::routes());
+    routes
+}
+
+/// `(method, path, public)` of every route, for tests and docs.
+pub fn list() -> Vec<(Method, &'static str, bool)> {
+    table()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.public))
+        .collect()
+}
+
+/// The request-id header set on every request and echoed on every response.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Request ids: a process-wide counter, unless the client sent its own.
+#[derive(Clone, Default)]
+struct Counter(Arc<AtomicU64>);
+
+impl MakeRequestId for Counter {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("req-{n}").parse().ok().map(RequestId::new)
+    }
+}
+
+/// Builds the router from [`table`].
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for route in table() {
+        let limit = route.body_limit.unwrap_or(state.limits.max_body_bytes);
+        let mut handler = route.handler.layer(DefaultBodyLimit::max(limit));
+        if !route.public {
+            handler = handler.route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::auth::require_key,
+            ));
+        }
+        router = router.route(route.path, handler);
+    }
+    router
+        .fallback(|| async { crate::ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                // Only method, path and request id: headers (and so the key) are never logged.
+                let id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, Counter::default()))
+        .with_state(state)
+}

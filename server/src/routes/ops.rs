@@ -1,0 +1,54 @@
+//! `GET /healthz` (public) and `GET /metrics` (Prometheus text).
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::Method;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Json;
+
+use super::Route;
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The routes of this group.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route {
+            method: Method::GET,
+            path: "/healthz",
+            public: true,
+            body_limit: None,
+            handler: get(healthz),
+        },
+        Route {
+            method: Method::GET,
+            path: "/metrics",
+            public: false,
+            body_limit: None,
+            handler: get(metrics),
+        },
+    ]
+}
+
+/// Live and ready: the engine is open and answering.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    Json(serde_json::json!({
+        "status": "ok",
+        "revision": state.engine.revision().token(),
+    }))
+}
+
+async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let text = state
+        .metrics
+        .render(state.engine.revision().0, state.engine.relationship_count())
+        .map_err(ApiError::internal)?;
+    Ok((
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    ))
+}

@@ -1,0 +1,551 @@
+//! `/v1/permissions/*`: check, bulk check, lookup resources and subjects, expand.
+//!
+//! Checks take microseconds and run directly on the runtime. Lookups with a page limit are
+//! bounded and run directly too; an unlimited lookup may return a whole type, so it is
+//! computed on the blocking pool, once, at one revision, and streamed.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Json;
+use pemba_engine::{CheckRequest, ExpandKind, ExpandNode, Page};
+use serde::{Deserialize, Serialize};
+
+use super::Route;
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::stream;
+use crate::wire::{self, ObjectReference, SubjectReference, Token, WireConsistency};
+use crate::AppState;
+
+/// The routes of this group.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/v1/permissions/check", post(check)),
+        Route::post("/v1/permissions/checkbulk", post(check_bulk)),
+        Route::post("/v1/permissions/resources", post(lookup_resources)),
+        Route::post("/v1/permissions/subjects", post(lookup_subjects)),
+        Route::post("/v1/permissions/expand", post(expand)),
+    ]
+}
+
+const HAS: &str = "PERMISSIONSHIP_HAS_PERMISSION";
+const HAS_NOT: &str = "PERMISSIONSHIP_NO_PERMISSION";
+/// Lookups use SpiceDB's `LookupPermissionship` enum.
+const LOOKUP_HAS: &str = "LOOKUP_PERMISSIONSHIP_HAS_PERMISSION";
+
+fn permissionship(allowed: bool) -> &'static str {
+    if allowed {
+        HAS
+    } else {
+        HAS_NOT
+    }
+}
+
+fn refuse_context(context: Option<&serde_json::Value>, field: &str) -> Result<(), ApiError> {
+    match context {
+        Some(value) if !value.is_null() && value != &serde_json::json!({}) => Err(
+            ApiError::invalid(format!("{field}: caveat context is not supported")),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// `CheckPermissionRequest`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckRequestBody {
+    /// Consistency.
+    #[serde(default)]
+    pub consistency: Option<WireConsistency>,
+    /// Resource.
+    #[serde(default)]
+    pub resource: ObjectReference,
+    /// Permission or relation.
+    #[serde(default)]
+    pub permission: String,
+    /// Subject.
+    #[serde(default)]
+    pub subject: SubjectReference,
+    /// Caveat context (refused unless empty).
+    #[serde(default)]
+    pub context: Option<serde_json::Value>,
+    /// Ignored.
+    #[serde(default)]
+    pub with_tracing: Option<bool>,
+}
+
+/// `CheckPermissionResponse`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResponse {
+    /// The revision answered at.
+    pub checked_at: Token,
+    /// `PERMISSIONSHIP_HAS_PERMISSION` or `PERMISSIONSHIP_NO_PERMISSION`.
+    pub permissionship: String,
+}
+
+async fn check(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CheckRequestBody>,
+) -> Result<Json<CheckResponse>, ApiError> {
+    refuse_context(body.context.as_ref(), "context")?;
+    let consistency = wire::consistency(body.consistency.as_ref())?;
+    let resource = wire::object(&body.resource, "resource")?;
+    let subject = wire::subject(&body.subject, "subject")?;
+    let (allowed, revision) =
+        state
+            .engine
+            .check(consistency, &resource, &body.permission, &subject)?;
+    Ok(Json(CheckResponse {
+        checked_at: Token::revision(revision),
+        permissionship: permissionship(allowed).to_string(),
+    }))
+}
+
+/// One item of a bulk check (also echoed back as `request`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckBulkItem {
+    /// Resource.
+    #[serde(default)]
+    pub resource: ObjectReference,
+    /// Permission.
+    #[serde(default)]
+    pub permission: String,
+    /// Subject.
+    #[serde(default)]
+    pub subject: SubjectReference,
+    /// Caveat context (refused unless empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<serde_json::Value>,
+}
+
+/// `CheckBulkPermissionsRequest`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckBulkRequest {
+    /// Consistency for every item.
+    #[serde(default)]
+    pub consistency: Option<WireConsistency>,
+    /// The checks.
+    #[serde(default)]
+    pub items: Vec<CheckBulkItem>,
+    /// Ignored.
+    #[serde(default)]
+    pub with_tracing: Option<bool>,
+}
+
+/// `CheckBulkPermissionsResponse`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckBulkResponse {
+    /// The one revision every item was answered at.
+    pub checked_at: Token,
+    /// One pair per item, in request order.
+    pub pairs: Vec<CheckBulkPair>,
+}
+
+/// An item and its answer or error.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckBulkPair {
+    /// The item as asked.
+    pub request: CheckBulkItem,
+    /// The answer, when the item was valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<CheckBulkAnswer>,
+    /// The error, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// `{"permissionship": ...}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CheckBulkAnswer {
+    /// `PERMISSIONSHIP_HAS_PERMISSION` or `PERMISSIONSHIP_NO_PERMISSION`.
+    pub permissionship: String,
+}
+
+async fn check_bulk(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CheckBulkRequest>,
+) -> Result<Json<CheckBulkResponse>, ApiError> {
+    let max = state.limits.max_checkbulk_items;
+    if body.items.len() > max {
+        return Err(ApiError::invalid(format!(
+            "items: {} items exceed the limit of {max} per checkbulk request",
+            body.items.len()
+        )));
+    }
+    let consistency = wire::consistency(body.consistency.as_ref())?;
+    // Items that do not even parse get their error now; the rest go to the engine together.
+    let mut converted: Vec<Result<CheckRequest, ApiError>> = Vec::with_capacity(body.items.len());
+    for (i, item) in body.items.iter().enumerate() {
+        converted.push((|| {
+            refuse_context(item.context.as_ref(), &format!("items[{i}].context"))?;
+            Ok(CheckRequest {
+                resource: wire::object(&item.resource, &format!("items[{i}].resource"))?,
+                permission: item.permission.clone(),
+                subject: wire::subject(&item.subject, &format!("items[{i}].subject"))?,
+            })
+        })());
+    }
+    let valid: Vec<CheckRequest> = converted
+        .iter()
+        .filter_map(|c| c.as_ref().ok().cloned())
+        .collect();
+    let (revision, answers) = state.engine.check_bulk(consistency, &valid)?;
+    let mut answers = answers.into_iter();
+    let pairs = body
+        .items
+        .into_iter()
+        .zip(converted)
+        .map(|(request, converted)| {
+            let answer = match converted {
+                Err(error) => Err(error),
+                Ok(_) => match answers.next() {
+                    Some(Ok(allowed)) => Ok(allowed),
+                    Some(Err(error)) => Err(ApiError::from(error)),
+                    None => Err(ApiError::internal("bulk check answered too few items")),
+                },
+            };
+            match answer {
+                Ok(allowed) => CheckBulkPair {
+                    request,
+                    item: Some(CheckBulkAnswer {
+                        permissionship: permissionship(allowed).to_string(),
+                    }),
+                    error: None,
+                },
+                Err(error) => CheckBulkPair {
+                    request,
+                    item: None,
+                    error: Some(error.body()),
+                },
+            }
+        })
+        .collect();
+    Ok(Json(CheckBulkResponse {
+        checked_at: Token::revision(revision),
+        pairs,
+    }))
+}
+
+/// `LookupResourcesRequest`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LookupResourcesRequest {
+    /// Consistency.
+    #[serde(default)]
+    pub consistency: Option<WireConsistency>,
+    /// The type of the resources to find.
+    #[serde(default)]
+    pub resource_object_type: String,
+    /// Permission.
+    #[serde(default)]
+    pub permission: String,
+    /// Who asks.
+    #[serde(default)]
+    pub subject: SubjectReference,
+    /// Caveat context (refused unless empty).
+    #[serde(default)]
+    pub context: Option<serde_json::Value>,
+    /// At most this many results (0 or absent: all).
+    #[serde(default)]
+    pub optional_limit: Option<u64>,
+    /// Continue after this cursor.
+    #[serde(default)]
+    pub optional_cursor: Option<Token>,
+}
+
+/// One `LookupResourcesResponse` line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LookupResourcesResult {
+    /// Revision answered at.
+    pub looked_up_at: Token,
+    /// A resource id.
+    pub resource_object_id: String,
+    /// Always `LOOKUP_PERMISSIONSHIP_HAS_PERMISSION`.
+    pub permissionship: String,
+    /// Pass as `optionalCursor` to continue after this result.
+    pub after_result_cursor: Token,
+}
+
+const RESOURCES_CURSOR: &str = "lr";
+const SUBJECTS_CURSOR: &str = "ls";
+
+async fn lookup_resources(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LookupResourcesRequest>,
+) -> Result<Response, ApiError> {
+    refuse_context(body.context.as_ref(), "context")?;
+    let consistency = wire::consistency(body.consistency.as_ref())?;
+    let subject = wire::subject(&body.subject, "subject")?;
+    let limit = wire::page_size(
+        body.optional_limit,
+        state.limits.max_page_size,
+        "optionalLimit",
+    )?;
+    let after = wire::decode_cursor(body.optional_cursor.as_ref(), RESOURCES_CURSOR)?;
+    let engine = state.engine.clone();
+    let lookup = move || {
+        engine.lookup_resources(
+            consistency,
+            &body.resource_object_type,
+            &body.permission,
+            &subject,
+            Page {
+                after: after.as_deref(),
+                limit,
+            },
+        )
+    };
+    let found = if limit.is_some() {
+        lookup()?
+    } else {
+        tokio::task::spawn_blocking(lookup).await??
+    };
+    Ok(stream::respond(move |lines| async move {
+        let token = Token::revision(found.revision);
+        for id in found.ids {
+            let result = LookupResourcesResult {
+                looked_up_at: token.clone(),
+                after_result_cursor: wire::encode_cursor(RESOURCES_CURSOR, &id),
+                resource_object_id: id,
+                permissionship: LOOKUP_HAS.to_string(),
+            };
+            if lines.result(&result).await.is_err() {
+                return;
+            }
+        }
+    }))
+}
+
+/// `LookupSubjectsRequest`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LookupSubjectsRequest {
+    /// Consistency.
+    #[serde(default)]
+    pub consistency: Option<WireConsistency>,
+    /// The resource.
+    #[serde(default)]
+    pub resource: ObjectReference,
+    /// Permission.
+    #[serde(default)]
+    pub permission: String,
+    /// The subject type to find.
+    #[serde(default)]
+    pub subject_object_type: String,
+    /// Find usersets `type#relation` instead of objects.
+    #[serde(default)]
+    pub optional_subject_relation: String,
+    /// Caveat context (refused unless empty).
+    #[serde(default)]
+    pub context: Option<serde_json::Value>,
+    /// At most this many results (0 or absent: all).
+    #[serde(default)]
+    pub optional_concrete_limit: Option<u64>,
+    /// Continue after this cursor.
+    #[serde(default)]
+    pub optional_cursor: Option<Token>,
+    /// `WILDCARD_OPTION_INCLUDE_WILDCARDS` (default) or `WILDCARD_OPTION_EXCLUDE_WILDCARDS`.
+    #[serde(default)]
+    pub wildcard_option: Option<String>,
+}
+
+/// SpiceDB's `ResolvedSubject`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedSubject {
+    /// The subject id, or `*`.
+    pub subject_object_id: String,
+    /// Always `LOOKUP_PERMISSIONSHIP_HAS_PERMISSION`.
+    pub permissionship: String,
+}
+
+/// One `LookupSubjectsResponse` line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LookupSubjectsResult {
+    /// Revision answered at.
+    pub looked_up_at: Token,
+    /// The subject.
+    pub subject: ResolvedSubject,
+    /// For `*`: the subjects it excludes.
+    pub excluded_subjects: Vec<ResolvedSubject>,
+    /// Deprecated SpiceDB field, kept for old clients: same as `subject.subjectObjectId`.
+    pub subject_object_id: String,
+    /// Deprecated SpiceDB field: the excluded ids.
+    pub excluded_subject_ids: Vec<String>,
+    /// Deprecated SpiceDB field: same as `subject.permissionship`.
+    pub permissionship: String,
+    /// Pass as `optionalCursor` to continue after this result.
+    pub after_result_cursor: Token,
+}
+
+async fn lookup_subjects(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LookupSubjectsRequest>,
+) -> Result<Response, ApiError> {
+    refuse_context(body.context.as_ref(), "context")?;
+    let consistency = wire::consistency(body.consistency.as_ref())?;
+    let resource = wire::object(&body.resource, "resource")?;
+    let limit = wire::page_size(
+        body.optional_concrete_limit,
+        state.limits.max_page_size,
+        "optionalConcreteLimit",
+    )?;
+    let include_wildcards = match body.wildcard_option.as_deref() {
+        None | Some("") | Some("WILDCARD_OPTION_UNSPECIFIED") | Some("WILDCARD_OPTION_INCLUDE_WILDCARDS") => true,
+        Some("WILDCARD_OPTION_EXCLUDE_WILDCARDS") => false,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "wildcardOption: expected `WILDCARD_OPTION_INCLUDE_WILDCARDS` or `WILDCARD_OPTION_EXCLUDE_WILDCARDS`, found `{other}`"
+            )))
+        }
+    };
+    let mut after = wire::decode_cursor(body.optional_cursor.as_ref(), SUBJECTS_CURSOR)?;
+    if !include_wildcards && after.is_none() {
+        // `*` sorts before every valid id, so starting after it skips exactly the wildcard.
+        after = Some("*".to_string());
+    }
+    let engine = state.engine.clone();
+    let lookup = move || {
+        engine.lookup_subjects(
+            consistency,
+            &resource,
+            &body.permission,
+            &body.subject_object_type,
+            Some(body.optional_subject_relation.as_str()),
+            Page {
+                after: after.as_deref(),
+                limit,
+            },
+        )
+    };
+    let found = if limit.is_some() {
+        lookup()?
+    } else {
+        tokio::task::spawn_blocking(lookup).await??
+    };
+    Ok(stream::respond(move |lines| async move {
+        let token = Token::revision(found.revision);
+        for subject in found.subjects {
+            let resolved = |id: &str| ResolvedSubject {
+                subject_object_id: id.to_string(),
+                permissionship: LOOKUP_HAS.to_string(),
+            };
+            let result = LookupSubjectsResult {
+                looked_up_at: token.clone(),
+                subject: resolved(&subject.id),
+                excluded_subjects: subject.excluded.iter().map(|id| resolved(id)).collect(),
+                subject_object_id: subject.id.clone(),
+                excluded_subject_ids: subject.excluded.clone(),
+                permissionship: LOOKUP_HAS.to_string(),
+                after_result_cursor: wire::encode_cursor(SUBJECTS_CURSOR, &subject.id),
+            };
+            if lines.result(&result).await.is_err() {
+                return;
+            }
+        }
+    }))
+}
+
+/// `ExpandPermissionTreeRequest`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExpandRequest {
+    /// Consistency.
+    #[serde(default)]
+    pub consistency: Option<WireConsistency>,
+    /// The resource.
+    #[serde(default)]
+    pub resource: ObjectReference,
+    /// Permission or relation.
+    #[serde(default)]
+    pub permission: String,
+}
+
+/// `ExpandPermissionTreeResponse`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpandResponse {
+    /// Revision answered at.
+    pub expanded_at: Token,
+    /// The tree.
+    pub tree_root: ExpandTree,
+}
+
+/// SpiceDB's `PermissionRelationshipTree`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpandTree {
+    /// The object whose set this node is.
+    pub expanded_object: ObjectReference,
+    /// Its relation or permission.
+    pub expanded_relation: String,
+    /// Set operation over children.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intermediate: Option<AlgebraicSubjectSet>,
+    /// Stored subjects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf: Option<DirectSubjectSet>,
+}
+
+/// `{"operation", "children"}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AlgebraicSubjectSet {
+    /// `OPERATION_UNION`, `OPERATION_INTERSECTION` or `OPERATION_EXCLUSION`.
+    pub operation: String,
+    /// Operands.
+    pub children: Vec<ExpandTree>,
+}
+
+/// `{"subjects": [...]}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DirectSubjectSet {
+    /// Subjects.
+    pub subjects: Vec<SubjectReference>,
+}
+
+fn tree(node: &ExpandNode) -> ExpandTree {
+    let intermediate = |operation: &str, children: &[ExpandNode]| AlgebraicSubjectSet {
+        operation: operation.to_string(),
+        children: children.iter().map(tree).collect(),
+    };
+    let (intermediate, leaf) = match &node.kind {
+        ExpandKind::Union(c) => (Some(intermediate("OPERATION_UNION", c)), None),
+        ExpandKind::Intersection(c) => (Some(intermediate("OPERATION_INTERSECTION", c)), None),
+        ExpandKind::Exclusion(c) => (Some(intermediate("OPERATION_EXCLUSION", c)), None),
+        ExpandKind::Leaf(subjects) => (
+            None,
+            Some(DirectSubjectSet {
+                subjects: subjects.iter().map(wire::to_subject).collect(),
+            }),
+        ),
+    };
+    ExpandTree {
+        expanded_object: wire::to_object(&node.object),
+        expanded_relation: node.relation.clone(),
+        intermediate,
+        leaf,
+    }
+}
+
+async fn expand(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ExpandRequest>,
+) -> Result<Response, ApiError> {
+    let consistency = wire::consistency(body.consistency.as_ref())?;
+    let resource = wire::object(&body.resource, "resource")?;
+    let (root, revision) = state
+        .engine
+        .expand(consistency, &resource, &body.permission)?;
+    Ok(Json(ExpandResponse {
+        expanded_at: Token::revision(revision),
+        tree_root: tree(&root),
+    })
+    .into_response())
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests: the real server on `127.0.0.1:0`, driven over HTTP.
+
+mod api;
+mod conformance;
+mod support;
