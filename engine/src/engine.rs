@@ -191,6 +191,11 @@ impl Engine {
         self.state.read().index.count
     }
 
+    /// Approximate heap bytes held by the in-memory index (ids and postings).
+    pub fn index_heap_bytes(&self) -> usize {
+        self.state.read().index.heap_bytes()
+    }
+
     /// The current schema, if one was written.
     pub fn schema(&self) -> Option<Arc<LoadedSchema>> {
         self.state.read().schema.clone()
@@ -363,27 +368,10 @@ impl Engine {
         if let Some(schema) = &state.schema {
             for change in &committed.changes {
                 let t = &change.tuple;
-                let subject_relation = t.subject.relation.as_deref().unwrap_or("");
                 match change.operation {
-                    Operation::Delete => state.index.remove(
-                        &schema.compiled,
-                        &t.resource.object_type,
-                        &t.resource.object_id,
-                        &t.relation,
-                        &t.subject.object.object_type,
-                        &t.subject.object.object_id,
-                        subject_relation,
-                    ),
+                    Operation::Delete => state.index.remove(&schema.compiled, &RawTuple::of(t)),
                     Operation::Create | Operation::Touch => {
-                        state.index.insert(
-                            &schema.compiled,
-                            &t.resource.object_type,
-                            &t.resource.object_id,
-                            &t.relation,
-                            &t.subject.object.object_type,
-                            &t.subject.object.object_id,
-                            subject_relation,
-                        );
+                        state.index.insert(&schema.compiled, &RawTuple::of(t));
                     }
                 }
             }
@@ -579,15 +567,7 @@ fn build_index(
     let mut index = Index::new(schema);
     let mut misfit: Option<String> = None;
     let revision = store.scan_all(&mut |raw: RawTuple<'_>| {
-        let fits = index.insert(
-            schema,
-            raw.resource_type,
-            raw.resource_id,
-            raw.relation,
-            raw.subject_type,
-            raw.subject_id,
-            raw.subject_relation,
-        );
+        let fits = index.insert(schema, &raw);
         if !fits && misfit.is_none() {
             misfit = Some(raw.to_tuple().to_string());
         }
@@ -872,7 +852,7 @@ impl Expander<'_> {
                         AllowedSubject::Userset(_, m) => Some(self.schema.member(m).name.clone()),
                         _ => None,
                     };
-                    for idx in kind.forward(resource.0).into_iter().flatten() {
+                    for idx in kind.forward(resource.0).iter() {
                         subjects.push(SubjectRef {
                             object: ObjectRef::new(
                                 type_name.clone(),
@@ -925,7 +905,7 @@ impl Expander<'_> {
                             if *target_ty != ty {
                                 continue;
                             }
-                            for parent in kind.forward(resource.0).into_iter().flatten() {
+                            for parent in kind.forward(resource.0).iter() {
                                 children.push(
                                     self.member(*target, self.index.interner(ty).name(parent)),
                                 );

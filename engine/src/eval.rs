@@ -7,6 +7,7 @@ use pemba_schema::{AllowedSubject, CompiledSchema, Expr, MemberId, MemberKind, T
 use roaring::RoaringBitmap;
 
 use crate::index::{Index, KindIndex, SubjectRel};
+use crate::posting::Posting;
 
 /// Below this many candidate objects, check them one by one; above it, compute the
 /// subject's reachable set once and intersect.
@@ -115,9 +116,10 @@ impl Evaluator<'_> {
             if matches_wildcard(kind, s) && kind.has_wildcard(resource) {
                 return true;
             }
-            let Some(subjects) = kind.forward(resource) else {
+            let subjects = kind.forward(resource);
+            if subjects.is_empty() {
                 continue;
-            };
+            }
             if matches_object(kind, s).is_some_and(|idx| subjects.contains(idx)) {
                 return true;
             }
@@ -146,9 +148,10 @@ impl Evaluator<'_> {
                 else {
                     return false;
                 };
-                let Some(parents) = kind.forward(resource) else {
+                let parents = kind.forward(resource);
+                if parents.is_empty() {
                     return false;
-                };
+                }
                 arrow.targets.iter().any(|(target_ty, target)| {
                     *target_ty == ty && self.any_contains(*target, parents, s)
                 })
@@ -157,38 +160,31 @@ impl Evaluator<'_> {
     }
 
     /// Whether the subject is in `member` of any of `objects`.
-    fn any_contains(&self, member: MemberId, objects: &RoaringBitmap, s: &Subject) -> bool {
+    fn any_contains(&self, member: MemberId, objects: &Posting, s: &Subject) -> bool {
         if objects.len() < ITERATE_BELOW {
             return objects.iter().any(|object| self.check(member, object, s));
         }
         if let MemberKind::Relation(_) = self.schema.member(member).kind {
             // Borrow the reverse bitmaps directly: no set is built for the common flat case.
             for kind in self.index.kinds(member) {
-                if matches_wildcard(kind, s)
-                    && kind
-                        .wildcard_resources()
-                        .is_some_and(|r| !r.is_disjoint(objects))
-                {
+                if matches_wildcard(kind, s) && kind.wildcard_resources().intersects(objects) {
                     return true;
                 }
                 if let Some(idx) = matches_object(kind, s) {
-                    if kind.reverse(idx).is_some_and(|r| !r.is_disjoint(objects)) {
+                    if kind.reverse(idx).intersects(objects) {
                         return true;
                     }
                 }
                 if let AllowedSubject::Userset(_, inner) = kind.subject {
                     let groups = self.lookup_resources(inner, s);
-                    if groups
-                        .iter()
-                        .any(|g| kind.reverse(g).is_some_and(|r| !r.is_disjoint(objects)))
-                    {
+                    if groups.iter().any(|g| kind.reverse(g).intersects(objects)) {
                         return true;
                     }
                 }
             }
             return false;
         }
-        !self.lookup_resources(member, s).is_disjoint(objects)
+        objects.intersects_bitmap(&self.lookup_resources(member, s))
     }
 
     /// Every object of `member`'s type whose `member` contains the subject.
@@ -198,20 +194,14 @@ impl Evaluator<'_> {
                 let mut found = RoaringBitmap::new();
                 for kind in self.index.kinds(member) {
                     if matches_wildcard(kind, s) {
-                        if let Some(resources) = kind.wildcard_resources() {
-                            found |= resources;
-                        }
+                        kind.wildcard_resources().union_into(&mut found);
                     }
-                    if let Some(resources) =
-                        matches_object(kind, s).and_then(|idx| kind.reverse(idx))
-                    {
-                        found |= resources;
+                    if let Some(idx) = matches_object(kind, s) {
+                        kind.reverse(idx).union_into(&mut found);
                     }
                     if let AllowedSubject::Userset(_, inner) = kind.subject {
                         for group in self.lookup_resources(inner, s).iter() {
-                            if let Some(resources) = kind.reverse(group) {
-                                found |= resources;
-                            }
+                            kind.reverse(group).union_into(&mut found);
                         }
                     }
                 }
@@ -259,9 +249,7 @@ impl Evaluator<'_> {
                             continue;
                         }
                         for parent in parents.iter() {
-                            if let Some(resources) = kind.reverse(parent) {
-                                found |= resources;
-                            }
+                            kind.reverse(parent).union_into(&mut found);
                         }
                     }
                 }
@@ -297,17 +285,13 @@ impl Evaluator<'_> {
                         }
                         AllowedSubject::Object(t) => {
                             if t == target_ty && target_rel == SubjectRel::Object {
-                                if let Some(subjects) = kind.forward(resource) {
-                                    found.concrete |= subjects;
-                                }
+                                kind.forward(resource).union_into(&mut found.concrete);
                             }
                         }
                         AllowedSubject::Userset(t, m) => {
-                            let Some(groups) = kind.forward(resource) else {
-                                continue;
-                            };
+                            let groups = kind.forward(resource);
                             if t == target_ty && target_rel == SubjectRel::Member(m) {
-                                found.concrete |= groups;
+                                groups.union_into(&mut found.concrete);
                             }
                             for group in groups.iter() {
                                 found = found
@@ -351,9 +335,7 @@ impl Evaluator<'_> {
                     else {
                         continue;
                     };
-                    let Some(parents) = kind.forward(resource) else {
-                        continue;
-                    };
+                    let parents = kind.forward(resource);
                     for (target_type, target) in &arrow.targets {
                         if *target_type != ty {
                             continue;

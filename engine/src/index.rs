@@ -3,8 +3,13 @@
 //! Derived from the store and rebuilt from it on open; never the source of truth.
 
 use pemba_schema::{AllowedSubject, CompiledSchema, MemberId, MemberKind, TypeId};
-use roaring::RoaringBitmap;
-use rustc_hash::FxHashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
+
+use crate::posting::{Posting, Postings};
+use crate::store::RawTuple;
 
 /// The interned index of an object id within its type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -14,29 +19,61 @@ pub struct ObjectIdx(pub u32);
 const WILDCARD_SLOT: u32 = 0;
 
 /// Object ids of one type, interned to dense `u32`s.
+///
+/// Names live back to back in one string, so an object costs its id's bytes plus eight
+/// bytes of bookkeeping, not two heap allocations.
 #[derive(Default, Debug, Clone)]
 pub(crate) struct Interner {
-    ids: FxHashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
+    /// Indexes into `ends`, hashed by the name they stand for.
+    table: HashTable<u32>,
+    bytes: String,
+    /// `ends[i]` is where name `i` ends in `bytes`; it starts where name `i - 1` ends.
+    ends: Vec<u32>,
+}
+
+fn hash_name(name: &str) -> u64 {
+    FxBuildHasher.hash_one(name)
+}
+
+fn name_in<'a>(bytes: &'a str, ends: &[u32], idx: u32) -> &'a str {
+    let idx = idx as usize;
+    let start = if idx == 0 {
+        0
+    } else {
+        ends.get(idx - 1).copied().unwrap_or(0) as usize
+    };
+    let end = ends.get(idx).copied().unwrap_or(0) as usize;
+    bytes.get(start..end).unwrap_or("")
 }
 
 impl Interner {
     pub(crate) fn get(&self, id: &str) -> Option<ObjectIdx> {
-        self.ids.get(id).copied().map(ObjectIdx)
+        self.table
+            .find(hash_name(id), |idx| {
+                name_in(&self.bytes, &self.ends, *idx) == id
+            })
+            .map(|idx| ObjectIdx(*idx))
     }
 
     fn intern(&mut self, id: &str) -> ObjectIdx {
-        if let Some(idx) = self.ids.get(id) {
-            return ObjectIdx(*idx);
+        if let Some(idx) = self.get(id) {
+            return idx;
         }
-        let idx = self.names.len() as u32;
-        self.names.push(id.into());
-        self.ids.insert(id.into(), idx);
+        let idx = self.ends.len() as u32;
+        self.bytes.push_str(id);
+        self.ends.push(self.bytes.len() as u32);
+        let (bytes, ends) = (&self.bytes, &self.ends);
+        self.table
+            .insert_unique(hash_name(id), idx, |i| hash_name(name_in(bytes, ends, *i)));
         ObjectIdx(idx)
     }
 
     pub(crate) fn name(&self, idx: u32) -> &str {
-        self.names.get(idx as usize).map(|s| &**s).unwrap_or("")
+        name_in(&self.bytes, &self.ends, idx)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + self.ends.capacity() * 4 + self.table.capacity() * 5
     }
 }
 
@@ -45,9 +82,9 @@ impl Interner {
 pub(crate) struct KindIndex {
     pub(crate) subject: AllowedSubject,
     /// resource → subjects (for the wildcard kind, `{WILDCARD_SLOT}`).
-    pub(crate) forward: FxHashMap<u32, RoaringBitmap>,
+    forward: Postings,
     /// subject → resources (for the wildcard kind, under `WILDCARD_SLOT`).
-    pub(crate) reverse: FxHashMap<u32, RoaringBitmap>,
+    reverse: Postings,
 }
 
 /// What kind of subject a stored relationship or a query names.
@@ -62,21 +99,22 @@ pub(crate) enum SubjectRel {
 }
 
 impl KindIndex {
-    pub(crate) fn forward(&self, resource: u32) -> Option<&RoaringBitmap> {
-        self.forward.get(&resource)
+    pub(crate) fn forward(&self, resource: u32) -> &Posting {
+        self.forward.get(resource)
     }
 
-    pub(crate) fn reverse(&self, subject: u32) -> Option<&RoaringBitmap> {
-        self.reverse.get(&subject)
+    pub(crate) fn reverse(&self, subject: u32) -> &Posting {
+        self.reverse.get(subject)
     }
 
     /// Whether `resource` has a `type:*` subject (wildcard kinds only).
     pub(crate) fn has_wildcard(&self, resource: u32) -> bool {
-        self.forward.contains_key(&resource)
+        !self.forward.get(resource).is_empty()
     }
 
-    pub(crate) fn wildcard_resources(&self) -> Option<&RoaringBitmap> {
-        self.reverse.get(&WILDCARD_SLOT)
+    /// The resources with a `type:*` subject (wildcard kinds only).
+    pub(crate) fn wildcard_resources(&self) -> &Posting {
+        self.reverse.get(WILDCARD_SLOT)
     }
 }
 
@@ -108,8 +146,8 @@ impl Index {
                     .iter()
                     .map(|subject| KindIndex {
                         subject: *subject,
-                        forward: FxHashMap::default(),
-                        reverse: FxHashMap::default(),
+                        forward: Postings::default(),
+                        reverse: Postings::default(),
                     })
                     .collect(),
                 MemberKind::Permission(_) => Vec::new(),
@@ -135,38 +173,33 @@ impl Index {
 
     /// Resolves a relationship's names to its kind, interning its ids; `None` when the
     /// schema does not allow it (callers validate before writing, so this is a bug guard).
-    fn slot(
-        &mut self,
-        schema: &CompiledSchema,
-        resource_type: &str,
-        resource_id: &str,
-        relation: &str,
-        subject_type: &str,
-        subject_id: &str,
-        subject_relation: &str,
-    ) -> Option<Slot> {
-        let resource_ty = schema.type_by_name(resource_type)?;
-        let relation = schema.member_by_name(resource_ty, relation)?;
-        let subject_ty = schema.type_by_name(subject_type)?;
-        let wanted = if subject_id == "*" {
+    fn slot(&mut self, schema: &CompiledSchema, raw: &RawTuple<'_>) -> Option<Slot> {
+        let resource_ty = schema.type_by_name(raw.resource_type)?;
+        let relation = schema.member_by_name(resource_ty, raw.relation)?;
+        let subject_ty = schema.type_by_name(raw.subject_type)?;
+        let wanted = if raw.subject_id == "*" {
             AllowedSubject::Wildcard(subject_ty)
-        } else if subject_relation.is_empty() {
+        } else if raw.subject_relation.is_empty() {
             AllowedSubject::Object(subject_ty)
         } else {
             AllowedSubject::Userset(
                 subject_ty,
-                schema.member_by_name(subject_ty, subject_relation)?,
+                schema.member_by_name(subject_ty, raw.subject_relation)?,
             )
         };
         let kind = self
             .kinds(relation)
             .iter()
             .position(|k| k.subject == wanted)?;
-        let resource = self.interners[resource_ty.0 as usize].intern(resource_id).0;
-        let subject = if subject_id == "*" {
+        let resource = self.interners[resource_ty.0 as usize]
+            .intern(raw.resource_id)
+            .0;
+        let subject = if raw.subject_id == "*" {
             WILDCARD_SLOT
         } else {
-            self.interners[subject_ty.0 as usize].intern(subject_id).0
+            self.interners[subject_ty.0 as usize]
+                .intern(raw.subject_id)
+                .0
         };
         Some(Slot {
             relation,
@@ -177,26 +210,8 @@ impl Index {
     }
 
     /// Adds a relationship; returns false if the schema has no place for it.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn insert(
-        &mut self,
-        schema: &CompiledSchema,
-        resource_type: &str,
-        resource_id: &str,
-        relation: &str,
-        subject_type: &str,
-        subject_id: &str,
-        subject_relation: &str,
-    ) -> bool {
-        let Some(slot) = self.slot(
-            schema,
-            resource_type,
-            resource_id,
-            relation,
-            subject_type,
-            subject_id,
-            subject_relation,
-        ) else {
+    pub(crate) fn insert(&mut self, schema: &CompiledSchema, raw: &RawTuple<'_>) -> bool {
+        let Some(slot) = self.slot(schema, raw) else {
             return false;
         };
         let Some(kind) = self
@@ -206,42 +221,16 @@ impl Index {
         else {
             return false;
         };
-        if kind
-            .forward
-            .entry(slot.resource)
-            .or_default()
-            .insert(slot.subject)
-        {
-            kind.reverse
-                .entry(slot.subject)
-                .or_default()
-                .insert(slot.resource);
+        if kind.forward.insert(slot.resource, slot.subject) {
+            kind.reverse.insert(slot.subject, slot.resource);
             self.count += 1;
         }
         true
     }
 
     /// Removes a relationship if present.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn remove(
-        &mut self,
-        schema: &CompiledSchema,
-        resource_type: &str,
-        resource_id: &str,
-        relation: &str,
-        subject_type: &str,
-        subject_id: &str,
-        subject_relation: &str,
-    ) {
-        let Some(slot) = self.slot(
-            schema,
-            resource_type,
-            resource_id,
-            relation,
-            subject_type,
-            subject_id,
-            subject_relation,
-        ) else {
+    pub(crate) fn remove(&mut self, schema: &CompiledSchema, raw: &RawTuple<'_>) {
+        let Some(slot) = self.slot(schema, raw) else {
             return;
         };
         let Some(kind) = self
@@ -251,9 +240,8 @@ impl Index {
         else {
             return;
         };
-        let removed = remove_from(&mut kind.forward, slot.resource, slot.subject);
-        if removed {
-            remove_from(&mut kind.reverse, slot.subject, slot.resource);
+        if kind.forward.remove(slot.resource, slot.subject) {
+            kind.reverse.remove(slot.subject, slot.resource);
             self.count = self.count.saturating_sub(1);
         }
     }
@@ -268,21 +256,26 @@ impl Index {
             .enumerate()
             .flat_map(|(member, kinds)| {
                 kinds.iter().filter_map(move |kind| {
-                    let (resource, subjects) = kind.forward.iter().next()?;
+                    let (resource, subjects) = kind.forward.first()?;
                     let subject = subjects.min()?;
-                    Some((MemberId(member as u32), kind.subject, *resource, subject))
+                    Some((MemberId(member as u32), kind.subject, resource, subject))
                 })
             })
     }
 }
 
-fn remove_from(map: &mut FxHashMap<u32, RoaringBitmap>, key: u32, value: u32) -> bool {
-    let Some(bitmap) = map.get_mut(&key) else {
-        return false;
-    };
-    let removed = bitmap.remove(value);
-    if bitmap.is_empty() {
-        map.remove(&key);
+impl Index {
+    /// Approximate heap bytes of the whole index (interners and postings).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.interners
+            .iter()
+            .map(Interner::heap_bytes)
+            .sum::<usize>()
+            + self
+                .relations
+                .iter()
+                .flatten()
+                .map(|kind| kind.forward.heap_bytes() + kind.reverse.heap_bytes())
+                .sum::<usize>()
     }
-    removed
 }

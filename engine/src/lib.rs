@@ -28,6 +28,7 @@ pub mod error;
 mod eval;
 pub mod filter;
 mod index;
+mod posting;
 pub mod reference;
 pub mod revision;
 pub mod store;

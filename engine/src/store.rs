@@ -317,7 +317,19 @@ fn raw_from_subject_key(key: &[u8]) -> Result<RawTuple<'_>, StorageError> {
     })
 }
 
-impl RawTuple<'_> {
+impl<'a> RawTuple<'a> {
+    /// Borrows the fields of an owned relationship.
+    pub fn of(tuple: &'a Tuple) -> Self {
+        RawTuple {
+            resource_type: &tuple.resource.object_type,
+            resource_id: &tuple.resource.object_id,
+            relation: &tuple.relation,
+            subject_type: &tuple.subject.object.object_type,
+            subject_id: &tuple.subject.object.object_id,
+            subject_relation: tuple.subject.relation.as_deref().unwrap_or(""),
+        }
+    }
+
     /// An owned copy.
     pub fn to_tuple(&self) -> Tuple {
         Tuple {

@@ -460,14 +460,12 @@ fn readers_never_see_part_of_a_batch() {
             subject: SubjectRef::object("user", "x"),
         })
         .collect();
-    let mut reads = 0;
-    for _ in 0..20_000 {
+    for reads in 0..20_000 {
         let (_, answers) = engine
             .check_bulk(Consistency::FullyConsistent, &items)
             .unwrap();
         let in_groups = answers.iter().filter(|a| *a.as_ref().unwrap()).count();
         assert_eq!(in_groups, 1, "torn read after {reads} reads");
-        reads += 1;
     }
     stop.store(true, Ordering::Relaxed);
     assert!(writer.join().unwrap() >= 200);
