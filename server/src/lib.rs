@@ -18,6 +18,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod groups; // user-groups feature (issue 5)
 pub mod limits;
 pub mod metrics;
 pub mod routes;
@@ -206,3 +207,6 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -21,7 +21,7 @@ use axum::Router;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::AppState;
 
@@ -60,6 +60,7 @@ pub fn table() -> Vec<Route> {
     routes.extend(schema::routes());
     routes.extend(watch::routes());
     routes.extend(ops::routes());
+    routes.extend(crate::groups::routes()); // user-groups feature (issue 5)
     routes
 }
 
@@ -114,7 +115,8 @@ pub fn router(state: AppState) -> Router {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
                 tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-            }),
+            })
+            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, Counter::default()))

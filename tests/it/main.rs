@@ -1,5 +1,6 @@
 //! End-to-end tests: the real server on `127.0.0.1:0`, driven over HTTP.
 
 mod api;
+mod cli;
 mod conformance;
 mod support;
