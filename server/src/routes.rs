@@ -33,7 +33,8 @@ pub struct Route {
     pub path: &'static str,
     /// True only for routes that need no key (`/healthz`).
     pub public: bool,
-    /// Largest accepted body in bytes; `None` for the default limit.
+    /// Largest accepted body in bytes; `None` for [`crate::Limits::max_body_bytes`]
+    /// (importbulk always gets [`crate::Limits::max_import_body_bytes`]).
     pub body_limit: Option<usize>,
     /// The handler.
     pub handler: MethodRouter<AppState>,
@@ -90,7 +91,11 @@ impl MakeRequestId for Counter {
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for route in table() {
-        let limit = route.body_limit.unwrap_or(state.limits.max_body_bytes);
+        let limit = if route.path == relationships::IMPORT_PATH {
+            state.limits.max_import_body_bytes
+        } else {
+            route.body_limit.unwrap_or(state.limits.max_body_bytes)
+        };
         let mut handler = route.handler.layer(DefaultBodyLimit::max(limit));
         if !route.public {
             handler = handler.route_layer(axum::middleware::from_fn_with_state(

@@ -125,6 +125,27 @@ impl TestServer {
         (status, text)
     }
 
+    /// Any method; a JSON `{}` body unless GET, HEAD or DELETE. `(status, body text)`.
+    pub fn request(&self, method: &str, path: &str, key: Option<&str>) -> (u16, String) {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path));
+        if let Some(key) = key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        let response = if matches!(method, "GET" | "HEAD" | "DELETE") {
+            Self::agent().run(request.body(()).unwrap())
+        } else {
+            Self::agent().run(request.body("{}").unwrap())
+        };
+        let mut response = response.unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+
     pub fn get(&self, path: &str, key: Option<&str>) -> (u16, String) {
         let mut request = Self::agent().get(&self.url(path));
         if let Some(key) = key {

@@ -19,16 +19,16 @@ use crate::wire::{
 };
 use crate::AppState;
 
+/// The importbulk path: its body limit is [`crate::Limits::max_import_body_bytes`].
+pub const IMPORT_PATH: &str = "/v1/relationships/importbulk";
+
 /// The routes of this group.
 pub fn routes() -> Vec<Route> {
     vec![
         Route::post("/v1/relationships/write", post(write)),
         Route::post("/v1/relationships/delete", post(delete)),
         Route::post("/v1/relationships/read", post(read)),
-        Route {
-            body_limit: Some(crate::Limits::default().max_import_body_bytes),
-            ..Route::post("/v1/relationships/importbulk", post(import_bulk))
-        },
+        Route::post(IMPORT_PATH, post(import_bulk)),
         Route::post("/v1/relationships/exportbulk", post(export_bulk)),
     ]
 }
