@@ -137,7 +137,10 @@ impl FromRequest<AppState> for Body {
                         state.limits.max_body_bytes
                     ))
                 } else {
-                    ApiError::invalid(format!("cannot read request body: {}", rejection.body_text()))
+                    ApiError::invalid(format!(
+                        "cannot read request body: {}",
+                        rejection.body_text()
+                    ))
                 }
             })
     }
@@ -451,7 +454,9 @@ fn group_info(engine: &Engine, ws: &str, group: &str) -> Result<(GroupInfo, Stri
     if !is_valid_object_id(group) {
         return Err(missing());
     }
-    let raw = engine.metadata(&group_key(ws, group))?.ok_or_else(missing)?;
+    let raw = engine
+        .metadata(&group_key(ws, group))?
+        .ok_or_else(missing)?;
     Ok((GroupInfo::decode(&raw)?, raw))
 }
 
@@ -499,7 +504,9 @@ fn valid_name(name: Option<&str>) -> Result<String, ApiError> {
         )));
     }
     if name.chars().any(char::is_control) {
-        return Err(unprocessable("a group name cannot contain control characters"));
+        return Err(unprocessable(
+            "a group name cannot contain control characters",
+        ));
     }
     Ok(name.to_string())
 }
@@ -527,7 +534,11 @@ fn name_free(engine: &Engine, ws: &str, name: &str) -> Result<(), ApiError> {
 }
 
 /// Why `candidate` cannot become a group member or grantee in `ws`, if it cannot.
-fn not_a_member_reason(engine: &Engine, ws: &str, candidate: &str) -> Result<Option<String>, ApiError> {
+fn not_a_member_reason(
+    engine: &Engine,
+    ws: &str,
+    candidate: &str,
+) -> Result<Option<String>, ApiError> {
     if !is_valid_object_id(candidate) {
         return Ok(Some(format!("`{candidate}` is not a valid user id")));
     }

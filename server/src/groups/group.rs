@@ -13,11 +13,11 @@ use pemba_engine::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    authorize, blocking, changed_concurrently, commit, enter, exact, fold, group_info,
-    group_key, group_members, group_members_subject, members_preconditions, must_match,
-    must_not_match, name_free, name_key, new_group_id, object, read_all, role_of, route,
-    sort_by_name, summary, tuple, update, user, valid_description, valid_name, workspace_groups,
-    Actor, Body, GroupInfo, GroupSummary, Ids, Role,
+    authorize, blocking, changed_concurrently, commit, enter, exact, fold, group_info, group_key,
+    group_members, group_members_subject, members_preconditions, must_match, must_not_match,
+    name_free, name_key, new_group_id, object, read_all, role_of, route, sort_by_name, summary,
+    tuple, update, user, valid_description, valid_name, workspace_groups, Actor, Body, GroupInfo,
+    GroupSummary, Ids, Role,
 };
 use crate::error::ApiError;
 use crate::routes::Route;
@@ -203,7 +203,9 @@ async fn create_group(
             ..Transaction::default()
         };
         commit(engine, &transaction, || {
-            name_free(engine, &ws, &info.name).err().unwrap_or_else(changed_concurrently)
+            name_free(engine, &ws, &info.name)
+                .err()
+                .unwrap_or_else(changed_concurrently)
         })?;
         Ok((StatusCode::CREATED, Json(detail(engine, &ws, id, info)?)))
     })
@@ -219,7 +221,13 @@ async fn open_group(
     blocking(&state, move |engine| {
         enter(engine, &ws, &actor)?;
         let (info, _) = group_info(engine, &ws, &id)?;
-        authorize(engine, &object("group", &id), "view", &actor, "see this group")?;
+        authorize(
+            engine,
+            &object("group", &id),
+            "view",
+            &actor,
+            "see this group",
+        )?;
         Ok(Json(detail(engine, &ws, id, info)?))
     })
     .await

@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use super::{
     authorize, blocking, changed_concurrently, commit, enter, fold, group_key, must_match,
-    must_not_match, name_key, new_group_id, not_a_member_reason, object, role_filter, route,
-    tuple, update, user, valid_name, Actor, Body, GroupInfo, GroupSummary, Ids,
+    must_not_match, name_key, new_group_id, not_a_member_reason, object, role_filter, route, tuple,
+    update, user, valid_name, Actor, Body, GroupInfo, GroupSummary, Ids,
 };
 use crate::error::{ApiError, Code};
 use crate::routes::Route;
@@ -131,7 +131,9 @@ fn plan(
         let record = match record {
             Ok(record) => record,
             Err(error) => {
-                let line = error.position().map_or(index as u64 + 1, csv::Position::line);
+                let line = error
+                    .position()
+                    .map_or(index as u64 + 1, csv::Position::line);
                 errors.push(RowError {
                     line,
                     message: format!("cannot read this row: {error}"),
@@ -170,10 +172,7 @@ fn plan(
         if record.len() > 2 {
             errors.push(RowError {
                 line,
-                message: format!(
-                    "expected 2 fields (`group,member`), found {}",
-                    record.len()
-                ),
+                message: format!("expected 2 fields (`group,member`), found {}", record.len()),
             });
             continue;
         }
@@ -255,14 +254,20 @@ fn create_all(engine: &Engine, ws: &str, planned: Vec<Planned>) -> Result<Import
     for group in planned {
         let id = new_group_id()?;
         let resource = object("group", &id);
-        transaction.preconditions.push(must_not_match(RelationshipFilter {
-            resource_type: Some("group".to_string()),
-            resource_id: Some(id.clone()),
-            ..RelationshipFilter::default()
-        }));
+        transaction
+            .preconditions
+            .push(must_not_match(RelationshipFilter {
+                resource_type: Some("group".to_string()),
+                resource_id: Some(id.clone()),
+                ..RelationshipFilter::default()
+            }));
         transaction.updates.push(update(
             Operation::Create,
-            tuple(resource.clone(), "workspace", SubjectRef::object("workspace", ws)),
+            tuple(
+                resource.clone(),
+                "workspace",
+                SubjectRef::object("workspace", ws),
+            ),
         ));
         for member in &group.members {
             transaction.updates.push(update(

@@ -33,7 +33,11 @@ pub(super) fn routes() -> Vec<Route> {
             "/v1/workspaces/{ws}/members/{user}",
             delete(remove_member),
         ),
-        route(Method::GET, "/v1/workspaces/{ws}/members", get(list_members)),
+        route(
+            Method::GET,
+            "/v1/workspaces/{ws}/members",
+            get(list_members),
+        ),
         route(
             Method::GET,
             "/v1/workspaces/{ws}/members/{user}/groups",

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     authorize, blocking, changed_concurrently, commit, conflict, enter, exact, group_info,
-    group_members_subject, member_count, members_preconditions, must_match, must_not_match,
-    object, read_all, role_filter, route, sort_by_name, tuple, unprocessable, update, user,
-    workspace_of, Actor, Body, Ids,
+    group_members_subject, member_count, members_preconditions, must_match, must_not_match, object,
+    read_all, role_filter, route, sort_by_name, tuple, unprocessable, update, user, workspace_of,
+    Actor, Body, Ids,
 };
 use crate::error::ApiError;
 use crate::routes::Route;
@@ -63,9 +63,7 @@ impl Kind {
                     Some(other) => Err(unprocessable(format!(
                         "unknown workbook role `{other}`: expected `editor` or `viewer`"
                     ))),
-                    None => Err(unprocessable(
-                        "`role` is required: `editor` or `viewer`",
-                    )),
+                    None => Err(unprocessable("`role` is required: `editor` or `viewer`")),
                 }
             }
         }
@@ -270,7 +268,12 @@ fn grant_updates(
         .grant_relations()
         .iter()
         .filter(|r| **r != relation)
-        .map(|r| update(Operation::Delete, tuple(resource.clone(), r, subject.clone())))
+        .map(|r| {
+            update(
+                Operation::Delete,
+                tuple(resource.clone(), r, subject.clone()),
+            )
+        })
         .collect();
     updates.push(update(
         Operation::Touch,
@@ -335,7 +338,10 @@ async fn share_user(
         let mut preconditions = members_preconditions(engine, &ws, [&grantee]).map_err(|e| {
             unprocessable(e.message.replace(
                 "group members must be members of the workspace",
-                &format!("a {} can be shared only with workspace members", kind.type_name()),
+                &format!(
+                    "a {} can be shared only with workspace members",
+                    kind.type_name()
+                ),
             ))
         })?;
         preconditions.push(must_match(exact(&link(&resource, &ws))));

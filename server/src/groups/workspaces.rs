@@ -81,7 +81,10 @@ async fn create_workspace(
             ..Transaction::default()
         };
         super::commit(engine, &transaction, exists)?;
-        Ok((StatusCode::CREATED, Json(WorkspaceCreated { id: ws, admin })))
+        Ok((
+            StatusCode::CREATED,
+            Json(WorkspaceCreated { id: ws, admin }),
+        ))
     })
     .await
 }
