@@ -102,7 +102,10 @@ pub fn validate_yaml_file(name: &str, text: &str) -> bool {
         }
     };
     if let Some(errors) = &outcome.schema_errors {
-        eprint!("{}", errors.render(&format!("{name} (schema)"), &file.schema));
+        eprint!(
+            "{}",
+            errors.render(&format!("{name} (schema)"), &file.schema)
+        );
         eprintln!(
             "{name}: note: positions are lines and columns within the `schema` text, not \
              within the YAML file"
@@ -153,9 +156,15 @@ mod tests {
                 "schema: |\n  definition user {{}}\n  definition doc {{\n    relation viewer: user\n    permission view = viewer\n  }}\nrelationships: |\n  {rels}\nassertions:\n  {asserts}\n"
             )
         };
-        let ok = file("doc:d#viewer@user:a", "assertTrue:\n    - doc:d#view@user:a\n  assertFalse:\n    - doc:d#view@user:b");
+        let ok = file(
+            "doc:d#viewer@user:a",
+            "assertTrue:\n    - doc:d#view@user:a\n  assertFalse:\n    - doc:d#view@user:b",
+        );
         assert!(validate_yaml_file("ok.yaml", &ok));
-        let wrong = file("doc:d#viewer@user:a", "assertTrue:\n    - doc:d#view@user:b");
+        let wrong = file(
+            "doc:d#viewer@user:a",
+            "assertTrue:\n    - doc:d#view@user:b",
+        );
         assert!(!validate_yaml_file("wrong.yaml", &wrong));
         let bad_relation = file("doc:d#view@user:a", "assertTrue: []");
         assert!(!validate_yaml_file("permission.yaml", &bad_relation));

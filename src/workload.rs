@@ -248,7 +248,11 @@ impl Workload {
                 }
             }
             for (ty, resources) in [("connection", &ws.connections), ("workbook", &ws.workbooks)] {
-                let grant = if ty == "connection" { "grantee" } else { "viewer" };
+                let grant = if ty == "connection" {
+                    "grantee"
+                } else {
+                    "viewer"
+                };
                 for r in resources {
                     let id = &r.id;
                     emit(format_args!("{ty}:{id}#workspace@workspace:{w}"));
@@ -257,13 +261,19 @@ impl Workload {
                         emit(format_args!("{ty}:{id}#{grant}@user:{user}"));
                     }
                     for g in &r.groups {
-                        emit(format_args!("{ty}:{id}#{grant}@group:{}#member", ws.groups[*g].0));
+                        emit(format_args!(
+                            "{ty}:{id}#{grant}@group:{}#member",
+                            ws.groups[*g].0
+                        ));
                     }
                     for user in &r.editor_users {
                         emit(format_args!("{ty}:{id}#editor@user:{user}"));
                     }
                     for g in &r.editor_groups {
-                        emit(format_args!("{ty}:{id}#editor@group:{}#member", ws.groups[*g].0));
+                        emit(format_args!(
+                            "{ty}:{id}#editor@group:{}#member",
+                            ws.groups[*g].0
+                        ));
                     }
                 }
             }
@@ -279,23 +289,38 @@ impl Workload {
 }
 
 fn role_of(ws: &Workspace, user: &str) -> Option<Role> {
-    ws.members.iter().find(|(id, _)| id == user).map(|(_, role)| *role)
+    ws.members
+        .iter()
+        .find(|(id, _)| id == user)
+        .map(|(_, role)| *role)
 }
 
 fn in_group(ws: &Workspace, group: usize, user: &str) -> bool {
-    ws.groups.get(group).is_some_and(|(_, members)| members.iter().any(|m| m == user))
+    ws.groups
+        .get(group)
+        .is_some_and(|(_, members)| members.iter().any(|m| m == user))
 }
 
 /// The model's answer for `permission` (`use`, `view`, `edit`) on a resource of `ws`.
-fn allowed(ws: &Workspace, resource: &Resource, workbook: bool, permission: &str, user: &str) -> bool {
+fn allowed(
+    ws: &Workspace,
+    resource: &Resource,
+    workbook: bool,
+    permission: &str,
+    user: &str,
+) -> bool {
     let Some(role) = role_of(ws, user) else {
         return false;
     };
     let editor = resource.owner == user
         || role == Role::Admin
         || resource.editor_users.iter().any(|u| u == user)
-        || resource.editor_groups.iter().any(|g| in_group(ws, *g, user));
-    let grantee = resource.users.iter().any(|u| u == user) || resource.groups.iter().any(|g| in_group(ws, *g, user));
+        || resource
+            .editor_groups
+            .iter()
+            .any(|g| in_group(ws, *g, user));
+    let grantee = resource.users.iter().any(|u| u == user)
+        || resource.groups.iter().any(|g| in_group(ws, *g, user));
     match (workbook, permission) {
         (false, "use") => editor || grantee,
         (true, "edit") => editor,
@@ -312,7 +337,11 @@ pub fn checks(workload: &Workload, seed: u64, n: usize) -> Vec<ExpectedCheck> {
     while out.len() < n && !workspaces.is_empty() {
         let ws = &workspaces[rng.random_range(0..workspaces.len())];
         let workbook = rng.random_bool(0.3);
-        let resources = if workbook { &ws.workbooks } else { &ws.connections };
+        let resources = if workbook {
+            &ws.workbooks
+        } else {
+            &ws.connections
+        };
         let resource = &resources[rng.random_range(0..resources.len())];
         let user = if out.len() % 2 == 0 {
             // From a real grant: owner, a direct grantee, or a member of a granted group.
@@ -326,7 +355,9 @@ pub fn checks(workload: &Workload, seed: u64, n: usize) -> Vec<ExpectedCheck> {
         } else {
             // Anyone, possibly from another workspace.
             let other = &workspaces[rng.random_range(0..workspaces.len())];
-            other.members[rng.random_range(0..other.members.len())].0.clone()
+            other.members[rng.random_range(0..other.members.len())]
+                .0
+                .clone()
         };
         let permission = match (workbook, rng.random_bool(0.5)) {
             (false, _) => "use",
@@ -346,7 +377,7 @@ pub fn checks(workload: &Workload, seed: u64, n: usize) -> Vec<ExpectedCheck> {
 
 /// Expected lookup counts for `n` typical users and every roaming admin.
 pub fn lookups(workload: &Workload, seed: u64, n: usize) -> Vec<ExpectedLookup> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x100c_0b5);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0100_c0b5);
     let mut users: Vec<String> = (0..ROAMING_ADMINS).map(|r| format!("roaming{r}")).collect();
     let workspaces = &workload.workspaces;
     for _ in 0..n {
@@ -354,7 +385,11 @@ pub fn lookups(workload: &Workload, seed: u64, n: usize) -> Vec<ExpectedLookup> 
             break;
         }
         let ws = &workspaces[rng.random_range(0..workspaces.len())];
-        users.push(ws.members[rng.random_range(0..USERS_PER_WORKSPACE.min(ws.members.len()))].0.clone());
+        users.push(
+            ws.members[rng.random_range(0..USERS_PER_WORKSPACE.min(ws.members.len()))]
+                .0
+                .clone(),
+        );
     }
     // Users are local to their workspace except roaming admins; index where each appears.
     let mut appears: HashMap<&str, Vec<&Workspace>> = HashMap::new();
@@ -366,11 +401,16 @@ pub fn lookups(workload: &Workload, seed: u64, n: usize) -> Vec<ExpectedLookup> 
     let mut out = Vec::new();
     for user in users {
         let spaces = appears.get(user.as_str()).cloned().unwrap_or_default();
-        for (ty, permission, workbook) in [("connection", "use", false), ("workbook", "view", true)] {
+        for (ty, permission, workbook) in [("connection", "use", false), ("workbook", "view", true)]
+        {
             let count = spaces
                 .iter()
                 .map(|ws| {
-                    let resources = if workbook { &ws.workbooks } else { &ws.connections };
+                    let resources = if workbook {
+                        &ws.workbooks
+                    } else {
+                        &ws.connections
+                    };
                     resources
                         .iter()
                         .filter(|r| allowed(ws, r, workbook, permission, &user))
@@ -405,12 +445,20 @@ pub fn write_files(workload: &Workload, seed: u64, dir: &Path) -> io::Result<usi
     tuples.flush()?;
     let mut checks_out = BufWriter::new(std::fs::File::create(dir.join("checks.txt"))?);
     for c in checks(workload, seed, 10_000) {
-        writeln!(checks_out, "{}#{}@{} {}", c.resource, c.permission, c.subject, c.allowed)?;
+        writeln!(
+            checks_out,
+            "{}#{}@{} {}",
+            c.resource, c.permission, c.subject, c.allowed
+        )?;
     }
     checks_out.flush()?;
     let mut lookups_out = BufWriter::new(std::fs::File::create(dir.join("lookups.txt"))?);
     for l in lookups(workload, seed, 100) {
-        writeln!(lookups_out, "{} {} {} {}", l.subject, l.resource_type, l.permission, l.count)?;
+        writeln!(
+            lookups_out,
+            "{} {} {} {}",
+            l.subject, l.resource_type, l.permission, l.count
+        )?;
     }
     lookups_out.flush()?;
     Ok(count)
@@ -422,7 +470,12 @@ pub fn parse_checks(text: &str) -> Result<Vec<ExpectedCheck>, String> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, line)| {
-            let bad = || format!("checks line {}: expected `resource#permission@subject true|false`", i + 1);
+            let bad = || {
+                format!(
+                    "checks line {}: expected `resource#permission@subject true|false`",
+                    i + 1
+                )
+            };
             let (query, answer) = line.trim().rsplit_once(' ').ok_or_else(bad)?;
             let (resource, rest) = query.split_once('#').ok_or_else(bad)?;
             let (permission, subject) = rest.split_once('@').ok_or_else(bad)?;
@@ -447,7 +500,12 @@ pub fn parse_lookups(text: &str) -> Result<Vec<ExpectedLookup>, String> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, line)| {
-            let bad = || format!("lookups line {}: expected `subject resource_type permission count`", i + 1);
+            let bad = || {
+                format!(
+                    "lookups line {}: expected `subject resource_type permission count`",
+                    i + 1
+                )
+            };
             let parts: Vec<&str> = line.split_whitespace().collect();
             let [subject, resource_type, permission, count] = parts.as_slice() else {
                 return Err(bad());

@@ -1,0 +1,413 @@
+//! In-process benchmarks of the engine on generated user-groups stores: one criterion group
+//! per question (check, bulk check, lookups, writes, import, open), each on the s and m
+//! workloads (`PEMBA_BENCH_SIZES=xs,s,m` to choose), built once per run.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pemba::workload::{self, Size, Workload};
+use pemba_engine::{
+    CheckRequest, Consistency, Engine, ObjectRef, Operation, Page, SubjectRef, Tuple, Update,
+};
+
+const SEED: u64 = 1;
+const AT: Consistency = Consistency::MinimizeLatency;
+
+struct Store {
+    size: Size,
+    model: Workload,
+    engine: Engine,
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn sizes() -> Vec<Size> {
+    let wanted = std::env::var("PEMBA_BENCH_SIZES").unwrap_or_else(|_| "s,m".to_string());
+    wanted
+        .split(',')
+        .filter_map(|s| match s.trim() {
+            "xs" => Some(Size::Xs),
+            "s" => Some(Size::S),
+            "m" => Some(Size::M),
+            "l" => Some(Size::L),
+            _ => None,
+        })
+        .collect()
+}
+
+fn tuples(model: &Workload) -> Vec<Tuple> {
+    let mut tuples = Vec::new();
+    model.for_each_tuple(|t| tuples.push(Tuple::parse(&t.to_string()).expect("generated tuple")));
+    tuples
+}
+
+fn import(engine: &Engine, tuples: &[Tuple]) {
+    for chunk in tuples.chunks(10_000) {
+        let updates: Vec<Update> = chunk
+            .iter()
+            .map(|t| Update {
+                operation: Operation::Touch,
+                tuple: t.clone(),
+            })
+            .collect();
+        engine.write(&updates, &[]).expect("import");
+    }
+}
+
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn build(size: Size) -> Store {
+    let model = workload::generate(size, SEED, |_| {});
+    let all = tuples(&model);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bench.redb");
+    {
+        let engine = Engine::open(&path).expect("open");
+        engine.write_schema(workload::SCHEMA).expect("schema");
+        let started = Instant::now();
+        import(&engine, &all);
+        let took = started.elapsed();
+        eprintln!(
+            "[{size}] imported {} relationships in {:.2?} ({:.0}/s, batches of 10 000)",
+            all.len(),
+            took,
+            all.len() as f64 / took.as_secs_f64()
+        );
+    }
+    drop(all);
+    let before = resident_bytes();
+    let started = Instant::now();
+    let engine = Engine::open(&path).expect("reopen");
+    let took = started.elapsed();
+    let count = engine.relationship_count().max(1);
+    eprintln!(
+        "[{size}] opened {count} relationships in {took:.2?}; index heap {} B/relationship, resident growth {} B/relationship",
+        engine.index_heap_bytes() as u64 / count,
+        resident_bytes().saturating_sub(before) / count
+    );
+    Store {
+        size,
+        model,
+        engine,
+        path,
+        _dir: dir,
+    }
+}
+
+fn stores() -> &'static [Store] {
+    static STORES: std::sync::OnceLock<Vec<Store>> = std::sync::OnceLock::new();
+    STORES.get_or_init(|| sizes().into_iter().map(build).collect())
+}
+
+/// Named example checks drawn from the model: (name, resource, permission, subject).
+fn example_checks(model: &Workload) -> Vec<(&'static str, ObjectRef, &'static str, SubjectRef)> {
+    let ws = &model.workspaces[model.workspaces.len() / 2];
+    let admins: Vec<&str> = ws
+        .members
+        .iter()
+        .filter(|(_, r)| *r == workload::Role::Admin)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let conn = |id: &str| ObjectRef::new("connection", id);
+    let user = |id: &str| SubjectRef::object("user", id);
+    let direct = &ws.connections[0];
+    let mut out = vec![(
+        "allowed_direct_owner",
+        conn(&direct.id),
+        "use",
+        user(&direct.owner),
+    )];
+    // A member of a granted group who is neither owner, direct grantee nor admin.
+    'outer: for c in &ws.connections {
+        for g in &c.groups {
+            for m in &ws.groups[*g].1 {
+                if *m != c.owner && !c.users.contains(m) && !admins.contains(&m.as_str()) {
+                    out.push(("allowed_via_group", conn(&c.id), "use", user(m)));
+                    break 'outer;
+                }
+            }
+        }
+    }
+    if let Some(admin) = admins.iter().find(|a| ws.connections[1].owner != **a) {
+        out.push((
+            "allowed_via_admin_arrow",
+            conn(&ws.connections[1].id),
+            "use",
+            user(admin),
+        ));
+    }
+    let other = &model.workspaces[0].members[5].0;
+    out.push((
+        "denied_other_workspace",
+        conn(&direct.id),
+        "use",
+        user(other),
+    ));
+    let same_ws_stranger = ws
+        .members
+        .iter()
+        .map(|(id, _)| id)
+        .find(|id| {
+            **id != direct.owner
+                && !direct.users.contains(id)
+                && !admins.contains(&id.as_str())
+                && !direct.groups.iter().any(|g| ws.groups[*g].1.contains(id))
+        })
+        .expect("a member without access");
+    out.push((
+        "denied_same_workspace",
+        conn(&direct.id),
+        "use",
+        user(same_ws_stranger),
+    ));
+    out
+}
+
+fn bench_check(c: &mut Criterion) {
+    let mut group = c.benchmark_group("check");
+    for store in stores() {
+        for (name, resource, permission, subject) in example_checks(&store.model) {
+            let (expected, _) = store
+                .engine
+                .check(AT, &resource, permission, &subject)
+                .expect("check");
+            assert_eq!(expected, name.starts_with("allowed"), "{name}");
+            group.bench_function(BenchmarkId::new(name, store.size), |b| {
+                b.iter(|| {
+                    store
+                        .engine
+                        .check(AT, black_box(&resource), permission, black_box(&subject))
+                })
+            });
+        }
+        // Random checks across the whole store: the cache-unfriendly case.
+        let checks: Vec<CheckRequest> = workload::checks(&store.model, SEED, 4096)
+            .into_iter()
+            .map(|c| CheckRequest {
+                resource: ObjectRef::parse(&c.resource).expect("resource"),
+                permission: c.permission,
+                subject: SubjectRef::parse(&c.subject).expect("subject"),
+            })
+            .collect();
+        let mut i = 0;
+        group.bench_function(
+            BenchmarkId::new("random_from_checks_txt", store.size),
+            |b| {
+                b.iter(|| {
+                    let c = &checks[i % checks.len()];
+                    i += 1;
+                    store
+                        .engine
+                        .check(AT, &c.resource, &c.permission, &c.subject)
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+fn bench_check_bulk(c: &mut Criterion) {
+    let mut group = c.benchmark_group("check_bulk");
+    for store in stores() {
+        let items: Vec<CheckRequest> = workload::checks(&store.model, SEED, 100)
+            .into_iter()
+            .map(|c| CheckRequest {
+                resource: ObjectRef::parse(&c.resource).expect("resource"),
+                permission: c.permission,
+                subject: SubjectRef::parse(&c.subject).expect("subject"),
+            })
+            .collect();
+        group.throughput(Throughput::Elements(items.len() as u64));
+        group.bench_function(BenchmarkId::new("100_items", store.size), |b| {
+            b.iter(|| store.engine.check_bulk(AT, black_box(&items)))
+        });
+    }
+    group.finish();
+}
+
+fn bench_lookup_resources(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lookup_resources");
+    for store in stores() {
+        let ws = &store.model.workspaces[store.model.workspaces.len() / 2];
+        let typical = SubjectRef::object("user", &ws.members[10].0);
+        let heaviest = SubjectRef::object("user", "roaming0");
+        for (name, subject) in [("typical_user", typical), ("heaviest_user", heaviest)] {
+            let found = store
+                .engine
+                .lookup_resources(AT, "connection", "use", &subject, Page::default())
+                .expect("lookup");
+            eprintln!(
+                "[{}] lookup_resources {name}: {} connections",
+                store.size,
+                found.ids.len()
+            );
+            group.bench_function(BenchmarkId::new(name, store.size), |b| {
+                b.iter(|| {
+                    store.engine.lookup_resources(
+                        AT,
+                        "connection",
+                        "use",
+                        black_box(&subject),
+                        Page::default(),
+                    )
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_lookup_subjects(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lookup_subjects");
+    for store in stores() {
+        let ws = &store.model.workspaces[store.model.workspaces.len() / 2];
+        let typical = ObjectRef::new("connection", &ws.connections[0].id);
+        let most_shared = ws
+            .connections
+            .iter()
+            .max_by_key(|c| {
+                c.groups
+                    .iter()
+                    .map(|g| ws.groups[*g].1.len())
+                    .sum::<usize>()
+                    + c.users.len()
+            })
+            .map(|c| ObjectRef::new("connection", &c.id))
+            .expect("connections");
+        for (name, resource) in [
+            ("typical_connection", typical),
+            ("most_shared_connection", most_shared),
+        ] {
+            let found = store
+                .engine
+                .lookup_subjects(AT, &resource, "use", "user", None, Page::default())
+                .expect("lookup");
+            eprintln!(
+                "[{}] lookup_subjects {name}: {} users",
+                store.size,
+                found.subjects.len()
+            );
+            group.bench_function(BenchmarkId::new(name, store.size), |b| {
+                b.iter(|| {
+                    store.engine.lookup_subjects(
+                        AT,
+                        black_box(&resource),
+                        "use",
+                        "user",
+                        None,
+                        Page::default(),
+                    )
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_write(c: &mut Criterion) {
+    let mut group = c.benchmark_group("write");
+    group.sample_size(20);
+    for store in stores() {
+        let mut n = 0u64;
+        group.bench_function(BenchmarkId::new("single_durable", store.size), |b| {
+            b.iter(|| {
+                n += 1;
+                let tuple =
+                    Tuple::parse(&format!("group:benchg#member@user:bench{n}")).expect("tuple");
+                store
+                    .engine
+                    .write(
+                        &[Update {
+                            operation: Operation::Touch,
+                            tuple,
+                        }],
+                        &[],
+                    )
+                    .expect("write")
+            })
+        });
+        let mut batch_no = 0u64;
+        group.throughput(Throughput::Elements(1000));
+        group.bench_function(BenchmarkId::new("batch_of_1000", store.size), |b| {
+            b.iter(|| {
+                batch_no += 1;
+                let updates: Vec<Update> = (0..1000)
+                    .map(|i| Update {
+                        operation: Operation::Touch,
+                        tuple: Tuple::parse(&format!("group:batch{batch_no}#member@user:u{i}"))
+                            .expect("tuple"),
+                    })
+                    .collect();
+                store.engine.write(&updates, &[]).expect("write")
+            })
+        });
+        group.throughput(Throughput::Elements(1));
+    }
+    group.finish();
+}
+
+fn bench_import_and_open(c: &mut Criterion) {
+    let mut group = c.benchmark_group("import");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    // Importing the small store measures the rate; the m store's import time is printed
+    // once while it is built.
+    if let Some(store) = stores().iter().find(|s| s.size == Size::S) {
+        let all = tuples(&store.model);
+        group.throughput(Throughput::Elements(all.len() as u64));
+        group.bench_function(BenchmarkId::new("fresh_store", store.size), |b| {
+            b.iter_with_setup(
+                || {
+                    let dir = tempfile::tempdir().expect("dir");
+                    let engine = Engine::open(&dir.path().join("i.redb")).expect("open");
+                    engine.write_schema(workload::SCHEMA).expect("schema");
+                    (dir, engine)
+                },
+                |(dir, engine)| {
+                    import(&engine, &all);
+                    (dir, engine)
+                },
+            )
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("open");
+    group.sample_size(10);
+    for store in stores() {
+        let path: &Path = &store.path;
+        group.bench_function(BenchmarkId::new("rebuild_index", store.size), |b| {
+            b.iter(|| {
+                // A second handle on the same file: redb refuses two writers, so reopen a copy.
+                let copy = path.with_extension("copy.redb");
+                if !copy.exists() {
+                    std::fs::copy(path, &copy).expect("copy");
+                }
+                Engine::open(&copy).expect("open")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    targets = bench_check, bench_check_bulk, bench_lookup_resources, bench_lookup_subjects,
+        bench_write, bench_import_and_open
+}
+criterion_main!(benches);
