@@ -1114,6 +1114,10 @@ fn rule_12_admins_import_groups_from_csv_all_or_nothing() {
         app.group_names("acme", "carol", ""),
         ["Design", "Empty, Inc", "Engineering", "Existing"]
     );
+    // Spreadsheet exports: a byte-order mark and CRLF line ends.
+    let (status, answer) = import("alice", "\u{feff}group,member\r\nOps,bob\r\n");
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["groups"][0]["name"], "Ops");
     // Importing the same file again collides with every name.
     let (status, answer) = import("alice", good);
     assert_eq!(status, 422);
