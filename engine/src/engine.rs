@@ -1,6 +1,5 @@
 //! [`Engine`]: the operations of SPEC section 4 over a [`Store`] and the in-memory index.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -44,7 +43,19 @@ pub struct Engine {
     state: RwLock<State>,
     /// Held across "commit to store, then apply to index" so index order = commit order.
     writer: Mutex<()>,
+    /// Transactions waiting for the next group commit (see [`Engine::transact`]).
+    queue: Mutex<Vec<Queued>>,
     revisions: tokio::sync::watch::Sender<Revision>,
+}
+
+type Slot = Arc<Mutex<Option<Result<ChangeSet, EngineError>>>>;
+
+/// A transaction waiting for a group commit, with where its outcome goes.
+struct Queued {
+    transaction: Transaction,
+    /// The schema it was validated against.
+    schema: Arc<LoadedSchema>,
+    slot: Slot,
 }
 
 /// One check of a bulk check.
@@ -177,6 +188,7 @@ impl Engine {
             store,
             state: RwLock::new(state),
             writer: Mutex::new(()),
+            queue: Mutex::new(Vec::new()),
             revisions,
         })
     }
@@ -287,28 +299,87 @@ impl Engine {
 
     /// Commits a [`Transaction`]: relationship preconditions, metadata conditions, deletes
     /// by filter, updates and metadata writes, all or nothing.
+    ///
+    /// Concurrent callers share durable commits (group commit): while one thread commits,
+    /// the others queue their transactions, and the next to take the writer lock commits
+    /// every queued one in a single redb transaction — each still checked and applied on
+    /// its own, with its own revision — so one fsync serves many writers without any
+    /// write being acknowledged before it is durable.
     pub fn transact(&self, transaction: &Transaction) -> Result<Revision, EngineError> {
         let schema = self.schema().ok_or(EngineError::NoSchema)?;
-        let mut seen = HashSet::with_capacity(transaction.updates.len());
-        for update in &transaction.updates {
-            validate_tuple(&schema.compiled, &update.tuple)?;
-            if !seen.insert(&update.tuple) {
-                return Err(invalid(format!(
-                    "relationship `{}` appears more than once in the batch",
-                    update.tuple
-                )));
+        validate_transaction(&schema.compiled, transaction)?;
+        let (_writer, own_slot) = match self.writer.try_lock() {
+            Some(writer) => (writer, None),
+            None => {
+                let slot: Slot = Arc::new(Mutex::new(None));
+                self.queue.lock().push(Queued {
+                    transaction: transaction.clone(),
+                    schema: schema.clone(),
+                    slot: slot.clone(),
+                });
+                let writer = self.writer.lock();
+                if let Some(outcome) = slot.lock().take() {
+                    return outcome.map(|c| c.revision);
+                }
+                (writer, Some(slot))
             }
+        };
+        let queued = std::mem::take(&mut *self.queue.lock());
+        let current = self.schema().ok_or(EngineError::NoSchema)?;
+        // A schema write may have landed since a queued transaction was validated.
+        let mut outcomes: Vec<Option<Result<ChangeSet, EngineError>>> = queued
+            .iter()
+            .map(|q| {
+                if Arc::ptr_eq(&q.schema, &current) {
+                    None
+                } else {
+                    validate_transaction(&current.compiled, &q.transaction)
+                        .err()
+                        .map(Err)
+                }
+            })
+            .collect();
+        let mut batch: Vec<&Transaction> = queued
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| outcome.is_none())
+            .map(|(q, _)| &q.transaction)
+            .collect();
+        let own_direct = own_slot.is_none();
+        if own_direct {
+            if !Arc::ptr_eq(&schema, &current) {
+                validate_transaction(&current.compiled, transaction)?;
+            }
+            batch.push(transaction);
         }
-        for precondition in &transaction.preconditions {
-            validate_filter(&schema.compiled, &precondition.filter, false)?;
+        let committed = match self.store.commit(&batch) {
+            Ok(committed) => committed,
+            Err(error) => {
+                let message = error.to_string();
+                for (q, outcome) in queued.iter().zip(outcomes.iter_mut()) {
+                    if outcome.is_none() {
+                        *q.slot.lock() = Some(Err(StorageError::Backend(message.clone()).into()));
+                    }
+                }
+                return Err(error);
+            }
+        };
+        self.apply_all(committed.iter().filter_map(|c| c.as_ref().ok()));
+        let mut committed = committed.into_iter();
+        for outcome in outcomes.iter_mut().filter(|o| o.is_none()) {
+            *outcome = committed.next();
         }
-        for filter in &transaction.delete_filters {
-            validate_filter(&schema.compiled, filter, true)?;
+        for (q, outcome) in queued.iter().zip(outcomes) {
+            *q.slot.lock() = outcome;
         }
-        let _writer = self.writer.lock();
-        let committed = self.store.commit(transaction)?;
-        self.apply(&committed);
-        Ok(committed.revision)
+        let own = match own_slot {
+            Some(slot) => slot.lock().take(),
+            None => committed.next(),
+        };
+        own.unwrap_or_else(|| {
+            Err(StorageError::Backend("a committed write lost its outcome".to_string()).into())
+        })
+        .map(|c| c.revision)
     }
 
     /// The application metadata value of `key` (newest committed state).
@@ -363,22 +434,34 @@ impl Engine {
     }
 
     fn apply(&self, committed: &ChangeSet) {
+        self.apply_all(std::iter::once(committed));
+    }
+
+    /// Applies committed change sets to the index, in commit order, under one write lock,
+    /// then publishes the newest revision.
+    fn apply_all<'c>(&self, committed: impl Iterator<Item = &'c ChangeSet>) {
         let mut guard = self.state.write();
         let state = &mut *guard;
-        if let Some(schema) = &state.schema {
-            for change in &committed.changes {
-                let t = &change.tuple;
-                match change.operation {
-                    Operation::Delete => state.index.remove(&schema.compiled, &RawTuple::of(t)),
-                    Operation::Create | Operation::Touch => {
-                        state.index.insert(&schema.compiled, &RawTuple::of(t));
+        let mut newest = None;
+        for set in committed {
+            if let Some(schema) = &state.schema {
+                for change in &set.changes {
+                    let raw = RawTuple::of(&change.tuple);
+                    match change.operation {
+                        Operation::Delete => state.index.remove(&schema.compiled, &raw),
+                        Operation::Create | Operation::Touch => {
+                            state.index.insert(&schema.compiled, &raw);
+                        }
                     }
                 }
             }
+            state.revision = set.revision;
+            newest = Some(set.revision);
         }
-        state.revision = committed.revision;
         drop(guard);
-        self.revisions.send_replace(committed.revision);
+        if let Some(revision) = newest {
+            self.revisions.send_replace(revision);
+        }
     }
 
     /// Up to `limit` relationships matching `filter` in stable order, strictly after `after`.
@@ -722,6 +805,31 @@ pub fn validate_tuple(schema: &CompiledSchema, tuple: &Tuple) -> Result<(), Engi
             tuple.relation,
             describe_allowed(schema, allowed)
         )));
+    }
+    Ok(())
+}
+
+/// Schema checks of every part of a transaction; duplicates within it are refused.
+fn validate_transaction(
+    schema: &CompiledSchema,
+    transaction: &Transaction,
+) -> Result<(), EngineError> {
+    let mut seen = rustc_hash::FxHashSet::default();
+    seen.reserve(transaction.updates.len());
+    for update in &transaction.updates {
+        validate_tuple(schema, &update.tuple)?;
+        if !seen.insert(&update.tuple) {
+            return Err(invalid(format!(
+                "relationship `{}` appears more than once in the batch",
+                update.tuple
+            )));
+        }
+    }
+    for precondition in &transaction.preconditions {
+        validate_filter(schema, &precondition.filter, false)?;
+    }
+    for filter in &transaction.delete_filters {
+        validate_filter(schema, filter, true)?;
     }
     Ok(())
 }

@@ -537,3 +537,60 @@ fn transactions_combine_filter_deletes_updates_and_metadata() {
     assert_eq!(engine.relationship_count(), 0);
     assert!(engine.metadata_with_prefix("group/").unwrap().is_empty());
 }
+
+/// Many writers at once share commits; each still gets its own revision, refused creates
+/// leave no trace, and exactly one of several racing creates of one relationship wins.
+#[test]
+fn concurrent_writers_share_commits_without_losing_isolation() {
+    let engine = Arc::new(engine());
+    let start = engine.revision();
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let mut revisions = Vec::new();
+                let mut won_race = 0;
+                for i in 0..20 {
+                    let own = update(Operation::Create, &format!("group:t{t}#member@user:u{i}"));
+                    revisions.push(engine.write(&[own], &[]).unwrap());
+                    let racing = update(Operation::Create, &format!("group:race{i}#member@user:x"));
+                    match engine.write(&[racing], &[]) {
+                        Ok(revision) => {
+                            revisions.push(revision);
+                            won_race += 1;
+                        }
+                        Err(EngineError::AlreadyExists(_)) => {}
+                        Err(other) => panic!("unexpected {other}"),
+                    }
+                }
+                (revisions, won_race)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut wins = 0;
+    for thread in threads {
+        let (revisions, won) = thread.join().unwrap();
+        all.extend(revisions);
+        wins += won;
+    }
+    assert_eq!(wins, 20, "each racing create is won exactly once");
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        16 * 20 + 20,
+        "every committed write has its own revision"
+    );
+    assert_eq!(
+        engine.revision().0 - start.0,
+        all.len() as u64,
+        "refused writes use no revision"
+    );
+    assert_eq!(engine.relationship_count(), 16 * 20 + 20);
+    let sets = engine.changes_after(start, 10_000).unwrap();
+    assert_eq!(sets.len(), all.len());
+    assert!(sets
+        .windows(2)
+        .all(|w| w[1].revision.0 == w[0].revision.0 + 1));
+}
