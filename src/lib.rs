@@ -2,4 +2,5 @@
 //! end-to-end tests.
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod workload;

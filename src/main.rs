@@ -53,6 +53,13 @@ enum Command {
     Check(pemba_server::cli::CheckArgs),
     /// Look up resources a subject can reach, or subjects that can reach a resource.
     Lookup(pemba_server::cli::LookupArgs),
+    /// Load a running server over HTTP with a workload's checks, lookups and writes.
+    ///
+    /// Keep-alive connections send requests back to back until `--duration` or
+    /// `--requests`; prints throughput, latency percentiles, errors by kind and, with
+    /// `--verify`, answers that differ from the workload's. Exit status 1 if any request
+    /// failed or any answer was wrong.
+    Bench(pemba::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +72,7 @@ fn main() -> ExitCode {
         Command::Export(args) => pemba_server::cli::export(args),
         Command::Check(args) => pemba_server::cli::check(args),
         Command::Lookup(args) => pemba_server::cli::lookup(args),
+        Command::Bench(args) => pemba::bench::cli(args),
     }
 }
 

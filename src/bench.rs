@@ -1,0 +1,335 @@
+//! `pemba bench`: an HTTP load generator for a running Pemba server.
+//!
+//! It opens `--concurrency` keep-alive HTTP/1.1 connections to the one endpoint it is
+//! given, and on each sends requests back to back, drawn from a mix of checks (single,
+//! or `checkbulk` batches with `--bulk N`), lookups and writes built from a generated
+//! workload (`pemba workload`). It stops by itself when `--duration` has passed or
+//! `--requests` have been sent, then prints throughput, latency percentiles from an HDR
+//! histogram, errors by kind and, with `--verify`, how many answers differed from the
+//! workload's expected ones.
+//!
+//! Writes touch only bench-only objects (`connection:bench_w{worker}_{n}#owner@user:bench_writer`,
+//! in no workspace), so they never change an answer the checks and lookups expect: the
+//! schema grants `use` only to members of the connection's workspace.
+//!
+//! The endpoint must be a loopback address unless `--allow-remote` is given: a load test
+//! is meant for a server on this machine.
+//!
+//! ```no_run
+//! use pemba::bench::{run, Mix, Settings};
+//! let settings = Settings {
+//!     endpoint: "http://127.0.0.1:8080".into(),
+//!     key: "secret".into(),
+//!     ..Settings::new(std::path::Path::new("./xs"))
+//! };
+//! let report = run(&settings).map_err(|e| e.to_string())?;
+//! println!("{}", report.render());
+//! # Ok::<(), String>(())
+//! ```
+
+mod load;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub use report::Report;
+
+/// Flags of `pemba bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Base URL of the server (`http://HOST:PORT`); only loopback unless `--allow-remote`.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub endpoint: String,
+    /// Directory written by `pemba workload` (reads `checks.txt` and `lookups.txt`).
+    #[arg(long, value_name = "DIR")]
+    pub workload: PathBuf,
+    /// How long to run (`500ms`, `30s`, `2m`).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Stop after this many requests (whichever comes first with `--duration`).
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Number of keep-alive connections, each sending one request at a time.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Relative weights of request kinds: `check`, `lookup` (lookup resources) and
+    /// `write` (one touch on a bench-only object), e.g. `check=90,lookup=5,write=5`.
+    #[arg(long, default_value = "check=100", value_parser = Mix::parse)]
+    pub mix: Mix,
+    /// Send each check of the mix as a `checkbulk` of N items (at most 1000).
+    #[arg(long, value_name = "N")]
+    pub bulk: Option<usize>,
+    /// Compare every answer with the workload's expected answer.
+    #[arg(long)]
+    pub verify: bool,
+    /// Allow an endpoint that is not a loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// File holding the API key (otherwise `PEMBA_KEY`).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Seed of the per-connection request choice.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Relative weights of the request kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mix {
+    /// Checks (or bulk checks with [`Settings::bulk`]).
+    pub check: u32,
+    /// Lookup resources.
+    pub lookup: u32,
+    /// Single-relationship writes on bench-only objects.
+    pub write: u32,
+}
+
+impl Default for Mix {
+    /// Checks only.
+    fn default() -> Self {
+        Mix {
+            check: 100,
+            lookup: 0,
+            write: 0,
+        }
+    }
+}
+
+impl Mix {
+    /// Parses `check=90,lookup=5,write=5` (absent kinds weigh 0).
+    pub fn parse(text: &str) -> Result<Mix, String> {
+        let mut mix = Mix {
+            check: 0,
+            lookup: 0,
+            write: 0,
+        };
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, weight) = part
+                .split_once('=')
+                .ok_or_else(|| format!("expected `KIND=WEIGHT`, got `{part}`"))?;
+            let weight: u32 = weight
+                .trim()
+                .parse()
+                .map_err(|_| format!("weight of `{name}` is not a whole number: `{weight}`"))?;
+            match name.trim() {
+                "check" => mix.check = weight,
+                "lookup" => mix.lookup = weight,
+                "write" => mix.write = weight,
+                other => {
+                    return Err(format!(
+                        "unknown request kind `{other}`: expected check, lookup or write"
+                    ))
+                }
+            }
+        }
+        if mix.total() == 0 {
+            return Err("the mix has no weight: give at least one kind a weight".to_string());
+        }
+        Ok(mix)
+    }
+
+    fn total(self) -> u32 {
+        self.check + self.lookup + self.write
+    }
+}
+
+impl std::fmt::Display for Mix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = [
+            ("check", self.check),
+            ("lookup", self.lookup),
+            ("write", self.write),
+        ]
+        .iter()
+        .filter(|(_, w)| *w > 0)
+        .map(|(n, w)| format!("{n}={w}"))
+        .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// Parses `250ms`, `30s`, `2m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like `30s` or `500ms`, got `{text}`"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("unknown duration unit `{unit}`: use ms, s or m")),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(format!("the duration must be positive, got `{text}`"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Everything one run needs, validated.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Base URL (`http://HOST:PORT`, optionally with a path prefix).
+    pub endpoint: String,
+    /// The bearer key.
+    pub key: String,
+    /// Workload directory.
+    pub workload: PathBuf,
+    /// Upper bound on the run time (default 10 s).
+    pub duration: Duration,
+    /// Upper bound on the number of requests (default none).
+    pub max_requests: Option<u64>,
+    /// Connections (default 64).
+    pub concurrency: usize,
+    /// Request mix (default checks only).
+    pub mix: Mix,
+    /// Items per `checkbulk` request; `None` sends single checks (default).
+    pub bulk: Option<usize>,
+    /// Compare answers with the workload's (default off).
+    pub verify: bool,
+    /// Accept a non-loopback endpoint (default off).
+    pub allow_remote: bool,
+    /// Draw a live progress line on stderr (default off).
+    pub progress: bool,
+    /// Seed of the request choice (default 1).
+    pub seed: u64,
+}
+
+impl Settings {
+    /// Defaults for the workload in `workload`, against `http://127.0.0.1:8080` with an
+    /// empty key.
+    pub fn new(workload: &Path) -> Self {
+        Settings {
+            endpoint: "http://127.0.0.1:8080".to_string(),
+            key: String::new(),
+            workload: workload.to_path_buf(),
+            duration: Duration::from_secs(10),
+            max_requests: None,
+            concurrency: 64,
+            mix: Mix::default(),
+            bulk: None,
+            verify: false,
+            allow_remote: false,
+            progress: false,
+            seed: 1,
+        }
+    }
+}
+
+/// Why a run could not start.
+#[derive(Debug)]
+pub struct BenchError(pub String);
+
+impl std::fmt::Display for BenchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BenchError {}
+
+/// Runs the load described by `settings` to its end, on a runtime of its own.
+pub fn run(settings: &Settings) -> Result<Report, BenchError> {
+    if settings.concurrency == 0 {
+        return Err(BenchError("`--concurrency` must be at least 1".into()));
+    }
+    if let Some(bulk) = settings.bulk {
+        if bulk == 0 || bulk > 1000 {
+            return Err(BenchError(format!(
+                "`--bulk` must be between 1 and 1000 items, got {bulk}"
+            )));
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BenchError(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(load::run(settings))
+}
+
+/// `pemba bench`: runs, prints the report; exit status 1 if any request failed or any
+/// answer was wrong, 2 if the run could not start.
+pub fn cli(args: BenchArgs) -> ExitCode {
+    let key = match &args.key_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => text.trim().to_string(),
+            Err(error) => {
+                eprintln!("error: cannot read key file `{}`: {error}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => match std::env::var("PEMBA_KEY") {
+            Ok(key) => key.trim().to_string(),
+            Err(_) => {
+                eprintln!("error: no API key: pass `--key-file FILE` or set `PEMBA_KEY`");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let settings = Settings {
+        endpoint: args.endpoint,
+        key,
+        workload: args.workload,
+        duration: args.duration,
+        max_requests: args.requests,
+        concurrency: args.concurrency,
+        mix: args.mix,
+        bulk: args.bulk,
+        verify: args.verify,
+        allow_remote: args.allow_remote,
+        progress: true,
+        seed: args.seed,
+    };
+    match run(&settings) {
+        Ok(report) => {
+            println!("{}", report.render());
+            if report.failed() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_parses_weights_and_refuses_unknown_kinds() {
+        assert_eq!(
+            Mix::parse("check=90,lookup=5,write=5"),
+            Ok(Mix {
+                check: 90,
+                lookup: 5,
+                write: 5
+            })
+        );
+        assert!(Mix::parse("check=0").is_err());
+        assert!(Mix::parse("read=1").is_err());
+        assert_eq!(
+            Mix::parse("lookup=1").map(|m| m.to_string()),
+            Ok("lookup=1".into())
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! Counters and latency histograms of a run, merged from every worker, and their rendering.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::{Mix, Settings};
+
+/// Wrong answers whose text is kept for the report; the rest are only counted.
+const KEPT_EXAMPLES: usize = 5;
+
+/// Kinds of request, each with its own latency histogram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    Check,
+    Bulk,
+    Lookup,
+    Write,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::Check, Kind::Bulk, Kind::Lookup, Kind::Write];
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Kind::Check => "check",
+            Kind::Bulk => "checkbulk",
+            Kind::Lookup => "lookup",
+            Kind::Write => "write",
+        }
+    }
+}
+
+/// Latencies in microseconds, 1 µs to 100 s, three significant digits.
+#[allow(clippy::expect_used)]
+fn histogram() -> Histogram<u64> {
+    // INVARIANT: constant bounds that hdrhistogram accepts (low ≥ 1, high ≥ 2 × low,
+    // 3 significant digits), so this never fails.
+    Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid histogram bounds")
+}
+
+/// What one worker saw; merged into the [`Report`].
+pub(super) struct WorkerStats {
+    latencies: [Histogram<u64>; 4],
+    pub(super) checks_answered: u64,
+    pub(super) verified: u64,
+    wrong: u64,
+    wrong_examples: Vec<String>,
+    /// `kind: message` → (count); messages carry no per-request detail beyond the first.
+    errors: BTreeMap<String, (u64, String)>,
+}
+
+impl WorkerStats {
+    pub(super) fn new() -> Self {
+        WorkerStats {
+            latencies: [histogram(), histogram(), histogram(), histogram()],
+            checks_answered: 0,
+            verified: 0,
+            wrong: 0,
+            wrong_examples: Vec::new(),
+            errors: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn record(&mut self, kind: Kind, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latencies[kind as usize].saturating_record(micros.max(1));
+    }
+
+    /// Counts an error under `kind` and a class of `message` (its text up to the first
+    /// `:` after a status, so one kind of failure is one line however often it happens).
+    pub(super) fn error(&mut self, kind: &str, message: String) {
+        let class = error_class(&message);
+        let entry = self
+            .errors
+            .entry(format!("{kind}: {class}"))
+            .or_insert((0, message));
+        entry.0 += 1;
+    }
+
+    pub(super) fn wrong(&mut self, example: String) {
+        self.wrong += 1;
+        if self.wrong_examples.len() < KEPT_EXAMPLES {
+            self.wrong_examples.push(example);
+        }
+    }
+
+    pub(super) fn merge(&mut self, other: WorkerStats) {
+        for (mine, theirs) in self.latencies.iter_mut().zip(&other.latencies) {
+            // Same bounds on both sides, so adding cannot fail.
+            let _ = mine.add(theirs);
+        }
+        self.checks_answered += other.checks_answered;
+        self.verified += other.verified;
+        self.wrong += other.wrong;
+        for example in other.wrong_examples {
+            if self.wrong_examples.len() < KEPT_EXAMPLES {
+                self.wrong_examples.push(example);
+            }
+        }
+        for (class, (count, example)) in other.errors {
+            self.errors.entry(class).or_insert((0, example)).0 += count;
+        }
+    }
+}
+
+/// `http 400: {...}` → `http 400`; other messages keep their text before any detail in
+/// parentheses or after a colon.
+fn error_class(message: &str) -> String {
+    message
+        .split(':')
+        .next()
+        .unwrap_or(message)
+        .trim()
+        .to_string()
+}
+
+/// The outcome of one run.
+pub struct Report {
+    /// Endpoint loaded.
+    pub endpoint: String,
+    /// Wall-clock time from the first request to the last answer.
+    pub elapsed: Duration,
+    /// Connections.
+    pub concurrency: usize,
+    /// Request mix.
+    pub mix: Mix,
+    /// Items per `checkbulk`, if bulk.
+    pub bulk: Option<usize>,
+    /// Whether answers were compared.
+    pub verify: bool,
+    latencies: [Histogram<u64>; 4],
+    /// Check answers received (bulk items count one each).
+    pub checks_answered: u64,
+    /// Answers compared with the workload (bulk items count one each).
+    pub verified: u64,
+    /// Answers that differed from the workload's.
+    pub wrong: u64,
+    /// The first few wrong answers, described.
+    pub wrong_examples: Vec<String>,
+    /// Failed requests by kind and class: count and the first message.
+    pub errors: BTreeMap<String, (u64, String)>,
+}
+
+impl Report {
+    pub(super) fn new(settings: &Settings, elapsed: Duration, stats: WorkerStats) -> Self {
+        Report {
+            endpoint: settings.endpoint.clone(),
+            elapsed,
+            concurrency: settings.concurrency,
+            mix: settings.mix,
+            bulk: settings.bulk,
+            verify: settings.verify,
+            latencies: stats.latencies,
+            checks_answered: stats.checks_answered,
+            verified: stats.verified,
+            wrong: stats.wrong,
+            wrong_examples: stats.wrong_examples,
+            errors: stats.errors,
+        }
+    }
+
+    /// Successful requests of every kind.
+    pub fn requests(&self) -> u64 {
+        self.latencies.iter().map(Histogram::len).sum()
+    }
+
+    /// Failed requests.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().map(|(count, _)| count).sum()
+    }
+
+    /// Whether any request failed or any answer was wrong.
+    pub fn failed(&self) -> bool {
+        self.error_count() > 0 || self.wrong > 0
+    }
+
+    /// Successful requests per second.
+    pub fn requests_per_second(&self) -> f64 {
+        self.requests() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Check answers per second (bulk items count one each).
+    pub fn checks_per_second(&self) -> f64 {
+        self.checks_answered as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The latency at `quantile` (0..=1) of one kind of request, if any was answered:
+    /// `"check"`, `"checkbulk"`, `"lookup"` or `"write"`.
+    pub fn latency(&self, kind: &str, quantile: f64) -> Option<Duration> {
+        let kind = Kind::ALL.into_iter().find(|k| k.name() == kind)?;
+        let histogram = &self.latencies[kind as usize];
+        (!histogram.is_empty())
+            .then(|| Duration::from_micros(histogram.value_at_quantile(quantile)))
+    }
+
+    /// The report as printed by `pemba bench`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let seconds = self.elapsed.as_secs_f64();
+        let bulk = self
+            .bulk
+            .map(|n| format!(", checkbulk of {n} items"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "pemba bench: {} for {seconds:.1} s, {} connections, mix {}{bulk}",
+            self.endpoint, self.concurrency, self.mix
+        );
+        let _ = writeln!(
+            out,
+            "requests: {} ok ({:.0}/s), {} failed",
+            self.requests(),
+            self.requests_per_second(),
+            self.error_count()
+        );
+        if self.checks_answered > 0 {
+            let _ = writeln!(
+                out,
+                "checks:   {} answered ({:.0} checks/s)",
+                self.checks_answered,
+                self.checks_per_second()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "latency (ms)  {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "count", "p50", "p90", "p99", "p99.9", "max"
+        );
+        for kind in Kind::ALL {
+            let histogram = &self.latencies[kind as usize];
+            if histogram.is_empty() {
+                continue;
+            }
+            let ms = |micros: u64| micros as f64 / 1000.0;
+            let _ = writeln!(
+                out,
+                "  {:<11} {:>10} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+                kind.name(),
+                histogram.len(),
+                ms(histogram.value_at_quantile(0.5)),
+                ms(histogram.value_at_quantile(0.9)),
+                ms(histogram.value_at_quantile(0.99)),
+                ms(histogram.value_at_quantile(0.999)),
+                ms(histogram.max()),
+            );
+        }
+        if self.errors.is_empty() {
+            let _ = writeln!(out, "errors: none");
+        } else {
+            let _ = writeln!(out, "errors:");
+            for (class, (count, example)) in &self.errors {
+                let _ = writeln!(out, "  {count:>8}  {class}   (first: {example})");
+            }
+        }
+        if self.verify {
+            let _ = writeln!(
+                out,
+                "verified: {} answers, {} wrong",
+                self.verified, self.wrong
+            );
+            for example in &self.wrong_examples {
+                let _ = writeln!(out, "  {example}");
+            }
+        } else {
+            let _ = writeln!(out, "verified: no (pass --verify to compare answers)");
+        }
+        out.trim_end().to_string()
+    }
+}
