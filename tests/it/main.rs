@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on `127.0.0.1:0`, driven over HTTP.
 
 mod api;
+mod bench;
 mod cli;
 mod conformance;
 mod groups;
