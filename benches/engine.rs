@@ -352,6 +352,47 @@ fn bench_write(c: &mut Criterion) {
                 store.engine.write(&updates, &[]).expect("write")
             })
         });
+        // Durable single-relationship writes from many threads at once, sharing commits.
+        for writers in [1usize, 64] {
+            let per_writer = 8usize;
+            group.throughput(Throughput::Elements((writers * per_writer) as u64));
+            let mut round = 0u64;
+            group.bench_function(
+                BenchmarkId::new(format!("{writers}_writers_single_relationship"), store.size),
+                |b| {
+                    b.iter_custom(|iters| {
+                        let started = Instant::now();
+                        for _ in 0..iters {
+                            round += 1;
+                            let round = round;
+                            std::thread::scope(|scope| {
+                                for w in 0..writers {
+                                    scope.spawn(move || {
+                                        for i in 0..per_writer {
+                                            let tuple = Tuple::parse(&format!(
+                                                "group:conc{round}#member@user:w{w}i{i}"
+                                            ))
+                                            .expect("tuple");
+                                            store
+                                                .engine
+                                                .write(
+                                                    &[Update {
+                                                        operation: Operation::Touch,
+                                                        tuple,
+                                                    }],
+                                                    &[],
+                                                )
+                                                .expect("write");
+                                        }
+                                    });
+                                }
+                            });
+                        }
+                        started.elapsed()
+                    })
+                },
+            );
+        }
         group.throughput(Throughput::Elements(1));
     }
     group.finish();

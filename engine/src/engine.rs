@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 use pemba_schema::{AllowedSubject, CompiledSchema, Expr, MemberId, MemberKind, TypeId};
 
 use crate::error::{EngineError, StorageError};
@@ -43,8 +43,11 @@ pub struct Engine {
     state: RwLock<State>,
     /// Held across "commit to store, then apply to index" so index order = commit order.
     writer: Mutex<()>,
-    /// Transactions waiting for the next group commit (see [`Engine::transact`]).
-    queue: Mutex<Vec<Queued>>,
+    /// Transactions waiting for the next group commit, and whether a leader is committing
+    /// (see [`Engine::transact`]). Waiters sleep on `group_done`, which the leader signals
+    /// when its commit is applied, so all of them wake at once rather than one by one.
+    group: Mutex<GroupState>,
+    group_done: Condvar,
     revisions: tokio::sync::watch::Sender<Revision>,
 }
 
@@ -56,6 +59,16 @@ struct Queued {
     /// The schema it was validated against.
     schema: Arc<LoadedSchema>,
     slot: Slot,
+}
+
+#[derive(Default)]
+struct GroupState {
+    queue: Vec<Queued>,
+    leader_active: bool,
+}
+
+fn lost_outcome() -> EngineError {
+    StorageError::Backend("a committed write lost its outcome".to_string()).into()
 }
 
 /// One check of a bulk check.
@@ -188,7 +201,8 @@ impl Engine {
             store,
             state: RwLock::new(state),
             writer: Mutex::new(()),
-            queue: Mutex::new(Vec::new()),
+            group: Mutex::new(GroupState::default()),
+            group_done: Condvar::new(),
             revisions,
         })
     }
@@ -300,33 +314,82 @@ impl Engine {
     /// Commits a [`Transaction`]: relationship preconditions, metadata conditions, deletes
     /// by filter, updates and metadata writes, all or nothing.
     ///
-    /// Concurrent callers share durable commits (group commit): while one thread commits,
-    /// the others queue their transactions, and the next to take the writer lock commits
-    /// every queued one in a single redb transaction — each still checked and applied on
-    /// its own, with its own revision — so one fsync serves many writers without any
-    /// write being acknowledged before it is durable.
+    /// Concurrent callers share durable commits (group commit): while one thread (the
+    /// leader) commits, the others queue their transactions and wait; when it is done,
+    /// one of them commits everything queued in a single redb transaction — each still
+    /// checked and applied on its own, with its own revision — so one fsync serves many
+    /// writers and no write is acknowledged before it is durable.
     pub fn transact(&self, transaction: &Transaction) -> Result<Revision, EngineError> {
         let schema = self.schema().ok_or(EngineError::NoSchema)?;
         validate_transaction(&schema.compiled, transaction)?;
-        let (_writer, own_slot) = match self.writer.try_lock() {
-            Some(writer) => (writer, None),
-            None => {
-                let slot: Slot = Arc::new(Mutex::new(None));
-                self.queue.lock().push(Queued {
-                    transaction: transaction.clone(),
-                    schema: schema.clone(),
-                    slot: slot.clone(),
-                });
-                let writer = self.writer.lock();
-                if let Some(outcome) = slot.lock().take() {
-                    return outcome.map(|c| c.revision);
-                }
-                (writer, Some(slot))
+        let mut group = self.group.lock();
+        if !group.leader_active {
+            // Uncontended: commit directly, without copying the transaction.
+            group.leader_active = true;
+            let queued = std::mem::take(&mut group.queue);
+            drop(group);
+            return self
+                .lead_commit(queued, Some((transaction, &schema)))
+                .map(|c| c.revision);
+        }
+        let slot: Slot = Arc::new(Mutex::new(None));
+        group.queue.push(Queued {
+            transaction: transaction.clone(),
+            schema,
+            slot: slot.clone(),
+        });
+        loop {
+            if let Some(outcome) = slot.lock().take() {
+                return outcome.map(|c| c.revision);
+            }
+            if !group.leader_active {
+                group.leader_active = true;
+                let queued = std::mem::take(&mut group.queue);
+                drop(group);
+                // Its own outcome, like every queued one, arrives through its slot.
+                let _ = self.lead_commit(queued, None);
+                return slot
+                    .lock()
+                    .take()
+                    .unwrap_or_else(|| Err(lost_outcome()))
+                    .map(|c| c.revision);
+            }
+            self.group_done.wait(&mut group);
+        }
+    }
+
+    /// Commits `queued` (and `own`, the leader's transaction, if it did not queue it) in one
+    /// store transaction, fills every queued slot, and hands leadership on. Returns the
+    /// outcome of `own` (or of the last transaction when `own` is `None`).
+    fn lead_commit(
+        &self,
+        queued: Vec<Queued>,
+        own: Option<(&Transaction, &Arc<LoadedSchema>)>,
+    ) -> Result<ChangeSet, EngineError> {
+        let outcome = self.commit_group(&queued, own);
+        let mut group = self.group.lock();
+        group.leader_active = false;
+        drop(group);
+        self.group_done.notify_all();
+        outcome
+    }
+
+    fn commit_group(
+        &self,
+        queued: &[Queued],
+        own: Option<(&Transaction, &Arc<LoadedSchema>)>,
+    ) -> Result<ChangeSet, EngineError> {
+        let _writer = self.writer.lock();
+        let fail_all = |error: &EngineError| {
+            for q in queued {
+                *q.slot.lock() = Some(Err(StorageError::Backend(error.to_string()).into()));
             }
         };
-        let queued = std::mem::take(&mut *self.queue.lock());
-        let current = self.schema().ok_or(EngineError::NoSchema)?;
-        // A schema write may have landed since a queued transaction was validated.
+        let Some(current) = self.schema() else {
+            fail_all(&EngineError::NoSchema);
+            return Err(EngineError::NoSchema);
+        };
+        // A schema write may have landed since a transaction was validated.
         let mut outcomes: Vec<Option<Result<ChangeSet, EngineError>>> = queued
             .iter()
             .map(|q| {
@@ -345,41 +408,49 @@ impl Engine {
             .filter(|(_, outcome)| outcome.is_none())
             .map(|(q, _)| &q.transaction)
             .collect();
-        let own_direct = own_slot.is_none();
-        if own_direct {
-            if !Arc::ptr_eq(&schema, &current) {
-                validate_transaction(&current.compiled, transaction)?;
+        if let Some((transaction, schema)) = own {
+            if !Arc::ptr_eq(schema, &current) {
+                if let Err(error) = validate_transaction(&current.compiled, transaction) {
+                    // Still commit the queued ones.
+                    let _ = self.commit_batch(&batch, queued, &mut outcomes);
+                    return Err(error);
+                }
             }
             batch.push(transaction);
         }
-        let committed = match self.store.commit(&batch) {
-            Ok(committed) => committed,
+        match self.commit_batch(&batch, queued, &mut outcomes) {
+            Ok(Some(last)) if own.is_some() => last,
+            Ok(_) => Err(lost_outcome()),
             Err(error) => {
-                let message = error.to_string();
-                for (q, outcome) in queued.iter().zip(outcomes.iter_mut()) {
-                    if outcome.is_none() {
-                        *q.slot.lock() = Some(Err(StorageError::Backend(message.clone()).into()));
-                    }
-                }
-                return Err(error);
+                fail_all(&error);
+                Err(error)
             }
+        }
+    }
+
+    /// Commits `batch` (the queued transactions still without an outcome, then possibly the
+    /// leader's), applies it to the index and fills the queued slots; returns the outcome
+    /// of a trailing transaction beyond the queued ones.
+    fn commit_batch(
+        &self,
+        batch: &[&Transaction],
+        queued: &[Queued],
+        outcomes: &mut [Option<Result<ChangeSet, EngineError>>],
+    ) -> Result<Option<Result<ChangeSet, EngineError>>, EngineError> {
+        let committed = if batch.is_empty() {
+            Vec::new()
+        } else {
+            self.store.commit(batch)?
         };
         self.apply_all(committed.iter().filter_map(|c| c.as_ref().ok()));
         let mut committed = committed.into_iter();
         for outcome in outcomes.iter_mut().filter(|o| o.is_none()) {
             *outcome = committed.next();
         }
-        for (q, outcome) in queued.iter().zip(outcomes) {
-            *q.slot.lock() = outcome;
+        for (q, outcome) in queued.iter().zip(outcomes.iter_mut()) {
+            *q.slot.lock() = outcome.take();
         }
-        let own = match own_slot {
-            Some(slot) => slot.lock().take(),
-            None => committed.next(),
-        };
-        own.unwrap_or_else(|| {
-            Err(StorageError::Backend("a committed write lost its outcome".to_string()).into())
-        })
-        .map(|c| c.revision)
+        Ok(committed.next())
     }
 
     /// The application metadata value of `key` (newest committed state).
