@@ -18,6 +18,8 @@ use crate::AppState;
 pub enum Code {
     /// 3: the request is malformed or names something wrong.
     InvalidArgument = 3,
+    /// 4: the request did not finish in time.
+    DeadlineExceeded = 4,
     /// 5: the thing asked for does not exist.
     NotFound = 5,
     /// 6: a create found the relationship present.
@@ -94,6 +96,39 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE,
             Code::InvalidArgument,
             message,
+        )
+    }
+
+    /// 408, code 4: the client did not send its request body in time.
+    pub fn body_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            Code::DeadlineExceeded,
+            format!(
+                "the request body did not arrive within the limit of {} ms",
+                limit.as_millis()
+            ),
+        )
+    }
+
+    /// 504, code 4: no answer within the request timeout.
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            Code::DeadlineExceeded,
+            format!(
+                "no answer within the request timeout of {} ms; a write may still be applied",
+                limit.as_millis()
+            ),
+        )
+    }
+
+    /// 405, code 12: the route exists but not with this method.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Code::Unimplemented,
+            "this route does not answer this method (see the README's route table)",
         )
     }
 
@@ -180,28 +215,41 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::too_large(format!(
-                        "request body exceeds the limit of {} bytes ({} for importbulk)",
-                        state.limits.max_body_bytes, state.limits.max_import_body_bytes
-                    ))
-                } else {
-                    ApiError::invalid(format!(
-                        "cannot read request body: {}",
-                        rejection.body_text()
-                    ))
-                }
-            })?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(text)
-            .map(ApiJson)
-            .map_err(|error| ApiError::invalid(format!("invalid request body: {error}")))
+        let bytes = read_body(request, state).await?;
+        decode_json(&bytes).map(ApiJson)
     }
+}
+
+/// Decodes a request body as [`ApiJson`] does: an empty (or all-whitespace) body reads as
+/// `{}`; anything that is not the expected JSON is a 400 naming what is wrong.
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(text)
+        .map_err(|error| ApiError::invalid(format!("invalid request body: {error}")))
+}
+
+/// Reads a whole request body within [`crate::Limits::body_timeout`]: 408 when the client
+/// is too slow, 413 over the size limit, 400 when the connection fails.
+pub async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let limit = state.limits.body_timeout;
+    let Ok(read) = tokio::time::timeout(limit, Bytes::from_request(request, state)).await else {
+        return Err(ApiError::body_timeout(limit));
+    };
+    read.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(format!(
+                "request body exceeds the limit of {} bytes ({} for importbulk)",
+                state.limits.max_body_bytes, state.limits.max_import_body_bytes
+            ))
+        } else {
+            ApiError::invalid(format!(
+                "cannot read request body: {}",
+                rejection.body_text()
+            ))
+        }
+    })
 }

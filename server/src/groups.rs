@@ -127,22 +127,7 @@ impl FromRequest<AppState> for Body {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(request, state)
-            .await
-            .map(Body)
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::too_large(format!(
-                        "request body exceeds the limit of {} bytes",
-                        state.limits.max_body_bytes
-                    ))
-                } else {
-                    ApiError::invalid(format!(
-                        "cannot read request body: {}",
-                        rejection.body_text()
-                    ))
-                }
-            })
+        crate::error::read_body(request, state).await.map(Body)
     }
 }
 
@@ -709,4 +694,26 @@ fn summary(engine: &Engine, id: String, info: GroupInfo) -> Result<GroupSummary,
         name: info.name,
         description: info.description,
     })
+}
+
+/// Decodes `body` as the JSON request type of the feature's route `method path` (the
+/// route table's pattern, e.g. `/v1/workspaces/{ws}/groups`), as its handler would; `None`
+/// for routes that read no JSON body (the CSV import reads CSV).
+pub fn decode_body(method: &Method, path: &str, body: &[u8]) -> Option<Result<(), ApiError>> {
+    let body = Body(Bytes::copy_from_slice(body));
+    let decoded = match (method.as_str(), path) {
+        ("PUT", "/v1/workspaces/{ws}") => body.json::<workspaces::CreateWorkspace>().map(drop),
+        ("PUT", "/v1/workspaces/{ws}/members/{user}") => body.json::<members::SetRole>().map(drop),
+        ("POST", "/v1/workspaces/{ws}/groups") => body.json::<group::CreateGroup>().map(drop),
+        ("PATCH", "/v1/workspaces/{ws}/groups/{group}") => {
+            body.json::<group::EditGroup>().map(drop)
+        }
+        ("PUT", path)
+            if path.starts_with("/v1/workspaces/{ws}/workbooks/") && path.contains("/access/") =>
+        {
+            body.json::<sharing::ShareRequest>().map(drop)
+        }
+        _ => return None,
+    };
+    Some(decoded)
 }

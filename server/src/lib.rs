@@ -22,6 +22,7 @@ pub mod groups; // user-groups feature (issue 5)
 pub mod limits;
 pub mod metrics;
 pub mod routes;
+pub mod serve;
 pub mod stream;
 pub mod wire;
 
@@ -144,9 +145,20 @@ impl From<std::io::Error> for ServeError {
 }
 
 /// Opens (creating if needed) the store in `data_dir`; a fresh store gets [`DEFAULT_SCHEMA`].
+///
+/// An existing but empty store file is refused rather than silently made into a new
+/// store: an empty file is what a truncated store looks like, and serving from a fresh
+/// one would answer "no" to every check.
 pub fn open_engine(data_dir: &std::path::Path) -> Result<Engine, ServeError> {
     std::fs::create_dir_all(data_dir)?;
-    let engine = Engine::open(&data_dir.join(STORE_FILE))?;
+    let path = data_dir.join(STORE_FILE);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+        return Err(ServeError::Io(std::io::Error::other(format!(
+            "store `{}` is empty (0 bytes): it was truncated or never written; refusing to start on it (move it away to start a new store)",
+            path.display()
+        ))));
+    }
+    let engine = Engine::open(&path)?;
     if engine.schema().is_none() {
         engine.write_schema(DEFAULT_SCHEMA)?;
     }
@@ -168,18 +180,32 @@ pub async fn run(
     let data_dir = config.data_dir.clone();
     let engine = tokio::task::spawn_blocking(move || open_engine(&data_dir))
         .await
-        .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))??;
+        .map_err(|e| {
+            // redb panics on some malformed pages; that is a corrupt store, not a bug here.
+            let cause = match e.try_into_panic() {
+                Ok(payload) => payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "a panic".to_string()),
+                Err(e) => e.to_string(),
+            };
+            ServeError::Io(std::io::Error::other(format!(
+                "store `{}` is corrupt: reading it failed with `{cause}`; refusing to start on it",
+                config.data_dir.join(STORE_FILE).display()
+            )))
+        })??;
     let engine = Arc::new(engine);
     let state = AppState::with_limits(engine.clone(), config.key, config.limits);
     let router = app(state.clone());
     tracing::info!(address = ?listener.local_addr().ok(), revision = engine.revision().0, "serving");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing in-flight requests");
-            state.begin_shutdown();
-        })
-        .await?;
+    let limits = state.limits;
+    serve::serve(listener, router, limits, async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        state.begin_shutdown();
+    })
+    .await?;
     // Requests are done; dropping the last handles closes the redb file cleanly.
     drop(engine);
     tracing::info!("store closed");

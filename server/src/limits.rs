@@ -1,5 +1,7 @@
 //! [`Limits`]: the request and batch bounds every route enforces (listed in the README).
 
+use std::time::Duration;
+
 /// Request and batch limits. Over a limit is a 4xx whose message names the limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -23,6 +25,20 @@ pub struct Limits {
     pub max_delete_limit: usize,
     /// Most watch streams open at once (default 1000); more is a 429.
     pub max_watch_streams: usize,
+    /// Most client connections open at once (default 1024). Further connections wait in
+    /// the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, and how long an idle keep-alive
+    /// connection stays open (default 30 s). Then the connection is closed.
+    pub header_timeout: Duration,
+    /// Time a client has to send a request body once its headers arrived (default 30 s);
+    /// then 408.
+    pub body_timeout: Duration,
+    /// Time the server has to start answering a request (default 60 s); then 504. A write
+    /// that timed out may still commit: its outcome is unknown, as with any lost answer.
+    pub request_timeout: Duration,
+    /// A streamed answer whose client reads nothing for this long is ended (default 60 s).
+    pub stream_stall_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -38,6 +54,11 @@ impl Default for Limits {
             max_import_relationships: 100_000,
             max_delete_limit: 100_000,
             max_watch_streams: 1000,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            stream_stall_timeout: Duration::from_secs(60),
         }
     }
 }

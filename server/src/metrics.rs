@@ -32,6 +32,8 @@ pub struct Metrics {
     latency: Family<Labels, Histogram, fn() -> Histogram>,
     revision: Gauge,
     relationships: Gauge,
+    /// Streamed answers whose producer is still running; it drops back when clients leave.
+    pub open_streams: Gauge,
 }
 
 impl Default for Metrics {
@@ -49,6 +51,7 @@ impl Metrics {
             Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let revision = Gauge::default();
         let relationships = Gauge::default();
+        let open_streams = Gauge::default();
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -69,12 +72,18 @@ impl Metrics {
             "Stored relationships",
             relationships.clone(),
         );
+        registry.register(
+            "http_open_streams",
+            "Streamed answers (lookups, read, export, watch) still producing",
+            open_streams.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             revision,
             relationships,
+            open_streams,
         }
     }
 

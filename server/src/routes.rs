@@ -107,6 +107,11 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .fallback(|| async { crate::ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async { crate::ApiError::method_not_allowed() })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            deadline,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::track,
@@ -126,4 +131,57 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, Counter::default()))
         .with_state(state)
+}
+
+/// Middleware: a request that has no answer within [`crate::Limits::request_timeout`] gets
+/// a 504. Streamed answers count as answered once their headers are out.
+async fn deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let limit = state.limits.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => crate::ApiError::request_timeout(limit).into_response(),
+    }
+}
+
+/// Decodes `body` as the JSON request type of the route `method path` (a pattern from
+/// [`table`]) exactly as its handler's extractor would, without running the handler: for
+/// fuzzing the request decoding of every route. `None` for routes that read no JSON body
+/// (`GET`s, `DELETE`s, the user-groups CSV import).
+pub fn decode_body(
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> Option<Result<(), crate::ApiError>> {
+    use crate::error::decode_json;
+    if method != Method::POST || !path.starts_with("/v1/") || path.starts_with("/v1/workspaces") {
+        return crate::groups::decode_body(method, path, body);
+    }
+    let decoded = match path {
+        "/v1/permissions/check" => decode_json::<permissions::CheckRequestBody>(body).map(drop),
+        "/v1/permissions/checkbulk" => decode_json::<permissions::CheckBulkRequest>(body).map(drop),
+        "/v1/permissions/resources" => {
+            decode_json::<permissions::LookupResourcesRequest>(body).map(drop)
+        }
+        "/v1/permissions/subjects" => {
+            decode_json::<permissions::LookupSubjectsRequest>(body).map(drop)
+        }
+        "/v1/permissions/expand" => decode_json::<permissions::ExpandRequest>(body).map(drop),
+        "/v1/relationships/write" => decode_json::<relationships::WriteRequest>(body).map(drop),
+        "/v1/relationships/delete" => decode_json::<relationships::DeleteRequest>(body).map(drop),
+        "/v1/relationships/read" => decode_json::<relationships::ReadRequest>(body).map(drop),
+        relationships::IMPORT_PATH => decode_json::<relationships::ImportRequest>(body).map(drop),
+        "/v1/relationships/exportbulk" => {
+            decode_json::<relationships::ExportRequest>(body).map(drop)
+        }
+        "/v1/schema/write" => decode_json::<schema::WriteSchemaRequest>(body).map(drop),
+        "/v1/schema/read" => decode_json::<schema::ReadSchemaRequest>(body).map(drop),
+        "/v1/watch" => decode_json::<watch::WatchRequest>(body).map(drop),
+        _ => return None,
+    };
+    Some(decoded)
 }

@@ -2,9 +2,12 @@
 //! line, written by a producer task into a bounded channel that the response body drains.
 //!
 //! When the client goes away hyper drops the body, the channel's receiver goes with it,
-//! and the producer's next send fails, which is its signal to stop.
+//! and the producer's next send fails, which is its signal to stop. A client that stays
+//! connected but stops reading fills the channel; a send that waits longer than
+//! [`crate::Limits::stream_stall_timeout`] ends the stream the same way.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::header::CONTENT_TYPE;
@@ -13,10 +16,12 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
+use crate::AppState;
 
 /// The sending half of a streamed answer.
 pub struct Lines {
     sender: mpsc::Sender<Result<Bytes, Infallible>>,
+    stall: Duration,
 }
 
 /// The client went away; stop producing.
@@ -39,7 +44,7 @@ impl Lines {
         let mut text = value.to_string();
         text.push('\n');
         self.sender
-            .send(Ok(Bytes::from(text)))
+            .send_timeout(Ok(Bytes::from(text)), self.stall)
             .await
             .map_err(|_| Gone)
     }
@@ -50,14 +55,34 @@ impl Lines {
     }
 }
 
+/// Counts a running producer in `pemba_http_open_streams` until dropped, however the
+/// producer ends.
+struct Open(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// A streamed response whose lines `produce` writes from a spawned task.
-pub fn respond<F, Fut>(produce: F) -> Response
+pub fn respond<F, Fut>(state: &AppState, produce: F) -> Response
 where
     F: FnOnce(Lines) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (sender, receiver) = mpsc::channel(64);
-    tokio::spawn(produce(Lines { sender }));
+    let gauge = state.metrics.open_streams.clone();
+    gauge.inc();
+    let open = Open(gauge);
+    let producer = produce(Lines {
+        sender,
+        stall: state.limits.stream_stall_timeout,
+    });
+    tokio::spawn(async move {
+        let _open = open;
+        producer.await;
+    });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(receiver));
     ([(CONTENT_TYPE, "application/x-ndjson")], body).into_response()
 }

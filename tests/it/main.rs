@@ -4,5 +4,7 @@ mod api;
 mod bench;
 mod cli;
 mod conformance;
+mod crash;
 mod groups;
+mod process;
 mod support;

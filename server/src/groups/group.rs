@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, patch, post, put};
@@ -59,8 +60,11 @@ async fn list_groups(
     State(state): State<AppState>,
     Actor(actor): Actor,
     Ids(ws): Ids<String>,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<GroupList>, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::invalid(format!("invalid query string: {}", rejection.body_text()))
+    })?;
     blocking(&state, move |engine| {
         enter(engine, &ws, &actor)?;
         authorize(
@@ -85,7 +89,7 @@ async fn list_groups(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateGroup {
+pub(crate) struct CreateGroup {
     name: Option<String>,
     description: Option<String>,
     #[serde(default)]
@@ -235,7 +239,7 @@ async fn open_group(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EditGroup {
+pub(crate) struct EditGroup {
     name: Option<String>,
     description: Option<String>,
 }

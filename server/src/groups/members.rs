@@ -48,7 +48,7 @@ pub(super) fn routes() -> Vec<Route> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SetRole {
+pub(crate) struct SetRole {
     role: Option<String>,
 }
 

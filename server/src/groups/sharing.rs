@@ -80,7 +80,7 @@ impl Kind {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ShareRequest {
+pub(crate) struct ShareRequest {
     role: Option<String>,
 }
 

@@ -26,7 +26,7 @@ pub(super) fn routes() -> Vec<Route> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateWorkspace {
+pub(crate) struct CreateWorkspace {
     admin: Option<String>,
 }
 

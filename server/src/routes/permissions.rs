@@ -306,7 +306,7 @@ async fn lookup_resources(
     } else {
         tokio::task::spawn_blocking(lookup).await??
     };
-    Ok(stream::respond(move |lines| async move {
+    Ok(stream::respond(&state.clone(), move |lines| async move {
         let token = Token::revision(found.revision);
         for id in found.ids {
             let result = LookupResourcesResult {
@@ -430,7 +430,7 @@ async fn lookup_subjects(
     } else {
         tokio::task::spawn_blocking(lookup).await??
     };
-    Ok(stream::respond(move |lines| async move {
+    Ok(stream::respond(&state.clone(), move |lines| async move {
         let token = Token::revision(found.revision);
         for subject in found.subjects {
             let resolved = |id: &str| ResolvedSubject {

@@ -259,7 +259,7 @@ async fn read(
     // The first page is read before answering so a bad request gets a proper status.
     let page_size = limit.unwrap_or(max);
     let first = read_page(&state, consistency, filter.clone(), after, page_size).await?;
-    Ok(stream::respond(move |lines| async move {
+    Ok(stream::respond(&state.clone(), move |lines| async move {
         let (mut revision, mut page) = first;
         loop {
             let full = page.len() == page_size;
@@ -389,7 +389,7 @@ async fn export_bulk(
     let page_size = wire::page_size(body.optional_limit, max, "optionalLimit")?.unwrap_or(max);
     let after = tuple_cursor(body.optional_cursor.as_ref(), EXPORT_CURSOR)?;
     let first = read_page(&state, consistency, filter.clone(), after, page_size).await?;
-    Ok(stream::respond(move |lines| async move {
+    Ok(stream::respond(&state.clone(), move |lines| async move {
         let (mut revision, mut page) = first;
         loop {
             let Some(last) = page.last().cloned() else {

@@ -121,7 +121,7 @@ async fn watch(
         )));
     }
     let mut stop = state.stop.subscribe();
-    Ok(stream::respond(move |lines| async move {
+    Ok(stream::respond(&state.clone(), move |lines| async move {
         let _slot = slot;
         let mut after: Revision = start;
         loop {
