@@ -4,7 +4,7 @@
 //! recursion here by the depth of the schema, not of the data.
 
 use pemba_schema::{AllowedSubject, CompiledSchema, Expr, MemberId, MemberKind, TypeId};
-use roaring::RoaringBitmap;
+use roaring::{MultiOps, RoaringBitmap};
 
 use crate::index::{Index, KindIndex, SubjectRel};
 use crate::posting::Posting;
@@ -81,6 +81,23 @@ impl SubjectSet {
         };
         SubjectSet { concrete, wildcard }.normalized()
     }
+}
+
+/// The union of many postings, built at once: merging them one by one into a growing
+/// bitmap re-copies its containers each time, which dominated heavy lookups.
+fn union_of<'p>(postings: impl Iterator<Item = &'p Posting>) -> RoaringBitmap {
+    let mut inline = Vec::new();
+    let mut bitmaps = Vec::new();
+    for posting in postings {
+        match posting {
+            Posting::Many(bitmap) => bitmaps.push(&**bitmap),
+            small => inline.extend(small.iter()),
+        }
+    }
+    let mut found = bitmaps.into_iter().union();
+    inline.sort_unstable();
+    found.extend(inline);
+    found
 }
 
 /// Evaluates questions against one schema and one index snapshot.
@@ -200,9 +217,8 @@ impl Evaluator<'_> {
                         kind.reverse(idx).union_into(&mut found);
                     }
                     if let AllowedSubject::Userset(_, inner) = kind.subject {
-                        for group in self.lookup_resources(inner, s).iter() {
-                            kind.reverse(group).union_into(&mut found);
-                        }
+                        let groups = self.lookup_resources(inner, s);
+                        found |= union_of(groups.iter().map(|group| kind.reverse(group)));
                     }
                 }
                 found
@@ -248,9 +264,7 @@ impl Evaluator<'_> {
                         if ty != *target_ty {
                             continue;
                         }
-                        for parent in parents.iter() {
-                            kind.reverse(parent).union_into(&mut found);
-                        }
+                        found |= union_of(parents.iter().map(|parent| kind.reverse(parent)));
                     }
                 }
                 found
