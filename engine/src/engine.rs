@@ -4,10 +4,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
-use pemba_schema::{AllowedSubject, CompiledSchema, Expr, MemberId, MemberKind, TypeId};
+use pemba_schema::CompiledSchema;
 
 use crate::error::{EngineError, StorageError};
 use crate::eval::{Evaluator, Subject, SubjectSet};
+use crate::expand::{ExpandNode, Expander};
 use crate::filter::RelationshipFilter;
 use crate::index::{Index, SubjectRel};
 use crate::revision::{Consistency, Revision};
@@ -15,6 +16,9 @@ use crate::store::{
     ChangeSet, Deleted, Operation, Precondition, RawTuple, RedbStore, Store, Transaction, Update,
 };
 use crate::tuple::{ObjectRef, SubjectRef, Tuple};
+use crate::validate::{
+    orphans, resolve_member, resolve_type, validate_filter, validate_transaction,
+};
 
 /// A schema as written and as compiled.
 #[derive(Debug)]
@@ -109,30 +113,6 @@ pub struct LookupSubjects {
     pub subjects: Vec<FoundSubject>,
 }
 
-/// A node of an expand tree.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExpandNode {
-    /// The object whose set this node describes.
-    pub object: ObjectRef,
-    /// The relation or permission of that object.
-    pub relation: String,
-    /// How the set is made.
-    pub kind: ExpandKind,
-}
-
-/// How an expand node's set is made.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExpandKind {
-    /// Union of the children.
-    Union(Vec<ExpandNode>),
-    /// Intersection of the children.
-    Intersection(Vec<ExpandNode>),
-    /// The first child minus the second.
-    Exclusion(Vec<ExpandNode>),
-    /// The stored subjects of a relation (usersets not expanded further).
-    Leaf(Vec<SubjectRef>),
-}
-
 /// The outcome of [`Engine::delete`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeleteOutcome {
@@ -151,10 +131,6 @@ pub struct Page<'a> {
     pub after: Option<&'a str>,
     /// At most this many results.
     pub limit: Option<usize>,
-}
-
-fn invalid(message: String) -> EngineError {
-    EngineError::InvalidArgument(message)
 }
 
 impl Engine {
@@ -750,25 +726,6 @@ fn paginate<'n>(names: impl Iterator<Item = &'n str>, page: Page<'_>) -> Vec<Str
     names.into_iter().map(str::to_string).collect()
 }
 
-fn resolve_type(schema: &CompiledSchema, name: &str) -> Result<TypeId, EngineError> {
-    schema
-        .type_by_name(name)
-        .ok_or_else(|| invalid(format!("object type `{name}` is not defined in the schema")))
-}
-
-fn resolve_member(
-    schema: &CompiledSchema,
-    ty: TypeId,
-    name: &str,
-) -> Result<MemberId, EngineError> {
-    schema.member_by_name(ty, name).ok_or_else(|| {
-        invalid(format!(
-            "`{}` has no relation or permission named `{name}`",
-            schema.definition(ty).name
-        ))
-    })
-}
-
 /// Resolves a subject; `Ok(None)` when it cannot match anything (a userset never stored).
 fn resolve_subject(
     schema: &CompiledSchema,
@@ -817,301 +774,4 @@ fn check_in(
         index: &state.index,
     }
     .check(member, resource_idx.0, &s))
-}
-
-fn describe_allowed(schema: &CompiledSchema, allowed: &[AllowedSubject]) -> String {
-    allowed
-        .iter()
-        .map(|a| format!("`{}`", allowed_name(schema, *a)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn allowed_name(schema: &CompiledSchema, allowed: AllowedSubject) -> String {
-    match allowed {
-        AllowedSubject::Object(t) => schema.definition(t).name.clone(),
-        AllowedSubject::Userset(t, m) => {
-            format!("{}#{}", schema.definition(t).name, schema.member(m).name)
-        }
-        AllowedSubject::Wildcard(t) => format!("{}:*", schema.definition(t).name),
-    }
-}
-
-/// The checks every written relationship passes: names exist, the relation is a relation,
-/// and the subject's kind is one it allows.
-pub fn validate_tuple(schema: &CompiledSchema, tuple: &Tuple) -> Result<(), EngineError> {
-    tuple.validate()?;
-    let ty = resolve_type(schema, &tuple.resource.object_type)?;
-    let member = schema.member_by_name(ty, &tuple.relation).ok_or_else(|| {
-        invalid(format!(
-            "`{}` has no relation named `{}` (in `{tuple}`)",
-            tuple.resource.object_type, tuple.relation
-        ))
-    })?;
-    let Some(allowed) = schema.allowed_subjects(member) else {
-        return Err(invalid(format!(
-            "`{}#{}` is a permission: relationships can only be written to relations (in `{tuple}`)",
-            tuple.resource.object_type, tuple.relation
-        )));
-    };
-    let subject_ty = resolve_type(schema, &tuple.subject.object.object_type)?;
-    let wanted = match &tuple.subject.relation {
-        _ if tuple.subject.is_wildcard() => AllowedSubject::Wildcard(subject_ty),
-        None => AllowedSubject::Object(subject_ty),
-        Some(relation) => match schema.member_by_name(subject_ty, relation) {
-            Some(m) => AllowedSubject::Userset(subject_ty, m),
-            None => {
-                return Err(invalid(format!(
-                    "`{}` has no relation or permission named `{relation}` (in `{tuple}`)",
-                    tuple.subject.object.object_type
-                )))
-            }
-        },
-    };
-    if !allowed.contains(&wanted) {
-        return Err(invalid(format!(
-            "subjects of type `{}` are not allowed on `{}#{}` (in `{tuple}`): allowed are {}",
-            allowed_name(schema, wanted),
-            tuple.resource.object_type,
-            tuple.relation,
-            describe_allowed(schema, allowed)
-        )));
-    }
-    Ok(())
-}
-
-/// Schema checks of every part of a transaction; duplicates within it are refused.
-fn validate_transaction(
-    schema: &CompiledSchema,
-    transaction: &Transaction,
-) -> Result<(), EngineError> {
-    let mut seen = rustc_hash::FxHashSet::default();
-    seen.reserve(transaction.updates.len());
-    for update in &transaction.updates {
-        validate_tuple(schema, &update.tuple)?;
-        if !seen.insert(&update.tuple) {
-            return Err(invalid(format!(
-                "relationship `{}` appears more than once in the batch",
-                update.tuple
-            )));
-        }
-    }
-    for precondition in &transaction.preconditions {
-        validate_filter(schema, &precondition.filter, false)?;
-    }
-    for filter in &transaction.delete_filters {
-        validate_filter(schema, filter, true)?;
-    }
-    Ok(())
-}
-
-fn validate_filter(
-    schema: &CompiledSchema,
-    filter: &RelationshipFilter,
-    for_delete: bool,
-) -> Result<(), EngineError> {
-    if for_delete && filter.is_empty() {
-        return Err(invalid(
-            "a delete filter must set at least one field (resource type, id, relation or subject)"
-                .to_string(),
-        ));
-    }
-    if filter.resource_id.is_some() && filter.resource_type.is_none() {
-        return Err(invalid(
-            "a filter with a resource id must also name the resource type".to_string(),
-        ));
-    }
-    if let Some(name) = &filter.resource_type {
-        let ty = resolve_type(schema, name)?;
-        if let Some(relation) = &filter.relation {
-            resolve_member(schema, ty, relation)?;
-        }
-    }
-    if let Some(id) = &filter.resource_id {
-        if !crate::tuple::is_valid_object_id(id) {
-            return Err(crate::tuple::SyntaxError::ObjectId(id.clone()).into());
-        }
-    }
-    if let Some(subject) = &filter.subject {
-        let ty = resolve_type(schema, &subject.subject_type)?;
-        if let Some(relation) = subject.relation.as_deref().filter(|r| !r.is_empty()) {
-            resolve_member(schema, ty, relation)?;
-        }
-    }
-    Ok(())
-}
-
-/// Stored relationship kinds the new schema has no place for, one example each.
-fn orphans(old: &CompiledSchema, index: &Index, new: &CompiledSchema) -> Vec<String> {
-    let mut found = Vec::new();
-    for (member, subject, resource_idx, subject_idx) in index.used_kinds() {
-        let relation = old.member(member);
-        let resource_type = &old.definition(relation.owner).name;
-        let subject_ty = subject.type_id();
-        let subject_type = &old.definition(subject_ty).name;
-        let fits = new
-            .type_by_name(resource_type)
-            .and_then(|ty| new.member_by_name(ty, &relation.name))
-            .and_then(|m| new.allowed_subjects(m))
-            .is_some_and(|allowed| {
-                let Some(new_subject_ty) = new.type_by_name(subject_type) else {
-                    return false;
-                };
-                let wanted = match subject {
-                    AllowedSubject::Object(_) => Some(AllowedSubject::Object(new_subject_ty)),
-                    AllowedSubject::Wildcard(_) => Some(AllowedSubject::Wildcard(new_subject_ty)),
-                    AllowedSubject::Userset(_, m) => new
-                        .member_by_name(new_subject_ty, &old.member(m).name)
-                        .map(|nm| AllowedSubject::Userset(new_subject_ty, nm)),
-                };
-                wanted.is_some_and(|w| allowed.contains(&w))
-            });
-        if !fits {
-            let resource_id = index.interner(relation.owner).name(resource_idx);
-            let subject_text = match subject {
-                AllowedSubject::Wildcard(_) => format!("{subject_type}:*"),
-                AllowedSubject::Object(_) => format!(
-                    "{subject_type}:{}",
-                    index.interner(subject_ty).name(subject_idx)
-                ),
-                AllowedSubject::Userset(_, m) => format!(
-                    "{subject_type}:{}#{}",
-                    index.interner(subject_ty).name(subject_idx),
-                    old.member(m).name
-                ),
-            };
-            found.push(format!(
-                "`{resource_type}:{resource_id}#{}@{subject_text}`",
-                relation.name
-            ));
-            if found.len() == 5 {
-                break;
-            }
-        }
-    }
-    found
-}
-
-struct Expander<'a> {
-    schema: &'a CompiledSchema,
-    index: &'a Index,
-}
-
-impl Expander<'_> {
-    fn member(&self, member: MemberId, object_id: &str) -> ExpandNode {
-        let m = self.schema.member(member);
-        let object = ObjectRef::new(self.schema.definition(m.owner).name.clone(), object_id);
-        match &m.kind {
-            MemberKind::Relation(_) => ExpandNode {
-                kind: ExpandKind::Leaf(self.leaf(member, object_id)),
-                object,
-                relation: m.name.clone(),
-            },
-            MemberKind::Permission(expr) => self.expr(expr, &object, &m.name),
-        }
-    }
-
-    fn leaf(&self, relation: MemberId, object_id: &str) -> Vec<SubjectRef> {
-        let owner = self.schema.member(relation).owner;
-        let Some(resource) = self.index.interner(owner).get(object_id) else {
-            return Vec::new();
-        };
-        let mut subjects = Vec::new();
-        for kind in self.index.kinds(relation) {
-            let ty = kind.subject.type_id();
-            let type_name = &self.schema.definition(ty).name;
-            match kind.subject {
-                AllowedSubject::Wildcard(_) => {
-                    if kind.has_wildcard(resource.0) {
-                        subjects.push(SubjectRef::object(type_name.clone(), "*"));
-                    }
-                }
-                AllowedSubject::Object(_) | AllowedSubject::Userset(..) => {
-                    let relation = match kind.subject {
-                        AllowedSubject::Userset(_, m) => Some(self.schema.member(m).name.clone()),
-                        _ => None,
-                    };
-                    for idx in kind.forward(resource.0).iter() {
-                        subjects.push(SubjectRef {
-                            object: ObjectRef::new(
-                                type_name.clone(),
-                                self.index.interner(ty).name(idx),
-                            ),
-                            relation: relation.clone(),
-                        });
-                    }
-                }
-            }
-        }
-        subjects.sort();
-        subjects
-    }
-
-    fn expr(&self, expr: &Expr, object: &ObjectRef, relation: &str) -> ExpandNode {
-        let node = |kind| ExpandNode {
-            object: object.clone(),
-            relation: relation.to_string(),
-            kind,
-        };
-        match expr {
-            Expr::Nil => node(ExpandKind::Leaf(Vec::new())),
-            Expr::Member(member) => self.member(*member, &object.object_id),
-            Expr::Union(..) => {
-                let mut children = Vec::new();
-                self.flatten(expr, object, relation, &mut children, true);
-                node(ExpandKind::Union(children))
-            }
-            Expr::Intersection(..) => {
-                let mut children = Vec::new();
-                self.flatten(expr, object, relation, &mut children, false);
-                node(ExpandKind::Intersection(children))
-            }
-            Expr::Exclusion(a, b) => node(ExpandKind::Exclusion(vec![
-                self.expr(a, object, relation),
-                self.expr(b, object, relation),
-            ])),
-            Expr::Arrow(arrow) => {
-                let mut children = Vec::new();
-                let owner = self.schema.member(arrow.tupleset).owner;
-                if let Some(resource) = self.index.interner(owner).get(&object.object_id) {
-                    for kind in self.index.kinds(arrow.tupleset) {
-                        let (AllowedSubject::Object(ty) | AllowedSubject::Userset(ty, _)) =
-                            kind.subject
-                        else {
-                            continue;
-                        };
-                        for (target_ty, target) in &arrow.targets {
-                            if *target_ty != ty {
-                                continue;
-                            }
-                            for parent in kind.forward(resource.0).iter() {
-                                children.push(
-                                    self.member(*target, self.index.interner(ty).name(parent)),
-                                );
-                            }
-                        }
-                    }
-                }
-                node(ExpandKind::Union(children))
-            }
-        }
-    }
-
-    /// Collects the operands of a chain of the same operator into one node's children.
-    fn flatten(
-        &self,
-        expr: &Expr,
-        object: &ObjectRef,
-        relation: &str,
-        out: &mut Vec<ExpandNode>,
-        union: bool,
-    ) {
-        match (expr, union) {
-            (Expr::Union(a, b), true) | (Expr::Intersection(a, b), false) => {
-                self.flatten(a, object, relation, out, union);
-                self.flatten(b, object, relation, out, union);
-            }
-            _ => out.push(self.expr(expr, object, relation)),
-        }
-    }
 }

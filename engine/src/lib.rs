@@ -26,6 +26,7 @@
 mod engine;
 pub mod error;
 mod eval;
+mod expand;
 pub mod filter;
 mod index;
 mod posting;
@@ -33,13 +34,15 @@ pub mod reference;
 pub mod revision;
 pub mod store;
 pub mod tuple;
+mod validate;
 pub mod validation_file;
 
 pub use engine::{
-    validate_tuple, CheckRequest, DeleteOutcome, Engine, ExpandKind, ExpandNode, FoundSubject,
-    LoadedSchema, LookupResources, LookupSubjects, Page,
+    CheckRequest, DeleteOutcome, Engine, FoundSubject, LoadedSchema, LookupResources,
+    LookupSubjects, Page,
 };
 pub use error::{EngineError, StorageError};
+pub use expand::{ExpandKind, ExpandNode};
 pub use filter::{RelationshipFilter, SubjectFilter};
 pub use revision::{Consistency, Revision};
 pub use store::{
@@ -47,6 +50,7 @@ pub use store::{
     RedbStore, Store, Transaction, Update,
 };
 pub use tuple::{parse_tuples, ObjectRef, SubjectRef, SyntaxError, Tuple};
+pub use validate::validate_tuple;
 
 #[cfg(test)]
 mod tests;

@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use crate::engine::{validate_tuple, Engine, Page};
+use crate::engine::{Engine, Page};
 use crate::error::EngineError;
 use crate::revision::Consistency;
 use crate::store::{Operation, Update};
 use crate::tuple::{SubjectRef, Tuple};
+use crate::validate::validate_tuple;
 
 /// The contents of a validation file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,0 +1,206 @@
+//! Validation of writes, filters and schema changes against a compiled schema, with the
+//! messages a person can act on.
+
+use pemba_schema::{AllowedSubject, CompiledSchema, MemberId, TypeId};
+
+use crate::error::EngineError;
+use crate::filter::RelationshipFilter;
+use crate::index::Index;
+use crate::store::Transaction;
+use crate::tuple::Tuple;
+
+pub(crate) fn invalid(message: String) -> EngineError {
+    EngineError::InvalidArgument(message)
+}
+
+pub(crate) fn resolve_type(schema: &CompiledSchema, name: &str) -> Result<TypeId, EngineError> {
+    schema
+        .type_by_name(name)
+        .ok_or_else(|| invalid(format!("object type `{name}` is not defined in the schema")))
+}
+
+pub(crate) fn resolve_member(
+    schema: &CompiledSchema,
+    ty: TypeId,
+    name: &str,
+) -> Result<MemberId, EngineError> {
+    schema.member_by_name(ty, name).ok_or_else(|| {
+        invalid(format!(
+            "`{}` has no relation or permission named `{name}`",
+            schema.definition(ty).name
+        ))
+    })
+}
+
+fn describe_allowed(schema: &CompiledSchema, allowed: &[AllowedSubject]) -> String {
+    allowed
+        .iter()
+        .map(|a| format!("`{}`", allowed_name(schema, *a)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn allowed_name(schema: &CompiledSchema, allowed: AllowedSubject) -> String {
+    match allowed {
+        AllowedSubject::Object(t) => schema.definition(t).name.clone(),
+        AllowedSubject::Userset(t, m) => {
+            format!("{}#{}", schema.definition(t).name, schema.member(m).name)
+        }
+        AllowedSubject::Wildcard(t) => format!("{}:*", schema.definition(t).name),
+    }
+}
+
+/// The checks every written relationship passes: names exist, the relation is a relation,
+/// and the subject's kind is one it allows.
+pub fn validate_tuple(schema: &CompiledSchema, tuple: &Tuple) -> Result<(), EngineError> {
+    tuple.validate()?;
+    let ty = resolve_type(schema, &tuple.resource.object_type)?;
+    let member = schema.member_by_name(ty, &tuple.relation).ok_or_else(|| {
+        invalid(format!(
+            "`{}` has no relation named `{}` (in `{tuple}`)",
+            tuple.resource.object_type, tuple.relation
+        ))
+    })?;
+    let Some(allowed) = schema.allowed_subjects(member) else {
+        return Err(invalid(format!(
+            "`{}#{}` is a permission: relationships can only be written to relations (in `{tuple}`)",
+            tuple.resource.object_type, tuple.relation
+        )));
+    };
+    let subject_ty = resolve_type(schema, &tuple.subject.object.object_type)?;
+    let wanted = match &tuple.subject.relation {
+        _ if tuple.subject.is_wildcard() => AllowedSubject::Wildcard(subject_ty),
+        None => AllowedSubject::Object(subject_ty),
+        Some(relation) => match schema.member_by_name(subject_ty, relation) {
+            Some(m) => AllowedSubject::Userset(subject_ty, m),
+            None => {
+                return Err(invalid(format!(
+                    "`{}` has no relation or permission named `{relation}` (in `{tuple}`)",
+                    tuple.subject.object.object_type
+                )))
+            }
+        },
+    };
+    if !allowed.contains(&wanted) {
+        return Err(invalid(format!(
+            "subjects of type `{}` are not allowed on `{}#{}` (in `{tuple}`): allowed are {}",
+            allowed_name(schema, wanted),
+            tuple.resource.object_type,
+            tuple.relation,
+            describe_allowed(schema, allowed)
+        )));
+    }
+    Ok(())
+}
+
+/// Schema checks of every part of a transaction; duplicates within it are refused.
+pub(crate) fn validate_transaction(
+    schema: &CompiledSchema,
+    transaction: &Transaction,
+) -> Result<(), EngineError> {
+    let mut seen = rustc_hash::FxHashSet::default();
+    seen.reserve(transaction.updates.len());
+    for update in &transaction.updates {
+        validate_tuple(schema, &update.tuple)?;
+        if !seen.insert(&update.tuple) {
+            return Err(invalid(format!(
+                "relationship `{}` appears more than once in the batch",
+                update.tuple
+            )));
+        }
+    }
+    for precondition in &transaction.preconditions {
+        validate_filter(schema, &precondition.filter, false)?;
+    }
+    for filter in &transaction.delete_filters {
+        validate_filter(schema, filter, true)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_filter(
+    schema: &CompiledSchema,
+    filter: &RelationshipFilter,
+    for_delete: bool,
+) -> Result<(), EngineError> {
+    if for_delete && filter.is_empty() {
+        return Err(invalid(
+            "a delete filter must set at least one field (resource type, id, relation or subject)"
+                .to_string(),
+        ));
+    }
+    if filter.resource_id.is_some() && filter.resource_type.is_none() {
+        return Err(invalid(
+            "a filter with a resource id must also name the resource type".to_string(),
+        ));
+    }
+    if let Some(name) = &filter.resource_type {
+        let ty = resolve_type(schema, name)?;
+        if let Some(relation) = &filter.relation {
+            resolve_member(schema, ty, relation)?;
+        }
+    }
+    if let Some(id) = &filter.resource_id {
+        if !crate::tuple::is_valid_object_id(id) {
+            return Err(crate::tuple::SyntaxError::ObjectId(id.clone()).into());
+        }
+    }
+    if let Some(subject) = &filter.subject {
+        let ty = resolve_type(schema, &subject.subject_type)?;
+        if let Some(relation) = subject.relation.as_deref().filter(|r| !r.is_empty()) {
+            resolve_member(schema, ty, relation)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stored relationship kinds the new schema has no place for, one example each.
+pub(crate) fn orphans(old: &CompiledSchema, index: &Index, new: &CompiledSchema) -> Vec<String> {
+    let mut found = Vec::new();
+    for (member, subject, resource_idx, subject_idx) in index.used_kinds() {
+        let relation = old.member(member);
+        let resource_type = &old.definition(relation.owner).name;
+        let subject_ty = subject.type_id();
+        let subject_type = &old.definition(subject_ty).name;
+        let fits = new
+            .type_by_name(resource_type)
+            .and_then(|ty| new.member_by_name(ty, &relation.name))
+            .and_then(|m| new.allowed_subjects(m))
+            .is_some_and(|allowed| {
+                let Some(new_subject_ty) = new.type_by_name(subject_type) else {
+                    return false;
+                };
+                let wanted = match subject {
+                    AllowedSubject::Object(_) => Some(AllowedSubject::Object(new_subject_ty)),
+                    AllowedSubject::Wildcard(_) => Some(AllowedSubject::Wildcard(new_subject_ty)),
+                    AllowedSubject::Userset(_, m) => new
+                        .member_by_name(new_subject_ty, &old.member(m).name)
+                        .map(|nm| AllowedSubject::Userset(new_subject_ty, nm)),
+                };
+                wanted.is_some_and(|w| allowed.contains(&w))
+            });
+        if !fits {
+            let resource_id = index.interner(relation.owner).name(resource_idx);
+            let subject_text = match subject {
+                AllowedSubject::Wildcard(_) => format!("{subject_type}:*"),
+                AllowedSubject::Object(_) => format!(
+                    "{subject_type}:{}",
+                    index.interner(subject_ty).name(subject_idx)
+                ),
+                AllowedSubject::Userset(_, m) => format!(
+                    "{subject_type}:{}#{}",
+                    index.interner(subject_ty).name(subject_idx),
+                    old.member(m).name
+                ),
+            };
+            found.push(format!(
+                "`{resource_type}:{resource_id}#{}@{subject_text}`",
+                relation.name
+            ));
+            if found.len() == 5 {
+                break;
+            }
+        }
+    }
+    found
+}
