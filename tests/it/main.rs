@@ -3,8 +3,11 @@
 mod api;
 mod bench;
 mod cli;
+mod concurrency;
 mod conformance;
 mod crash;
 mod groups;
+mod hostile;
 mod process;
+mod slow;
 mod support;

@@ -13,9 +13,10 @@ use serde_json::Value;
 /// The key the child processes use (given through `PEMBA_KEY`).
 pub const PROCESS_KEY: &str = "crash-key-7f3a9c21d4e8b605";
 
-/// The `pemba` binary cargo built for these tests.
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_pemba")
+/// The `pemba` binary cargo built for these tests, or `PEMBA_BIN` (to run the crash test
+/// against a release build, or a copy that later builds will not replace).
+pub fn binary() -> String {
+    std::env::var("PEMBA_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pemba").to_string())
 }
 
 /// A running `pemba serve`.

@@ -95,6 +95,15 @@ async fn watch(
         .enumerate()
         .map(|(i, f)| wire::filter(f, &format!("optionalRelationshipFilters[{i}]")))
         .collect::<Result<Vec<RelationshipFilter>, _>>()?;
+    if let Some(schema) = state.engine.schema() {
+        for (i, name) in body.optional_object_types.iter().enumerate() {
+            if schema.compiled.type_by_name(name).is_none() {
+                return Err(ApiError::invalid(format!(
+                    "optionalObjectTypes[{i}]: object type `{name}` is not defined in the schema"
+                )));
+            }
+        }
+    }
     let types = body.optional_object_types;
     // Subscribe before reading the revision so no commit falls between the two.
     let mut commits = state.engine.subscribe();
