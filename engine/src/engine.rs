@@ -135,8 +135,25 @@ pub struct Page<'a> {
 
 impl Engine {
     /// Opens (or creates) a redb store at `path` and builds the index from it.
+    ///
+    /// A damaged store is an error, never a crash: redb can panic on some malformed pages,
+    /// and such a panic here is reported as [`StorageError::Corrupt`].
     pub fn open(path: &Path) -> Result<Self, EngineError> {
-        Self::with_store(Box::new(RedbStore::open(path)?))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::with_store(Box::new(RedbStore::open(path)?))
+        }))
+        .unwrap_or_else(|payload| {
+            let cause = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "an internal error".to_string());
+            Err(StorageError::Corrupt(format!(
+                "store `{}` is damaged: reading it failed with `{cause}`",
+                path.display()
+            ))
+            .into())
+        })
     }
 
     /// An engine on a fresh in-memory store.

@@ -209,10 +209,23 @@ pub struct RedbStore {
 
 impl RedbStore {
     /// Opens (or creates) the store file at `path`.
+    ///
+    /// An existing file is opened, never re-initialized: an empty one (what a truncated
+    /// store looks like) is refused, as is anything redb cannot read.
     pub fn open(path: &Path) -> Result<Self, EngineError> {
-        let db = Database::create(path).map_err(|e| {
+        let corrupt = |e: &dyn std::fmt::Display| {
             StorageError::Corrupt(format!("cannot open store `{}`: {e}", path.display()))
-        })?;
+        };
+        let db = match std::fs::metadata(path) {
+            Ok(meta) if meta.len() == 0 => {
+                return Err(corrupt(&"the file is empty (truncated or never written)").into())
+            }
+            Ok(_) => Database::open(path).map_err(|e| corrupt(&e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Database::create(path).map_err(|e| corrupt(&e))?
+            }
+            Err(e) => return Err(corrupt(&e).into()),
+        };
         Self::init(db)
     }
 

@@ -594,3 +594,41 @@ fn concurrent_writers_share_commits_without_losing_isolation() {
         .windows(2)
         .all(|w| w[1].revision.0 == w[0].revision.0 + 1));
 }
+
+#[test]
+fn damaged_store_files_are_refused_not_reinitialized() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.redb");
+    std::fs::write(&empty, b"").unwrap();
+    let err = Engine::open(&empty)
+        .err()
+        .expect("an empty file is refused");
+    assert!(err.to_string().contains("empty"), "{err}");
+    assert_eq!(
+        std::fs::metadata(&empty).unwrap().len(),
+        0,
+        "nothing was written to it"
+    );
+
+    let garbage = dir.path().join("garbage.redb");
+    std::fs::write(&garbage, vec![0x5a; 64 * 1024]).unwrap();
+    assert!(Engine::open(&garbage).is_err());
+
+    let good = dir.path().join("good.redb");
+    {
+        let engine = Engine::open(&good).unwrap();
+        engine.write_schema(SCHEMA).unwrap();
+        touch(&engine, &["group:g#member@user:a"]);
+    }
+    let len = std::fs::metadata(&good).unwrap().len();
+    let truncated = dir.path().join("truncated.redb");
+    std::fs::write(
+        &truncated,
+        &std::fs::read(&good).unwrap()[..(len / 2) as usize],
+    )
+    .unwrap();
+    assert!(
+        Engine::open(&truncated).is_err(),
+        "a store cut in half is refused"
+    );
+}
