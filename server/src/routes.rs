@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Method, Request};
+pub use axum::http::Method;
+use axum::http::{HeaderName, Request};
 use axum::routing::MethodRouter;
 use axum::Router;
 use tower_http::request_id::{
