@@ -202,6 +202,17 @@ const FORMAT_VERSION: u64 = 1;
 /// keys is the lexicographic order of their fields.
 const SEP: u8 = 0;
 
+/// redb's page cache size. Reads are answered by the in-memory index, so the cache only
+/// serves writes, `read` pages and the scan on open; redb's default (1 GiB) made resident
+/// memory grow by the size of the file while the index was built.
+const CACHE_BYTES: usize = 64 << 20;
+
+fn builder() -> redb::Builder {
+    let mut builder = Database::builder();
+    builder.set_cache_size(CACHE_BYTES);
+    builder
+}
+
 /// The redb-backed [`Store`].
 pub struct RedbStore {
     db: Database,
@@ -220,9 +231,9 @@ impl RedbStore {
             Ok(meta) if meta.len() == 0 => {
                 return Err(corrupt(&"the file is empty (truncated or never written)").into())
             }
-            Ok(_) => Database::open(path).map_err(|e| corrupt(&e))?,
+            Ok(_) => builder().open(path).map_err(|e| corrupt(&e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Database::create(path).map_err(|e| corrupt(&e))?
+                builder().create(path).map_err(|e| corrupt(&e))?
             }
             Err(e) => return Err(corrupt(&e).into()),
         };
