@@ -13,7 +13,8 @@ use crate::filter::RelationshipFilter;
 use crate::index::{Index, SubjectRel};
 use crate::revision::{Consistency, Revision};
 use crate::store::{
-    ChangeSet, Deleted, Operation, Precondition, RawTuple, RedbStore, Store, Transaction, Update,
+    ChangeSet, Copy, Deleted, Operation, Precondition, RawTuple, RedbStore, Store, Transaction,
+    Update,
 };
 use crate::tuple::{ObjectRef, SubjectRef, Tuple};
 use crate::validate::{
@@ -707,23 +708,45 @@ impl Engine {
     }
 }
 
+/// Builds the index from the store, checking that the store's two copies of every
+/// relationship and its recorded count agree; any disagreement is a damaged store.
 fn build_index(
     store: &dyn Store,
     schema: &CompiledSchema,
 ) -> Result<(Index, Revision), EngineError> {
     let mut index = Index::new(schema);
     let mut misfit: Option<String> = None;
-    let revision = store.scan_all(&mut |raw: RawTuple<'_>| {
-        let fits = index.insert(schema, &raw);
-        if !fits && misfit.is_none() {
-            misfit = Some(raw.to_tuple().to_string());
+    let mut mirrored = 0u64;
+    let mut unmatched: Option<String> = None;
+    let (revision, recorded) = store.scan_all(&mut |copy, raw| match copy {
+        Copy::ByResource => {
+            if !index.insert(schema, &raw) && misfit.is_none() {
+                misfit = Some(raw.to_tuple().to_string());
+            }
+        }
+        Copy::BySubject => {
+            mirrored += 1;
+            if unmatched.is_none() && !index.contains(schema, &raw) {
+                unmatched = Some(raw.to_tuple().to_string());
+            }
         }
     })?;
+    let damaged = |what: String| -> EngineError { StorageError::Corrupt(what).into() };
     if let Some(tuple) = misfit {
-        return Err(StorageError::Corrupt(format!(
+        return Err(damaged(format!(
             "stored relationship `{tuple}` does not fit the stored schema"
-        ))
-        .into());
+        )));
+    }
+    if let Some(tuple) = unmatched {
+        return Err(damaged(format!(
+            "the store is damaged: relationship `{tuple}` is in its subject index but not in its resource index"
+        )));
+    }
+    if mirrored != index.count || recorded != index.count {
+        return Err(damaged(format!(
+            "the store is damaged: its resource index holds {} relationships, its subject index {mirrored}, and its count says {recorded}",
+            index.count
+        )));
     }
     Ok((index, revision))
 }

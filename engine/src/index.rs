@@ -171,9 +171,12 @@ impl Index {
             .unwrap_or(&[])
     }
 
-    /// Resolves a relationship's names to its kind, interning its ids; `None` when the
-    /// schema does not allow it (callers validate before writing, so this is a bug guard).
-    fn slot(&mut self, schema: &CompiledSchema, raw: &RawTuple<'_>) -> Option<Slot> {
+    /// The relation, kind position and types a relationship's names resolve to.
+    fn kind_of(
+        &self,
+        schema: &CompiledSchema,
+        raw: &RawTuple<'_>,
+    ) -> Option<(MemberId, usize, TypeId, TypeId)> {
         let resource_ty = schema.type_by_name(raw.resource_type)?;
         let relation = schema.member_by_name(resource_ty, raw.relation)?;
         let subject_ty = schema.type_by_name(raw.subject_type)?;
@@ -191,13 +194,23 @@ impl Index {
             .kinds(relation)
             .iter()
             .position(|k| k.subject == wanted)?;
-        let resource = self.interners[resource_ty.0 as usize]
+        Some((relation, kind, resource_ty, subject_ty))
+    }
+
+    /// Resolves a relationship's names to its kind, interning its ids; `None` when the
+    /// schema does not allow it (callers validate before writing, so this is a bug guard).
+    fn slot(&mut self, schema: &CompiledSchema, raw: &RawTuple<'_>) -> Option<Slot> {
+        let (relation, kind, resource_ty, subject_ty) = self.kind_of(schema, raw)?;
+        let resource = self
+            .interners
+            .get_mut(resource_ty.0 as usize)?
             .intern(raw.resource_id)
             .0;
         let subject = if raw.subject_id == "*" {
             WILDCARD_SLOT
         } else {
-            self.interners[subject_ty.0 as usize]
+            self.interners
+                .get_mut(subject_ty.0 as usize)?
                 .intern(raw.subject_id)
                 .0
         };
@@ -207,6 +220,25 @@ impl Index {
             resource,
             subject,
         })
+    }
+
+    /// Whether the index holds this relationship.
+    pub(crate) fn contains(&self, schema: &CompiledSchema, raw: &RawTuple<'_>) -> bool {
+        let Some((relation, kind, resource_ty, subject_ty)) = self.kind_of(schema, raw) else {
+            return false;
+        };
+        let Some(resource) = self.interner(resource_ty).get(raw.resource_id) else {
+            return false;
+        };
+        let subject = if raw.subject_id == "*" {
+            Some(WILDCARD_SLOT)
+        } else {
+            self.interner(subject_ty).get(raw.subject_id).map(|i| i.0)
+        };
+        let Some(kind) = self.kinds(relation).get(kind) else {
+            return false;
+        };
+        subject.is_some_and(|subject| kind.forward(resource.0).contains(subject))
     }
 
     /// Adds a relationship; returns false if the schema has no place for it.

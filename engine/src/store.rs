@@ -124,6 +124,15 @@ pub struct RawTuple<'a> {
     pub subject_relation: &'a str,
 }
 
+/// Which stored copy of the relationships a scan is reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Copy {
+    /// The table ordered by resource.
+    ByResource,
+    /// The table ordered by subject.
+    BySubject,
+}
+
 /// What a store holds at its newest revision.
 #[derive(Clone, Debug, Default)]
 pub struct Head {
@@ -152,7 +161,15 @@ pub trait Store: Send + Sync {
     /// The newest revision, schema and relationship count.
     fn head(&self) -> Result<Head, EngineError>;
     /// Visits every relationship of one consistent snapshot; returns its revision.
-    fn scan_all(&self, visit: &mut dyn FnMut(RawTuple<'_>)) -> Result<Revision, EngineError>;
+    ///
+    /// Relationships come first in resource order ([`Copy::ByResource`]), then again from
+    /// the subject-ordered copy ([`Copy::BySubject`]), so the caller can check that they agree:
+    /// storage without page checksums can flip a byte of one copy undetected. Returns the
+    /// snapshot's revision and its recorded relationship count.
+    fn scan_all(
+        &self,
+        visit: &mut dyn FnMut(Copy, RawTuple<'_>),
+    ) -> Result<(Revision, u64), EngineError>;
     /// Commits several transactions with one durable write (group commit). Each is checked
     /// and applied in order as if alone, with its own revision; one refused (a failed
     /// precondition, an existing relationship on create) leaves no trace and does not stop
@@ -723,20 +740,30 @@ impl Store for RedbStore {
         })
     }
 
-    fn scan_all(&self, visit: &mut dyn FnMut(RawTuple<'_>)) -> Result<Revision, EngineError> {
+    fn scan_all(
+        &self,
+        visit: &mut dyn FnMut(Copy, RawTuple<'_>),
+    ) -> Result<(Revision, u64), EngineError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
         let revision = Revision(meta.get(META_REVISION)?.map(|v| v.value()).unwrap_or(0));
-        let table = txn.open_table(BY_RESOURCE)?;
-        let plan = ScanPlan {
-            by_subject: false,
-            prefix: Vec::new(),
-        };
-        scan(&table, &plan, None, &mut |raw| {
-            visit(raw);
-            Ok(true)
-        })?;
-        Ok(revision)
+        let count = meta.get(META_COUNT)?.map(|v| v.value()).unwrap_or(0);
+        for (by_subject_table, copy) in [(false, Copy::ByResource), (true, Copy::BySubject)] {
+            let table = txn.open_table(if by_subject_table {
+                BY_SUBJECT
+            } else {
+                BY_RESOURCE
+            })?;
+            let plan = ScanPlan {
+                by_subject: by_subject_table,
+                prefix: Vec::new(),
+            };
+            scan(&table, &plan, None, &mut |raw| {
+                visit(copy, raw);
+                Ok(true)
+            })?;
+        }
+        Ok((revision, count))
     }
 
     fn commit(

@@ -864,12 +864,11 @@ fn a_truncated_or_damaged_store_is_refused_or_served_intact() {
     assert!(refusals > 0);
 }
 
-/// Known gap (reported to the engine): redb keeps no checksums of its pages, so a bit flip
-/// that leaves a key well-formed (`doc:d123` becoming `doc:d122`) is not detected, and the
-/// server serves the altered relationship. A cross-check of the two relationship tables
-/// (by resource and by subject) at open would catch a flip in either.
+/// redb keeps no checksums of its pages, so a bit flip that leaves a key well-formed
+/// (`doc:d123` becoming `doc:d122`) is invisible to redb; the engine cross-checks its two
+/// relationship tables (by resource and by subject) and the recorded count on open, which
+/// catches a flip in either.
 #[test]
-#[ignore = "engine gap: undetected bit flips in relationship pages (see RELIABILITY.md)"]
 fn a_bit_flip_in_a_relationship_key_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     let pristine = dir.path().join("pristine.redb");
