@@ -16,7 +16,7 @@ use crate::store::{
     ChangeSet, Copy, Deleted, Operation, Precondition, RawTuple, RedbStore, Store, Transaction,
     Update,
 };
-use crate::tuple::{ObjectRef, SubjectRef, Tuple};
+use crate::tuple::{is_valid_object_id, ObjectRef, SubjectRef, SyntaxError, Tuple};
 use crate::validate::{
     orphans, resolve_member, resolve_type, validate_filter, validate_transaction,
 };
@@ -85,6 +85,23 @@ pub struct CheckRequest {
     pub permission: String,
     /// Who asks.
     pub subject: SubjectRef,
+}
+
+/// A check whose names are borrowed (see [`Engine::check_bulk_borrowed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckArgs<'a> {
+    /// Resource type.
+    pub resource_type: &'a str,
+    /// Resource id.
+    pub resource_id: &'a str,
+    /// Permission or relation.
+    pub permission: &'a str,
+    /// Subject type.
+    pub subject_type: &'a str,
+    /// Subject id, or `*`.
+    pub subject_id: &'a str,
+    /// Subject relation of a userset.
+    pub subject_relation: Option<&'a str>,
 }
 
 /// A page of lookup-resources results.
@@ -589,6 +606,21 @@ impl Engine {
         Ok((state.revision, answers))
     }
 
+    /// Many checks at one revision, with names borrowed from the caller: no allocation per
+    /// item (the HTTP bulk check answers straight from its parsed request).
+    pub fn check_bulk_borrowed<'a>(
+        &self,
+        consistency: Consistency,
+        items: impl IntoIterator<Item = CheckArgs<'a>>,
+    ) -> Result<(Revision, Vec<Result<bool, EngineError>>), EngineError> {
+        let state = self.snapshot(consistency)?;
+        let answers = items
+            .into_iter()
+            .map(|item| check_parts(&state, &item))
+            .collect();
+        Ok((state.revision, answers))
+    }
+
     /// The ids of every `resource_type` object on which `subject` has `permission`.
     pub fn lookup_resources(
         &self,
@@ -772,20 +804,40 @@ fn resolve_subject(
     index: &Index,
     subject: &SubjectRef,
 ) -> Result<Option<Subject>, EngineError> {
-    subject.validate()?;
-    let ty = resolve_type(schema, &subject.object.object_type)?;
-    let rel = match &subject.relation {
-        None if subject.is_wildcard() => SubjectRel::Wildcard,
+    resolve_subject_parts(
+        schema,
+        index,
+        &subject.object.object_type,
+        &subject.object.object_id,
+        subject.relation.as_deref(),
+    )
+}
+
+/// Resolves a subject given as parts; `Ok(None)` when it cannot match anything.
+fn resolve_subject_parts(
+    schema: &CompiledSchema,
+    index: &Index,
+    subject_type: &str,
+    subject_id: &str,
+    relation: Option<&str>,
+) -> Result<Option<Subject>, EngineError> {
+    let wildcard = subject_id == "*" && relation.is_none();
+    if !wildcard && !is_valid_object_id(subject_id) {
+        return Err(SyntaxError::ObjectId(subject_id.to_string()).into());
+    }
+    if !pemba_schema::is_valid_type_name(subject_type) {
+        return Err(SyntaxError::ObjectType(subject_type.to_string()).into());
+    }
+    let ty = resolve_type(schema, subject_type)?;
+    let rel = match relation {
+        None if wildcard => SubjectRel::Wildcard,
         None => SubjectRel::Object,
         Some(relation) => SubjectRel::Member(resolve_member(schema, ty, relation)?),
     };
-    let idx = if subject.is_wildcard() {
+    let idx = if wildcard {
         None
     } else {
-        index
-            .interner(ty)
-            .get(&subject.object.object_id)
-            .map(|i| i.0)
+        index.interner(ty).get(subject_id).map(|i| i.0)
     };
     if idx.is_none() && matches!(rel, SubjectRel::Member(_)) {
         return Ok(None);
@@ -799,14 +851,40 @@ fn check_in(
     permission: &str,
     subject: &SubjectRef,
 ) -> Result<bool, EngineError> {
+    check_parts(
+        state,
+        &CheckArgs {
+            resource_type: &resource.object_type,
+            resource_id: &resource.object_id,
+            permission,
+            subject_type: &subject.object.object_type,
+            subject_id: &subject.object.object_id,
+            subject_relation: subject.relation.as_deref(),
+        },
+    )
+}
+
+fn check_parts(state: &State, args: &CheckArgs<'_>) -> Result<bool, EngineError> {
     let schema = &state.schema.as_ref().ok_or(EngineError::NoSchema)?.compiled;
-    resource.validate(false)?;
-    let ty = resolve_type(schema, &resource.object_type)?;
-    let member = resolve_member(schema, ty, permission)?;
-    let Some(s) = resolve_subject(schema, &state.index, subject)? else {
+    if !pemba_schema::is_valid_type_name(args.resource_type) {
+        return Err(SyntaxError::ObjectType(args.resource_type.to_string()).into());
+    }
+    if !is_valid_object_id(args.resource_id) {
+        return Err(SyntaxError::ObjectId(args.resource_id.to_string()).into());
+    }
+    let ty = resolve_type(schema, args.resource_type)?;
+    let member = resolve_member(schema, ty, args.permission)?;
+    let Some(s) = resolve_subject_parts(
+        schema,
+        &state.index,
+        args.subject_type,
+        args.subject_id,
+        args.subject_relation,
+    )?
+    else {
         return Ok(false);
     };
-    let Some(resource_idx) = state.index.interner(ty).get(&resource.object_id) else {
+    let Some(resource_idx) = state.index.interner(ty).get(args.resource_id) else {
         return Ok(false);
     };
     Ok(Evaluator {

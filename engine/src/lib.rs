@@ -38,7 +38,7 @@ mod validate;
 pub mod validation_file;
 
 pub use engine::{
-    CheckRequest, DeleteOutcome, Engine, FoundSubject, LoadedSchema, LookupResources,
+    CheckArgs, CheckRequest, DeleteOutcome, Engine, FoundSubject, LoadedSchema, LookupResources,
     LookupSubjects, Page,
 };
 pub use error::{EngineError, StorageError};
@@ -49,7 +49,7 @@ pub use store::{
     Change, ChangeSet, MetadataCondition, MetadataWrite, Operation, Precondition, PreconditionKind,
     RedbStore, Store, Transaction, Update,
 };
-pub use tuple::{parse_tuples, ObjectRef, SubjectRef, SyntaxError, Tuple};
+pub use tuple::{parse_tuples, validate_object, ObjectRef, SubjectRef, SyntaxError, Tuple};
 pub use validate::validate_tuple;
 
 #[cfg(test)]

@@ -68,6 +68,22 @@ pub fn is_valid_object_id(id: &str) -> bool {
         })
 }
 
+/// Checks an object given as parts: the type name, and the id (`*` allowed only with
+/// `allow_wildcard`).
+pub fn validate_object(
+    object_type: &str,
+    object_id: &str,
+    allow_wildcard: bool,
+) -> Result<(), SyntaxError> {
+    if !pemba_schema::is_valid_type_name(object_type) {
+        return Err(SyntaxError::ObjectType(object_type.to_string()));
+    }
+    if !(is_valid_object_id(object_id) || allow_wildcard && object_id == "*") {
+        return Err(SyntaxError::ObjectId(object_id.to_string()));
+    }
+    Ok(())
+}
+
 impl ObjectRef {
     /// An object from its parts, unchecked.
     pub fn new(object_type: impl Into<String>, object_id: impl Into<String>) -> Self {
@@ -92,13 +108,7 @@ impl ObjectRef {
 
     /// Checks the type name and the id (`*` allowed only with `allow_wildcard`).
     pub fn validate(&self, allow_wildcard: bool) -> Result<(), SyntaxError> {
-        if !pemba_schema::is_valid_type_name(&self.object_type) {
-            return Err(SyntaxError::ObjectType(self.object_type.clone()));
-        }
-        if !(is_valid_object_id(&self.object_id) || allow_wildcard && self.object_id == "*") {
-            return Err(SyntaxError::ObjectId(self.object_id.clone()));
-        }
-        Ok(())
+        validate_object(&self.object_type, &self.object_id, allow_wildcard)
     }
 }
 

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Json;
-use pemba_engine::{CheckRequest, ExpandKind, ExpandNode, Page};
+use pemba_engine::{validate_object, CheckArgs, ExpandKind, ExpandNode, Page};
 use serde::{Deserialize, Serialize};
 
 use super::Route;
@@ -166,10 +166,66 @@ pub struct CheckBulkAnswer {
     pub permissionship: String,
 }
 
+/// One answered item, borrowing the request it echoes (no copy of the request per item).
+#[derive(Serialize)]
+struct CheckBulkPairOut<'a> {
+    request: &'a CheckBulkItem,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item: Option<CheckBulkAnswerOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorBody>,
+}
+
+#[derive(Serialize)]
+struct CheckBulkAnswerOut {
+    permissionship: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckBulkResponseOut<'a> {
+    checked_at: Token,
+    pairs: Vec<CheckBulkPairOut<'a>>,
+}
+
+/// The engine's view of bulk item `i`, borrowed from the request; field names in errors
+/// are formatted only when there is an error.
+fn bulk_item_args(i: usize, item: &CheckBulkItem) -> Result<CheckArgs<'_>, ApiError> {
+    if item
+        .context
+        .as_ref()
+        .is_some_and(|c| !c.is_null() && c != &serde_json::json!({}))
+    {
+        return Err(ApiError::invalid(format!(
+            "items[{i}].context: caveat context is not supported"
+        )));
+    }
+    let resource = &item.resource;
+    validate_object(&resource.object_type, &resource.object_id, false)
+        .map_err(|e| ApiError::invalid(format!("items[{i}].resource: {e}")))?;
+    let subject = &item.subject;
+    let relation =
+        Some(subject.optional_relation.as_str()).filter(|r| !r.is_empty() && *r != "...");
+    validate_object(
+        &subject.object.object_type,
+        &subject.object.object_id,
+        relation.is_none(),
+    )
+    .map_err(|e| ApiError::invalid(format!("items[{i}].subject: {e}")))?;
+    Ok(CheckArgs {
+        resource_type: &resource.object_type,
+        resource_id: &resource.object_id,
+        permission: &item.permission,
+        subject_type: &subject.object.object_type,
+        subject_id: &subject.object.object_id,
+        subject_relation: relation,
+    })
+}
+
 async fn check_bulk(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CheckBulkRequest>,
-) -> Result<Json<CheckBulkResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let max = state.limits.max_checkbulk_items;
     if body.items.len() > max {
         return Err(ApiError::invalid(format!(
@@ -179,29 +235,23 @@ async fn check_bulk(
     }
     let consistency = wire::consistency(body.consistency.as_ref())?;
     // Items that do not even parse get their error now; the rest go to the engine together.
-    let mut converted: Vec<Result<CheckRequest, ApiError>> = Vec::with_capacity(body.items.len());
-    for (i, item) in body.items.iter().enumerate() {
-        converted.push((|| {
-            refuse_context(item.context.as_ref(), &format!("items[{i}].context"))?;
-            Ok(CheckRequest {
-                resource: wire::object(&item.resource, &format!("items[{i}].resource"))?,
-                permission: item.permission.clone(),
-                subject: wire::subject(&item.subject, &format!("items[{i}].subject"))?,
-            })
-        })());
-    }
-    let valid: Vec<CheckRequest> = converted
+    let items: Vec<Result<CheckArgs<'_>, ApiError>> = body
+        .items
         .iter()
-        .filter_map(|c| c.as_ref().ok().cloned())
+        .enumerate()
+        .map(|(i, item)| bulk_item_args(i, item))
         .collect();
-    let (revision, answers) = state.engine.check_bulk(consistency, &valid)?;
+    let (revision, answers) = state.engine.check_bulk_borrowed(
+        consistency,
+        items.iter().filter_map(|item| item.as_ref().ok().copied()),
+    )?;
     let mut answers = answers.into_iter();
     let pairs = body
         .items
-        .into_iter()
-        .zip(converted)
-        .map(|(request, converted)| {
-            let answer = match converted {
+        .iter()
+        .zip(items)
+        .map(|(request, item)| {
+            let answer = match item {
                 Err(error) => Err(error),
                 Ok(_) => match answers.next() {
                     Some(Ok(allowed)) => Ok(allowed),
@@ -210,14 +260,14 @@ async fn check_bulk(
                 },
             };
             match answer {
-                Ok(allowed) => CheckBulkPair {
+                Ok(allowed) => CheckBulkPairOut {
                     request,
-                    item: Some(CheckBulkAnswer {
-                        permissionship: permissionship(allowed).to_string(),
+                    item: Some(CheckBulkAnswerOut {
+                        permissionship: permissionship(allowed),
                     }),
                     error: None,
                 },
-                Err(error) => CheckBulkPair {
+                Err(error) => CheckBulkPairOut {
                     request,
                     item: None,
                     error: Some(error.body()),
@@ -225,10 +275,16 @@ async fn check_bulk(
             }
         })
         .collect();
-    Ok(Json(CheckBulkResponse {
+    let body = serde_json::to_vec(&CheckBulkResponseOut {
         checked_at: Token::revision(revision),
         pairs,
-    }))
+    })
+    .map_err(ApiError::internal)?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// `LookupResourcesRequest`.
