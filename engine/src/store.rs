@@ -248,7 +248,13 @@ impl RedbStore {
             Ok(meta) if meta.len() == 0 => {
                 return Err(corrupt(&"the file is empty (truncated or never written)").into())
             }
-            Ok(_) => builder().open(path).map_err(|e| corrupt(&e))?,
+            Ok(_) => builder().open(path).map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StorageError::Backend(format!(
+                    "store `{}` is already open in another process",
+                    path.display()
+                )),
+                other => corrupt(&other),
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 builder().create(path).map_err(|e| corrupt(&e))?
             }

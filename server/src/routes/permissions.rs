@@ -364,17 +364,14 @@ async fn lookup_resources(
     };
     Ok(stream::respond(&state.clone(), move |lines| async move {
         let token = Token::revision(found.revision);
-        for id in found.ids {
-            let result = LookupResourcesResult {
-                looked_up_at: token.clone(),
-                after_result_cursor: wire::encode_cursor(RESOURCES_CURSOR, &id),
-                resource_object_id: id,
-                permissionship: LOOKUP_HAS.to_string(),
-            };
-            if lines.result(&result).await.is_err() {
-                return;
-            }
-        }
+        let results = found.ids.into_iter().map(|id| LookupResourcesResult {
+            looked_up_at: token.clone(),
+            after_result_cursor: wire::encode_cursor(RESOURCES_CURSOR, &id),
+            resource_object_id: id,
+            permissionship: LOOKUP_HAS.to_string(),
+        });
+        // An error means the client went away: nothing more to do.
+        let _ = lines.results(results).await;
     }))
 }
 
@@ -488,24 +485,24 @@ async fn lookup_subjects(
     };
     Ok(stream::respond(&state.clone(), move |lines| async move {
         let token = Token::revision(found.revision);
-        for subject in found.subjects {
-            let resolved = |id: &str| ResolvedSubject {
-                subject_object_id: id.to_string(),
-                permissionship: LOOKUP_HAS.to_string(),
-            };
-            let result = LookupSubjectsResult {
+        let resolved = |id: &str| ResolvedSubject {
+            subject_object_id: id.to_string(),
+            permissionship: LOOKUP_HAS.to_string(),
+        };
+        let results = found
+            .subjects
+            .into_iter()
+            .map(|subject| LookupSubjectsResult {
                 looked_up_at: token.clone(),
                 subject: resolved(&subject.id),
                 excluded_subjects: subject.excluded.iter().map(|id| resolved(id)).collect(),
                 subject_object_id: subject.id.clone(),
-                excluded_subject_ids: subject.excluded.clone(),
-                permissionship: LOOKUP_HAS.to_string(),
                 after_result_cursor: wire::encode_cursor(SUBJECTS_CURSOR, &subject.id),
-            };
-            if lines.result(&result).await.is_err() {
-                return;
-            }
-        }
+                excluded_subject_ids: subject.excluded,
+                permissionship: LOOKUP_HAS.to_string(),
+            });
+        // An error means the client went away: nothing more to do.
+        let _ = lines.results(results).await;
     }))
 }
 
