@@ -4,14 +4,13 @@
 //! running server (`--endpoint URL`, with `--key`, `--key-file` or `PEMBA_KEY`). Functions
 //! return a process exit code; messages go to stderr, answers to stdout.
 
-use std::collections::HashSet;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use pemba_engine::{
     validate_tuple, Consistency, Engine, ObjectRef, Operation, Page, RelationshipFilter,
-    SubjectRef, Tuple, Update,
+    SubjectRef, Transaction, Tuple, Update,
 };
 use serde_json::{json, Value};
 
@@ -333,8 +332,6 @@ pub fn import(args: ImportArgs) -> ExitCode {
 
     let mut tuples = Vec::new();
     let mut bad: Vec<(usize, String)> = Vec::new();
-    let mut seen = HashSet::new();
-    let mut duplicates = 0usize;
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with("//") {
@@ -345,17 +342,16 @@ pub fn import(args: ImportArgs) -> ExitCode {
                 .map(|()| tuple)
                 .map_err(|e| e.to_string())
         }) {
-            Ok(tuple) => {
-                if seen.insert(tuple.clone()) {
-                    tuples.push(tuple);
-                } else {
-                    duplicates += 1;
-                }
-            }
+            Ok(tuple) => tuples.push(tuple),
             Err(message) => bad.push((index + 1, message)),
         }
     }
-    drop(seen);
+    // Sorting finds duplicates without a copy of every relationship in a hash set, and
+    // hands redb its keys in order.
+    tuples.sort_unstable();
+    let parsed = tuples.len();
+    tuples.dedup();
+    let duplicates = parsed - tuples.len();
     const SHOWN: usize = 100;
     for (line, message) in bad.iter().take(SHOWN) {
         eprintln!("{name}:{line}: {message}");
@@ -377,18 +373,29 @@ pub fn import(args: ImportArgs) -> ExitCode {
         progress.set_style(style);
     }
     let mut revision = String::new();
-    for batch in tuples.chunks(args.batch_size as usize) {
+    let total = tuples.len();
+    let mut remaining = tuples.into_iter();
+    loop {
+        // Moved, not copied, into each batch.
+        let batch: Vec<Tuple> = remaining.by_ref().take(args.batch_size as usize).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let batch_len = batch.len() as u64;
         let result = match &target {
             Target::Local(engine) => {
                 let updates: Vec<Update> = batch
-                    .iter()
+                    .into_iter()
                     .map(|tuple| Update {
                         operation: Operation::Touch,
-                        tuple: tuple.clone(),
+                        tuple,
                     })
                     .collect();
                 engine
-                    .write(&updates, &[])
+                    .transact(&Transaction {
+                        updates,
+                        ..Transaction::default()
+                    })
                     .map(|r| r.token())
                     .map_err(|e| e.to_string())
             }
@@ -419,12 +426,12 @@ pub fn import(args: ImportArgs) -> ExitCode {
                 ));
             }
         }
-        progress.inc(batch.len() as u64);
+        progress.inc(batch_len);
     }
     progress.finish_and_clear();
     eprintln!(
         "imported {} relationships from `{name}` ({duplicates} duplicate lines, {} invalid lines skipped){}",
-        tuples.len(),
+        total,
         bad.len(),
         if revision.is_empty() {
             String::new()
