@@ -210,6 +210,22 @@ fn agree(seed: u64) {
         )
     };
 
+    // Every (type, member) a userset subject could name.
+    let usersets: Vec<(&str, Vec<String>)> = TYPES
+        .iter()
+        .skip(1)
+        .map(|name| {
+            let ty = schema.compiled.type_by_name(name).unwrap();
+            let members = schema
+                .compiled
+                .definition(ty)
+                .members
+                .iter()
+                .map(|m| schema.compiled.member(*m).name.clone())
+                .collect();
+            (*name, members)
+        })
+        .collect();
     for (ty, type_name) in TYPES.iter().enumerate().skip(1) {
         let definition = schema.compiled.type_by_name(type_name).unwrap();
         let member_names: Vec<String> = schema
@@ -267,6 +283,42 @@ fn agree(seed: u64) {
                         "lookup subjects {resource}#{member} for {user}: {found:?}\n{}",
                         context()
                     );
+                }
+                // Userset subjects (`team:o1#rel_0`): check and lookup subjects agree too.
+                for (subject_type, userset_members) in &usersets {
+                    for userset_member in userset_members {
+                        let found = engine
+                            .lookup_subjects(
+                                at,
+                                &resource,
+                                member,
+                                subject_type,
+                                Some(userset_member),
+                                Page::default(),
+                            )
+                            .unwrap();
+                        for id in all_subject_ids(1) {
+                            let subject = SubjectRef {
+                                object: ObjectRef::new(*subject_type, id),
+                                relation: Some(userset_member.clone()),
+                            };
+                            let want = reference.check(&resource, member, &subject);
+                            let (got, _) = engine.check(at, &resource, member, &subject).unwrap();
+                            assert_eq!(
+                                got,
+                                want,
+                                "check {resource}#{member}@{subject}\n{}",
+                                context()
+                            );
+                            let listed = found.subjects.iter().any(|s| s.id == id);
+                            assert_eq!(
+                                listed,
+                                want,
+                                "lookup subjects {resource}#{member} for {subject}: {found:?}\n{}",
+                                context()
+                            );
+                        }
+                    }
                 }
             }
         }
