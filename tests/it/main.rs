@@ -8,6 +8,7 @@ mod conformance;
 mod crash;
 mod groups;
 mod hostile;
+mod import_crash;
 mod process;
 mod slow;
 mod support;
