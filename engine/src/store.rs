@@ -529,22 +529,41 @@ type Tables<'t> = (
     redb::Table<'t, &'static str, u64>,
 );
 
-fn any_match(tables: &Tables<'_>, filter: &RelationshipFilter) -> Result<bool, EngineError> {
+/// Up to `max` stored relationships matching `filter`, in scan order, and whether more match.
+fn matching(
+    tables: &Tables<'_>,
+    filter: &RelationshipFilter,
+    max: usize,
+) -> Result<(Vec<Tuple>, bool), EngineError> {
     let plan = scan_plan(filter);
     let table = if plan.by_subject {
         &tables.1
     } else {
         &tables.0
     };
-    let mut found = false;
+    let mut found = Vec::new();
+    let mut more = false;
     scan(table, &plan, None, &mut |raw| {
-        if filter.matches(&raw.to_tuple()) {
-            found = true;
-            return Ok(false);
+        let tuple = raw.to_tuple();
+        if filter.matches(&tuple) {
+            if found.len() == max {
+                more = true;
+                return Ok(false);
+            }
+            found.push(tuple);
         }
         Ok(true)
     })?;
-    Ok(found)
+    Ok((found, more))
+}
+
+/// Removes relationships known to be stored from both tables.
+fn remove_stored(tables: &mut Tables<'_>, tuples: &[Tuple]) -> Result<(), EngineError> {
+    for tuple in tuples {
+        tables.0.remove(resource_key(tuple).as_slice())?;
+        tables.1.remove(subject_key(tuple).as_slice())?;
+    }
+    Ok(())
 }
 
 fn check_preconditions(
@@ -552,7 +571,7 @@ fn check_preconditions(
     preconditions: &[Precondition],
 ) -> Result<(), EngineError> {
     for (i, precondition) in preconditions.iter().enumerate() {
-        let matched = any_match(tables, &precondition.filter)?;
+        let matched = !matching(tables, &precondition.filter, 1)?.0.is_empty();
         let want = precondition.kind == PreconditionKind::MustMatch;
         if matched != want {
             return Err(EngineError::FailedPrecondition(format!(
@@ -617,25 +636,9 @@ fn apply_transaction(
     let mut changes = Vec::with_capacity(transaction.updates.len());
     let (mut added, mut removed) = (0u64, 0u64);
     for filter in &transaction.delete_filters {
-        let plan = scan_plan(filter);
-        let mut doomed = Vec::new();
-        {
-            let table = if plan.by_subject {
-                &tables.1
-            } else {
-                &tables.0
-            };
-            scan(table, &plan, None, &mut |raw| {
-                let tuple = raw.to_tuple();
-                if filter.matches(&tuple) {
-                    doomed.push(tuple);
-                }
-                Ok(true)
-            })?;
-        }
+        let (doomed, _) = matching(tables, filter, usize::MAX)?;
+        remove_stored(tables, &doomed)?;
         for tuple in doomed {
-            tables.0.remove(resource_key(&tuple).as_slice())?;
-            tables.1.remove(subject_key(&tuple).as_slice())?;
             removed += 1;
             changes.push(Change {
                 operation: Operation::Delete,
@@ -842,38 +845,15 @@ impl Store for RedbStore {
                 txn.open_table(META)?,
             );
             check_preconditions(&tables, preconditions)?;
-            let plan = scan_plan(filter);
             let max = limit.unwrap_or(usize::MAX);
-            let mut doomed = Vec::new();
-            let mut more_left = false;
-            {
-                let table = if plan.by_subject {
-                    &tables.1
-                } else {
-                    &tables.0
-                };
-                scan(table, &plan, None, &mut |raw| {
-                    let tuple = raw.to_tuple();
-                    if filter.matches(&tuple) {
-                        if doomed.len() == max {
-                            more_left = true;
-                            return Ok(false);
-                        }
-                        doomed.push(tuple);
-                    }
-                    Ok(true)
-                })?;
-            }
+            let (doomed, more_left) = matching(&tables, filter, max)?;
             if more_left && !allow_partial {
                 return Err(EngineError::FailedPrecondition(format!(
                     "more than the limit of {max} relationships match the filter; nothing was deleted \
                      (allow partial deletions to delete them in steps)"
                 )));
             }
-            for tuple in &doomed {
-                tables.0.remove(resource_key(tuple).as_slice())?;
-                tables.1.remove(subject_key(tuple).as_slice())?;
-            }
+            remove_stored(&mut tables, &doomed)?;
             adjust_count(&mut tables.2, 0, doomed.len() as u64)?;
             let revision = next_revision(&mut tables.2)?;
             let changes: Vec<Change> = doomed
