@@ -310,3 +310,60 @@ fn create_all(engine: &Engine, ws: &str, planned: Vec<Planned>) -> Result<Import
     }
     Ok(Imported { groups: created })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A store with the shipped schema and workspace `ws` (alice admin, bob editor).
+    fn engine() -> &'static Engine {
+        static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+        ENGINE.get_or_init(|| {
+            let engine = Engine::in_memory().unwrap();
+            engine.write_schema(crate::DEFAULT_SCHEMA).unwrap();
+            let grant = |text: &str| pemba_engine::Update {
+                operation: Operation::Touch,
+                tuple: pemba_engine::Tuple::parse(text).unwrap(),
+            };
+            engine
+                .write(
+                    &[
+                        grant("workspace:ws#admin@user:alice"),
+                        grant("workspace:ws#editor@user:bob"),
+                    ],
+                    &[],
+                )
+                .unwrap();
+            engine
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Hostile input: any bytes are planned or refused, never a panic.
+        #[test]
+        fn any_bytes_are_planned_or_refused(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = plan(engine(), "ws", &bytes);
+        }
+
+        /// CSV-shaped input with quotes, commas, Unicode and blank fields: every refused row
+        /// names a line of the file.
+        #[test]
+        fn csv_like_rows_report_lines_within_the_file(
+            rows in proptest::collection::vec(("[a-zA-Z é,\"]{0,60}", "(alice|bob|carol|ws|g1|)[,\" ]{0,2}"), 0..40)
+        ) {
+            let mut text = String::from("group,member\n");
+            for (group, member) in &rows {
+                text.push_str(&format!("{group},{member}\n"));
+            }
+            let lines = text.lines().count() as u64;
+            if let Ok(Err(errors)) = plan(engine(), "ws", text.as_bytes()) {
+                for error in errors {
+                    prop_assert!(error.line >= 1 && error.line <= lines, "line {} of {lines}", error.line);
+                }
+            }
+        }
+    }
+}
