@@ -598,12 +598,17 @@ impl Engine {
         consistency: Consistency,
         items: &[CheckRequest],
     ) -> Result<(Revision, Vec<Result<bool, EngineError>>), EngineError> {
-        let state = self.snapshot(consistency)?;
-        let answers = items
-            .iter()
-            .map(|item| check_in(&state, &item.resource, &item.permission, &item.subject))
-            .collect();
-        Ok((state.revision, answers))
+        self.check_bulk_borrowed(
+            consistency,
+            items.iter().map(|item| CheckArgs {
+                resource_type: &item.resource.object_type,
+                resource_id: &item.resource.object_id,
+                permission: &item.permission,
+                subject_type: &item.subject.object.object_type,
+                subject_id: &item.subject.object.object_id,
+                subject_relation: item.subject.relation.as_deref(),
+            }),
+        )
     }
 
     /// Many checks at one revision, with names borrowed from the caller: no allocation per

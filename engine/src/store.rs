@@ -6,7 +6,7 @@
 use std::ops::Bound;
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::{EngineError, StorageError};
 use crate::filter::RelationshipFilter;
@@ -939,10 +939,4 @@ impl Store for RedbStore {
         txn.commit()?;
         Ok(revision)
     }
-}
-
-/// The number of relationships in the store, for diagnostics.
-pub fn stored_len(store: &RedbStore) -> Result<u64, EngineError> {
-    let txn = store.db.begin_read()?;
-    Ok(txn.open_table(BY_RESOURCE)?.len()?)
 }
