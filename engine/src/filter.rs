@@ -1,6 +1,6 @@
 //! Relationship filters, used by read, delete and preconditions.
 
-use crate::tuple::Tuple;
+use crate::tuple::{ObjectRef, SubjectRef, Tuple};
 
 /// Selects relationships; every `None` matches anything. At least one field must be set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,5 +48,79 @@ impl RelationshipFilter {
             && self.resource_id.is_none()
             && self.relation.is_none()
             && self.subject.is_none()
+    }
+}
+
+impl RelationshipFilter {
+    /// Relationships on resources of `resource_type`.
+    pub fn resource_type(resource_type: impl Into<String>) -> Self {
+        RelationshipFilter {
+            resource_type: Some(resource_type.into()),
+            ..RelationshipFilter::default()
+        }
+    }
+
+    /// Relationships on one resource.
+    pub fn resource(resource: &ObjectRef) -> Self {
+        Self::resource_type(resource.object_type.clone()).with_id(resource.object_id.clone())
+    }
+
+    /// Relationships whose subject matches `subject`, on any resource.
+    pub fn subject(subject: SubjectFilter) -> Self {
+        RelationshipFilter {
+            subject: Some(subject),
+            ..RelationshipFilter::default()
+        }
+    }
+
+    /// Exactly `tuple`.
+    pub fn exact(tuple: &Tuple) -> Self {
+        Self::resource(&tuple.resource)
+            .with_relation(tuple.relation.clone())
+            .with_subject(SubjectFilter::exact(&tuple.subject))
+    }
+
+    /// Narrowed to resource id `id` (meaningful with a resource type).
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.resource_id = Some(id.into());
+        self
+    }
+
+    /// Narrowed to `relation`.
+    pub fn with_relation(mut self, relation: impl Into<String>) -> Self {
+        self.relation = Some(relation.into());
+        self
+    }
+
+    /// Narrowed to subjects matching `subject`.
+    pub fn with_subject(mut self, subject: SubjectFilter) -> Self {
+        self.subject = Some(subject);
+        self
+    }
+}
+
+impl SubjectFilter {
+    /// Every subject of `subject_type`: objects, usersets and the wildcard.
+    pub fn of_type(subject_type: impl Into<String>) -> Self {
+        SubjectFilter {
+            subject_type: subject_type.into(),
+            subject_id: None,
+            relation: None,
+        }
+    }
+
+    /// Exactly `subject`: a plain object matches plain objects only, a userset its relation.
+    pub fn exact(subject: &SubjectRef) -> Self {
+        SubjectFilter {
+            subject_type: subject.object.object_type.clone(),
+            subject_id: Some(subject.object.object_id.clone()),
+            relation: Some(subject.relation.clone().unwrap_or_default()),
+        }
+    }
+
+    /// Narrowed to subject id `id`.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.subject_id = Some(id.into());
+        self
     }
 }

@@ -1,8 +1,12 @@
 //! Pemba's engine: relationships stored durably in redb, answered from an in-memory index
 //! of interned ids and roaring bitmaps.
 //!
+//! Every question returns an [`Answer`]: the value and the revision it reflects. Each
+//! operation family has its own error ([`QueryError`], [`WriteError`],
+//! [`SchemaWriteError`], [`StorageError`]), gathered by [`EngineError`].
+//!
 //! ```
-//! use pemba_engine::{Consistency, Engine, ObjectRef, Operation, SubjectRef, Tuple, Update};
+//! use pemba_engine::{CheckArgs, Consistency, Engine, ObjectRef, SubjectRef, Tuple, Update};
 //!
 //! let engine = Engine::in_memory()?;
 //! engine.write_schema(
@@ -10,47 +14,55 @@
 //!      definition group {\n relation member: user\n}\n\
 //!      definition doc {\n relation viewer: user | group#member\n permission view = viewer\n}",
 //! )?;
-//! let tuple = |text: &str| Update { operation: Operation::Touch, tuple: Tuple::parse(text).unwrap() };
-//! engine.write(&[tuple("group:eng#member@user:alice"), tuple("doc:readme#viewer@group:eng#member")], &[])?;
-//! let (allowed, _revision) = engine.check(
-//!     Consistency::FullyConsistent,
-//!     &ObjectRef::new("doc", "readme"),
-//!     "view",
-//!     &SubjectRef::object("user", "alice"),
+//! let touch = |text: &str| Update::touch(Tuple::parse(text).unwrap());
+//! engine.write(
+//!     vec![touch("group:eng#member@user:alice"), touch("doc:readme#viewer@group:eng#member")],
+//!     vec![],
 //! )?;
-//! assert!(allowed);
+//! let (readme, alice) = (ObjectRef::new("doc", "readme"), SubjectRef::object("user", "alice"));
+//! let answer = engine.check(Consistency::FullyConsistent, CheckArgs::new(&readme, "view", &alice))?;
+//! assert!(answer.value);
 //! # Ok::<(), pemba_engine::EngineError>(())
 //! ```
 #![warn(missing_docs)]
 
 mod engine;
-pub mod error;
+mod error;
 mod eval;
 mod expand;
-pub mod filter;
+mod filter;
+mod group_commit;
 mod index;
 mod posting;
-pub mod reference;
-pub mod revision;
-pub mod store;
-pub mod tuple;
+#[cfg(test)]
+mod reference;
+mod revision;
+mod store;
+mod tuple;
 mod validate;
 pub mod validation_file;
+mod write;
 
 pub use engine::{
-    CheckArgs, CheckRequest, DeleteOutcome, Engine, FoundSubject, LoadedSchema, LookupResources,
-    LookupSubjects, Page,
+    CheckArgs, CheckRequest, Engine, FoundSubject, LoadedSchema, Page, ReadPage, Relationships,
+    ResourceLookup, SubjectLookup,
 };
-pub use error::{EngineError, StorageError};
+pub use error::{
+    EngineError, InvalidError, QueryError, SchemaWriteError, StorageError, TokenError, WriteError,
+};
 pub use expand::{ExpandKind, ExpandNode};
 pub use filter::{RelationshipFilter, SubjectFilter};
-pub use revision::{Consistency, Revision};
-pub use store::{
-    Change, ChangeSet, MetadataCondition, MetadataWrite, Operation, Precondition, PreconditionKind,
-    RedbStore, Store, Transaction, Update,
+pub use revision::{Answer, Consistency, Revision};
+pub use store::{DeleteCommitted, Head, RawTuple, RedbStore, Scanned, Store, StoredCopy};
+pub use tuple::{
+    is_valid_object_id, parse_tuples, validate_object, ObjectRef, SubjectRef, SyntaxError, Tuple,
+    MAX_OBJECT_ID_LEN,
 };
-pub use tuple::{parse_tuples, validate_object, ObjectRef, SubjectRef, SyntaxError, Tuple};
 pub use validate::validate_tuple;
+pub use write::{
+    Change, ChangeSet, DeleteRequest, Deleted, MetadataCondition, MetadataWrite, Operation,
+    OverLimit, Precondition, PreconditionKind, Transaction, Update,
+};
 
 #[cfg(test)]
 mod tests;

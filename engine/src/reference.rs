@@ -76,17 +76,4 @@ impl Reference<'_> {
             }
         }
     }
-
-    /// Every object id of `object_type` named anywhere in the relationships.
-    pub fn object_ids(&self, object_type: &str) -> BTreeSet<String> {
-        let mut ids = BTreeSet::new();
-        for t in self.tuples {
-            for object in [&t.resource, &t.subject.object] {
-                if object.object_type == object_type && object.object_id != "*" {
-                    ids.insert(object.object_id.clone());
-                }
-            }
-        }
-        ids
-    }
 }

@@ -1,6 +1,6 @@
 //! Revisions, their opaque tokens, and the consistency a read asks for.
 
-use crate::error::EngineError;
+use crate::error::TokenError;
 
 /// The number of committed writes a state reflects; increases by one per write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -15,17 +15,34 @@ impl Revision {
     }
 
     /// Reads a token made by [`Revision::token`].
-    pub fn from_token(token: &str) -> Result<Revision, EngineError> {
+    pub fn from_token(token: &str) -> Result<Revision, TokenError> {
         token
             .strip_prefix(TOKEN_PREFIX)
             .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|digits| digits.parse().ok())
             .map(Revision)
-            .ok_or_else(|| {
-                EngineError::InvalidToken(format!(
-                    "malformed revision token `{token}`: expected a token returned by this server"
-                ))
+            .ok_or_else(|| TokenError::Malformed {
+                token: token.to_string(),
             })
+    }
+}
+
+/// A value and the revision it was answered at: the shape of every engine answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer<T> {
+    /// What was asked for.
+    pub value: T,
+    /// The revision the whole answer reflects.
+    pub revision: Revision,
+}
+
+impl<T> Answer<T> {
+    /// The same revision with `f` applied to the value.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Answer<U> {
+        Answer {
+            value: f(self.value),
+            revision: self.revision,
+        }
     }
 }
 

@@ -3,41 +3,31 @@
 
 use pemba_schema::{AllowedSubject, CompiledSchema, MemberId, TypeId};
 
-use crate::error::EngineError;
+use crate::error::InvalidError;
 use crate::filter::RelationshipFilter;
 use crate::index::Index;
-use crate::store::Transaction;
 use crate::tuple::Tuple;
+use crate::write::Transaction;
 
-pub(crate) fn invalid(message: String) -> EngineError {
-    EngineError::InvalidArgument(message)
-}
-
-pub(crate) fn resolve_type(schema: &CompiledSchema, name: &str) -> Result<TypeId, EngineError> {
+pub(crate) fn resolve_type(schema: &CompiledSchema, name: &str) -> Result<TypeId, InvalidError> {
     schema
         .type_by_name(name)
-        .ok_or_else(|| invalid(format!("object type `{name}` is not defined in the schema")))
+        .ok_or_else(|| InvalidError::UnknownType {
+            name: name.to_string(),
+        })
 }
 
 pub(crate) fn resolve_member(
     schema: &CompiledSchema,
     ty: TypeId,
     name: &str,
-) -> Result<MemberId, EngineError> {
-    schema.member_by_name(ty, name).ok_or_else(|| {
-        invalid(format!(
-            "`{}` has no relation or permission named `{name}`",
-            schema.definition(ty).name
-        ))
-    })
-}
-
-fn describe_allowed(schema: &CompiledSchema, allowed: &[AllowedSubject]) -> String {
-    allowed
-        .iter()
-        .map(|a| format!("`{}`", allowed_name(schema, *a)))
-        .collect::<Vec<_>>()
-        .join(", ")
+) -> Result<MemberId, InvalidError> {
+    schema
+        .member_by_name(ty, name)
+        .ok_or_else(|| InvalidError::UnknownMember {
+            object_type: schema.definition(ty).name.clone(),
+            name: name.to_string(),
+        })
 }
 
 fn allowed_name(schema: &CompiledSchema, allowed: AllowedSubject) -> String {
@@ -52,20 +42,18 @@ fn allowed_name(schema: &CompiledSchema, allowed: AllowedSubject) -> String {
 
 /// The checks every written relationship passes: names exist, the relation is a relation,
 /// and the subject's kind is one it allows.
-pub fn validate_tuple(schema: &CompiledSchema, tuple: &Tuple) -> Result<(), EngineError> {
+pub fn validate_tuple(schema: &CompiledSchema, tuple: &Tuple) -> Result<(), InvalidError> {
     tuple.validate()?;
     let ty = resolve_type(schema, &tuple.resource.object_type)?;
-    let member = schema.member_by_name(ty, &tuple.relation).ok_or_else(|| {
-        invalid(format!(
-            "`{}` has no relation named `{}` (in `{tuple}`)",
-            tuple.resource.object_type, tuple.relation
-        ))
-    })?;
+    let member = schema
+        .member_by_name(ty, &tuple.relation)
+        .ok_or_else(|| InvalidError::UnknownRelation {
+            tuple: tuple.clone(),
+        })?;
     let Some(allowed) = schema.allowed_subjects(member) else {
-        return Err(invalid(format!(
-            "`{}#{}` is a permission: relationships can only be written to relations (in `{tuple}`)",
-            tuple.resource.object_type, tuple.relation
-        )));
+        return Err(InvalidError::NotARelation {
+            tuple: tuple.clone(),
+        });
     };
     let subject_ty = resolve_type(schema, &tuple.subject.object.object_type)?;
     let wanted = match &tuple.subject.relation {
@@ -74,21 +62,19 @@ pub fn validate_tuple(schema: &CompiledSchema, tuple: &Tuple) -> Result<(), Engi
         Some(relation) => match schema.member_by_name(subject_ty, relation) {
             Some(m) => AllowedSubject::Userset(subject_ty, m),
             None => {
-                return Err(invalid(format!(
-                    "`{}` has no relation or permission named `{relation}` (in `{tuple}`)",
-                    tuple.subject.object.object_type
-                )))
+                return Err(InvalidError::UnknownSubjectRelation {
+                    tuple: tuple.clone(),
+                    relation: relation.clone(),
+                })
             }
         },
     };
     if !allowed.contains(&wanted) {
-        return Err(invalid(format!(
-            "subjects of type `{}` are not allowed on `{}#{}` (in `{tuple}`): allowed are {}",
-            allowed_name(schema, wanted),
-            tuple.resource.object_type,
-            tuple.relation,
-            describe_allowed(schema, allowed)
-        )));
+        return Err(InvalidError::SubjectNotAllowed {
+            tuple: tuple.clone(),
+            subject: allowed_name(schema, wanted),
+            allowed: allowed.iter().map(|a| allowed_name(schema, *a)).collect(),
+        });
     }
     Ok(())
 }
@@ -97,16 +83,13 @@ pub fn validate_tuple(schema: &CompiledSchema, tuple: &Tuple) -> Result<(), Engi
 pub(crate) fn validate_transaction(
     schema: &CompiledSchema,
     transaction: &Transaction,
-) -> Result<(), EngineError> {
+) -> Result<(), InvalidError> {
     let mut seen = rustc_hash::FxHashSet::default();
     seen.reserve(transaction.updates.len());
     for update in &transaction.updates {
         validate_tuple(schema, &update.tuple)?;
         if !seen.insert(&update.tuple) {
-            return Err(invalid(format!(
-                "relationship `{}` appears more than once in the batch",
-                update.tuple
-            )));
+            return Err(InvalidError::DuplicateInBatch(update.tuple.clone()));
         }
     }
     for precondition in &transaction.preconditions {
@@ -122,17 +105,12 @@ pub(crate) fn validate_filter(
     schema: &CompiledSchema,
     filter: &RelationshipFilter,
     for_delete: bool,
-) -> Result<(), EngineError> {
+) -> Result<(), InvalidError> {
     if for_delete && filter.is_empty() {
-        return Err(invalid(
-            "a delete filter must set at least one field (resource type, id, relation or subject)"
-                .to_string(),
-        ));
+        return Err(InvalidError::EmptyDeleteFilter);
     }
     if filter.resource_id.is_some() && filter.resource_type.is_none() {
-        return Err(invalid(
-            "a filter with a resource id must also name the resource type".to_string(),
-        ));
+        return Err(InvalidError::IdWithoutType);
     }
     if let Some(name) = &filter.resource_type {
         let ty = resolve_type(schema, name)?;
@@ -194,7 +172,7 @@ pub(crate) fn orphans(old: &CompiledSchema, index: &Index, new: &CompiledSchema)
                 ),
             };
             found.push(format!(
-                "`{resource_type}:{resource_id}#{}@{subject_text}`",
+                "{resource_type}:{resource_id}#{}@{subject_text}",
                 relation.name
             ));
             if found.len() == 5 {

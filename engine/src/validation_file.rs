@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use crate::engine::{Engine, Page};
+use crate::engine::{CheckArgs, Engine, Page, SubjectLookup};
 use crate::error::EngineError;
 use crate::revision::Consistency;
-use crate::store::{Operation, Update};
+use crate::write::Update;
 use crate::tuple::{SubjectRef, Tuple};
 use crate::validate::validate_tuple;
 
@@ -179,16 +179,13 @@ pub fn run(file: &ValidationFile, source: &str) -> Result<Outcome, EngineError> 
             )));
             continue;
         }
-        updates.push(Update {
-            operation: Operation::Touch,
-            tuple,
-        });
+        updates.push(Update::touch(tuple));
     }
     if !outcome.failures.is_empty() {
         return Ok(outcome);
     }
     outcome.relationships = updates.len();
-    engine.write(&updates, &[])?;
+    engine.write(updates, Vec::new())?;
 
     for (expected, list) in [(true, &file.assert_true), (false, &file.assert_false)] {
         for assertion in list {
@@ -212,15 +209,12 @@ pub fn run(file: &ValidationFile, source: &str) -> Result<Outcome, EngineError> 
                     continue;
                 }
             };
-            match engine.check(
-                Consistency::FullyConsistent,
-                &check.resource,
-                &check.relation,
-                &check.subject,
-            ) {
-                Ok((actual, _)) if actual == expected => {}
-                Ok((actual, _)) => outcome.failures.push(fail(format!(
-                    "assertion `{assertion}` failed: expected {expected}, got {actual}"
+            let args = CheckArgs::new(&check.resource, &check.relation, &check.subject);
+            match engine.check(Consistency::FullyConsistent, args) {
+                Ok(answer) if answer.value == expected => {}
+                Ok(answer) => outcome.failures.push(fail(format!(
+                    "assertion `{assertion}` failed: expected {expected}, got {}",
+                    answer.value
                 ))),
                 Err(error) => outcome
                     .failures
@@ -309,15 +303,15 @@ fn subjects_of(
         }
     }
     for (ty, relation) in targets {
-        let page = engine.lookup_subjects(
-            Consistency::FullyConsistent,
+        let lookup = SubjectLookup {
             resource,
             permission,
-            &ty,
-            relation.as_deref(),
-            Page::default(),
-        )?;
-        for subject in page.subjects {
+            subject_type: &ty,
+            subject_relation: relation.as_deref(),
+            page: Page::default(),
+        };
+        let found_subjects = engine.lookup_subjects(Consistency::FullyConsistent, &lookup)?;
+        for subject in found_subjects.value {
             let subject = SubjectRef {
                 object: crate::tuple::ObjectRef::new(ty.clone(), subject.id),
                 relation: relation.clone(),

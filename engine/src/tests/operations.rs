@@ -4,8 +4,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::{
-    Consistency, Engine, EngineError, ExpandKind, ObjectRef, Operation, Page, Precondition,
-    PreconditionKind, RelationshipFilter, Revision, SubjectFilter, SubjectRef, Tuple, Update,
+    CheckArgs, Consistency, DeleteRequest, Engine, ExpandKind, InvalidError, ObjectRef,
+    Operation, OverLimit, Page, Precondition, PreconditionKind, QueryError, ReadPage,
+    RelationshipFilter, ResourceLookup, Revision, SchemaWriteError, SubjectFilter, SubjectLookup,
+    SubjectRef, TokenError, Tuple, Update, WriteError,
 };
 
 const SCHEMA: &str = "
@@ -42,21 +44,19 @@ fn update(operation: Operation, text: &str) -> Update {
 
 fn touch(engine: &Engine, texts: &[&str]) -> Revision {
     let updates: Vec<Update> = texts.iter().map(|t| update(Operation::Touch, t)).collect();
-    engine.write(&updates, &[]).unwrap()
+    engine.write(updates, &[]).unwrap()
 }
 
 #[track_caller]
 fn check(engine: &Engine, query: &str, expected: bool) {
     let q = Tuple::parse(query).unwrap();
-    let (allowed, _) = engine
+    let answer = engine
         .check(
             Consistency::FullyConsistent,
-            &q.resource,
-            &q.relation,
-            &q.subject,
+            CheckArgs::new(&q.resource, &q.relation, &q.subject),
         )
         .unwrap();
-    assert_eq!(allowed, expected, "{query}");
+    assert_eq!(answer.value, expected, "{query}");
 }
 
 #[test]
@@ -83,24 +83,28 @@ fn groups_arrows_wildcards_and_exclusions() {
     let found = engine
         .lookup_subjects(
             Consistency::FullyConsistent,
-            &ObjectRef::new("connection", "c2"),
-            "use",
-            "user",
-            None,
-            Page::default(),
+            &SubjectLookup {
+                resource: &ObjectRef::new("connection", "c2"),
+                permission: "use",
+                subject_type: "user",
+                subject_relation: None,
+                page: Page::default(),
+            },
         )
-        .unwrap();
-    assert_eq!(found.subjects.len(), 1);
-    assert_eq!(found.subjects[0].id, "*");
-    assert_eq!(found.subjects[0].excluded, vec!["mallory".to_string()]);
+        .unwrap()
+        .value;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, "*");
+    assert_eq!(found[0].excluded, vec!["mallory".to_string()]);
 
-    let (tree, _) = engine
+    let tree = engine
         .expand(
             Consistency::FullyConsistent,
             &ObjectRef::new("connection", "c1"),
             "use",
         )
-        .unwrap();
+        .unwrap()
+        .value;
     let ExpandKind::Exclusion(children) = &tree.kind else {
         panic!("expected an exclusion at the root: {tree:?}")
     };
@@ -149,7 +153,7 @@ fn writes_are_validated_and_all_or_nothing() {
             &[],
         )
         .unwrap_err();
-    assert!(matches!(err, EngineError::AlreadyExists(_)), "{err}");
+    assert!(matches!(err, WriteError::AlreadyExists(_)), "{err}");
     check(&engine, "group:g#member@user:b", false);
 
     let dup = engine
@@ -161,7 +165,10 @@ fn writes_are_validated_and_all_or_nothing() {
             &[],
         )
         .unwrap_err();
-    assert!(dup.to_string().contains("more than once"), "{dup}");
+    assert!(
+        matches!(dup, WriteError::Invalid(InvalidError::DuplicateInBatch(_))),
+        "{dup}"
+    );
 }
 
 #[test]
@@ -183,7 +190,13 @@ fn preconditions_guard_the_batch() {
             &[must_not],
         )
         .unwrap_err();
-    assert!(matches!(err, EngineError::FailedPrecondition(_)));
+    assert!(matches!(
+        err,
+        WriteError::PreconditionFailed {
+            index: 0,
+            kind: PreconditionKind::MustNotMatch
+        }
+    ));
     check(&engine, "group:h#member@user:a", false);
     let must = Precondition {
         kind: PreconditionKind::MustMatch,
@@ -219,24 +232,34 @@ fn delete_by_filter_with_limit_and_subject_everywhere() {
         }),
         ..Default::default()
     };
-    let refused = engine.delete(&by_subject, &[], Some(2), false).unwrap_err();
-    assert!(matches!(refused, EngineError::FailedPrecondition(_)));
+    let limited = |over_limit| DeleteRequest {
+        limit: Some(2),
+        over_limit,
+        ..DeleteRequest::matching(by_subject.clone())
+    };
+    let refused = engine.delete(&limited(OverLimit::Refuse)).unwrap_err();
+    assert!(matches!(refused, WriteError::OverLimit { limit: 2 }));
     assert_eq!(engine.relationship_count(), 5);
-    let partial = engine.delete(&by_subject, &[], Some(2), true).unwrap();
-    assert_eq!((partial.deleted, partial.complete), (2, false));
+    let partial = engine
+        .delete(&limited(OverLimit::DeletePartially))
+        .unwrap()
+        .value;
+    assert_eq!((partial.count, partial.complete), (2, false));
     let rest = engine
         .delete_subject(&SubjectRef::object("user", "a"))
-        .unwrap();
-    assert_eq!((rest.deleted, rest.complete), (1, true));
+        .unwrap()
+        .value;
+    assert_eq!((rest.count, rest.complete), (1, true));
     check(&engine, "connection:c#use@user:a", false);
     check(&engine, "connection:c#use@user:b", false);
     let groups = engine
         .delete_subject(&SubjectRef::parse("group:g1#member").unwrap())
-        .unwrap();
-    assert_eq!(groups.deleted, 1);
+        .unwrap()
+        .value;
+    assert_eq!(groups.count, 1);
     assert_eq!(engine.relationship_count(), 1);
     assert!(engine
-        .delete(&RelationshipFilter::default(), &[], None, false)
+        .delete(&DeleteRequest::matching(RelationshipFilter::default()))
         .is_err());
 }
 
@@ -255,9 +278,17 @@ fn read_and_lookups_paginate_in_stable_order() {
     let mut seen = Vec::new();
     let mut after: Option<Tuple> = None;
     loop {
-        let (_, page) = engine
-            .read(Consistency::FullyConsistent, &filter, after.as_ref(), 40)
-            .unwrap();
+        let page = engine
+            .read(
+                Consistency::FullyConsistent,
+                &filter,
+                ReadPage {
+                    after: after.as_ref(),
+                    limit: 40,
+                },
+            )
+            .unwrap()
+            .value;
         if page.is_empty() {
             break;
         }
@@ -267,34 +298,44 @@ fn read_and_lookups_paginate_in_stable_order() {
     let mut sorted = texts.clone();
     sorted.sort();
     assert_eq!(seen, sorted);
+    let iterated: Vec<String> = engine
+        .relationships(Consistency::FullyConsistent, &filter)
+        .unwrap()
+        .map(|t| t.unwrap().to_string())
+        .collect();
+    assert_eq!(iterated, sorted, "the iterator pages through the same order");
 
     let subject = SubjectRef::object("user", "u3");
     let all = engine
         .lookup_resources(
             Consistency::FullyConsistent,
-            "connection",
-            "use",
-            &subject,
-            Page::default(),
+            &ResourceLookup {
+                resource_type: "connection",
+                permission: "use",
+                subject: &subject,
+                page: Page::default(),
+            },
         )
         .unwrap()
-        .ids;
+        .value;
     let mut paged = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let page = engine
             .lookup_resources(
                 Consistency::FullyConsistent,
-                "connection",
-                "use",
-                &subject,
-                Page {
-                    after: cursor.as_deref(),
-                    limit: Some(6),
+                &ResourceLookup {
+                    resource_type: "connection",
+                    permission: "use",
+                    subject: &subject,
+                    page: Page {
+                        after: cursor.as_deref(),
+                        limit: Some(6),
+                    },
                 },
             )
             .unwrap()
-            .ids;
+            .value;
         if page.is_empty() {
             break;
         }
@@ -330,30 +371,19 @@ fn consistency_tokens_are_checked() {
     let r = touch(&engine, &["group:g#member@user:a"]);
     let resource = ObjectRef::new("group", "g");
     let subject = SubjectRef::object("user", "a");
-    assert!(
-        engine
-            .check(
-                Consistency::AtLeastAsFresh(r),
-                &resource,
-                "member",
-                &subject
-            )
-            .unwrap()
-            .0
-    );
+    let args = CheckArgs::new(&resource, "member", &subject);
+    let answer = engine.check(Consistency::AtLeastAsFresh(r), args).unwrap();
+    assert_eq!((answer.value, answer.revision), (true, r));
     let future = Consistency::AtLeastAsFresh(Revision(r.0 + 1));
     assert!(matches!(
-        engine.check(future, &resource, "member", &subject),
-        Err(EngineError::InvalidToken(_))
+        engine.check(future, args),
+        Err(QueryError::Token(TokenError::FromTheFuture { .. }))
     ));
-    assert!(engine
-        .check(
-            Consistency::AtExactSnapshot(r),
-            &resource,
-            "member",
-            &subject
-        )
-        .is_ok());
+    assert!(engine.check(Consistency::AtExactSnapshot(r), args).is_ok());
+    assert!(matches!(
+        engine.check(Consistency::AtExactSnapshot(Revision(0)), args),
+        Err(QueryError::SnapshotUnavailable { .. })
+    ));
 }
 
 #[test]
@@ -368,18 +398,20 @@ fn schema_changes_that_would_orphan_relationships_are_refused() {
     );
     let without_userset = SCHEMA.replace("user | group#member | user:*", "user | user:*");
     let err = engine.write_schema(&without_userset).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("connection:c#grantee@group:g#member"),
-        "{err}"
-    );
+    let SchemaWriteError::WouldOrphan { examples } = &err else {
+        panic!("expected an orphan refusal: {err}")
+    };
+    assert_eq!(examples, &["connection:c#grantee@group:g#member"]);
+    assert!(err
+        .to_string()
+        .contains("`connection:c#grantee@group:g#member`"));
     let bad = engine.write_schema("definition user {").unwrap_err();
-    assert!(matches!(bad, EngineError::Schema(_)));
+    assert!(matches!(bad, SchemaWriteError::Invalid(_)));
     let extended = format!("{SCHEMA}\ndefinition workbook {{\n relation viewer: user\n}}\n");
     engine.write_schema(&extended).unwrap();
     check(&engine, "group:g#member@user:a", true);
     assert_eq!(
-        engine.read_schema(Consistency::FullyConsistent).unwrap().0,
+        engine.read_schema(Consistency::FullyConsistent).unwrap().value,
         extended
     );
 }
@@ -461,9 +493,13 @@ fn readers_never_see_part_of_a_batch() {
         })
         .collect();
     for reads in 0..20_000 {
-        let (_, answers) = engine
-            .check_bulk(Consistency::FullyConsistent, &items)
-            .unwrap();
+        let answers = engine
+            .check_bulk(
+                Consistency::FullyConsistent,
+                items.iter().map(crate::CheckRequest::args),
+            )
+            .unwrap()
+            .value;
         let in_groups = answers.iter().filter(|a| *a.as_ref().unwrap()).count();
         assert_eq!(in_groups, 1, "torn read after {reads} reads");
     }
@@ -499,7 +535,7 @@ fn transactions_combine_filter_deletes_updates_and_metadata() {
         value: Some("Eng".into()),
     };
     engine
-        .transact(&crate::Transaction {
+        .transact(crate::Transaction {
             metadata_conditions: vec![crate::MetadataCondition {
                 key: "group/g/name".into(),
                 expected: None,
@@ -513,7 +549,7 @@ fn transactions_combine_filter_deletes_updates_and_metadata() {
         Some("Eng")
     );
     // The same condition now fails, and nothing of the failed transaction applies.
-    let refused = engine.transact(&crate::Transaction {
+    let refused = engine.transact(crate::Transaction {
         metadata_conditions: vec![crate::MetadataCondition {
             key: "group/g/name".into(),
             expected: None,
@@ -521,10 +557,13 @@ fn transactions_combine_filter_deletes_updates_and_metadata() {
         delete_filters: vec![group_as_subject.clone()],
         ..Default::default()
     });
-    assert!(matches!(refused, Err(EngineError::FailedPrecondition(_))));
+    assert!(matches!(
+        refused,
+        Err(WriteError::MetadataChanged { ref key }) if key == "group/g/name"
+    ));
     check(&engine, "connection:c#use@user:a", true);
     engine
-        .transact(&crate::Transaction {
+        .transact(crate::Transaction {
             delete_filters: vec![group_as_subject, group_as_resource],
             metadata: vec![crate::MetadataWrite {
                 key: "group/g/name".into(),
@@ -559,7 +598,7 @@ fn concurrent_writers_share_commits_without_losing_isolation() {
                             revisions.push(revision);
                             won_race += 1;
                         }
-                        Err(EngineError::AlreadyExists(_)) => {}
+                        Err(WriteError::AlreadyExists(_)) => {}
                         Err(other) => panic!("unexpected {other}"),
                     }
                 }

@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 
 use crate::reference::Reference;
-use crate::{Consistency, Engine, ObjectRef, Operation, Page, SubjectRef, Tuple, Update};
+use crate::{
+    CheckArgs, Consistency, Engine, ObjectRef, Page, ResourceLookup, SubjectLookup, SubjectRef,
+    Tuple, Update,
+};
 
 /// xorshift64*: a tiny deterministic generator driven by proptest's seed.
 struct Rng(u64);
@@ -191,12 +194,9 @@ fn agree(seed: u64) {
     let updates: Vec<Update> = generated
         .tuples
         .iter()
-        .map(|t| Update {
-            operation: Operation::Touch,
-            tuple: t.clone(),
-        })
+        .map(|t| Update::touch(t.clone()))
         .collect();
-    engine.write(&updates, &[]).unwrap();
+    engine.write(updates, &[]).unwrap();
     let schema = engine.schema().unwrap();
     let reference = Reference {
         schema: &schema.compiled,
@@ -244,7 +244,10 @@ fn agree(seed: u64) {
                 for object in OBJECTS {
                     let resource = ObjectRef::new(*type_name, object);
                     let want = reference.check(&resource, member, &subject);
-                    let (got, _) = engine.check(at, &resource, member, &subject).unwrap();
+                    let got = engine
+                        .check(at, CheckArgs::new(&resource, member, &subject))
+                        .unwrap()
+                        .value;
                     assert_eq!(
                         got,
                         want,
@@ -256,10 +259,19 @@ fn agree(seed: u64) {
                     }
                 }
                 let found = engine
-                    .lookup_resources(at, type_name, member, &subject, Page::default())
-                    .unwrap();
+                    .lookup_resources(
+                        at,
+                        &ResourceLookup {
+                            resource_type: type_name,
+                            permission: member,
+                            subject: &subject,
+                            page: Page::default(),
+                        },
+                    )
+                    .unwrap()
+                    .value;
                 assert_eq!(
-                    found.ids,
+                    found,
                     expected,
                     "lookup resources {type_name}#{member}@{subject}\n{}",
                     context()
@@ -269,12 +281,22 @@ fn agree(seed: u64) {
             for object in OBJECTS {
                 let resource = ObjectRef::new(*type_name, object);
                 let found = engine
-                    .lookup_subjects(at, &resource, member, "user", None, Page::default())
-                    .unwrap();
+                    .lookup_subjects(
+                        at,
+                        &SubjectLookup {
+                            resource: &resource,
+                            permission: member,
+                            subject_type: "user",
+                            subject_relation: None,
+                            page: Page::default(),
+                        },
+                    )
+                    .unwrap()
+                    .value;
                 for user in all_subject_ids(0) {
                     let subject = SubjectRef::object("user", user);
                     let want = reference.check(&resource, member, &subject);
-                    let got = found.subjects.iter().any(|s| {
+                    let got = found.iter().any(|s| {
                         s.id == user || (s.id == "*" && !s.excluded.iter().any(|e| e == user))
                     });
                     assert_eq!(
@@ -290,27 +312,33 @@ fn agree(seed: u64) {
                         let found = engine
                             .lookup_subjects(
                                 at,
-                                &resource,
-                                member,
-                                subject_type,
-                                Some(userset_member),
-                                Page::default(),
+                                &SubjectLookup {
+                                    resource: &resource,
+                                    permission: member,
+                                    subject_type,
+                                    subject_relation: Some(userset_member),
+                                    page: Page::default(),
+                                },
                             )
-                            .unwrap();
+                            .unwrap()
+                            .value;
                         for id in all_subject_ids(1) {
                             let subject = SubjectRef {
                                 object: ObjectRef::new(*subject_type, id),
                                 relation: Some(userset_member.clone()),
                             };
                             let want = reference.check(&resource, member, &subject);
-                            let (got, _) = engine.check(at, &resource, member, &subject).unwrap();
+                            let got = engine
+                        .check(at, CheckArgs::new(&resource, member, &subject))
+                        .unwrap()
+                        .value;
                             assert_eq!(
                                 got,
                                 want,
                                 "check {resource}#{member}@{subject}\n{}",
                                 context()
                             );
-                            let listed = found.subjects.iter().any(|s| s.id == id);
+                            let listed = found.iter().any(|s| s.id == id);
                             assert_eq!(
                                 listed,
                                 want,

@@ -1,0 +1,160 @@
+//! Writes: transactions through group commit, deletes by filter, and applying committed
+//! changes to the index.
+
+use std::sync::Arc;
+
+use super::{Engine, Pending};
+use crate::error::{StorageError, WriteError};
+use crate::filter::{RelationshipFilter, SubjectFilter};
+use crate::revision::{Answer, Revision};
+use crate::store::RawTuple;
+use crate::tuple::SubjectRef;
+use crate::validate::{validate_filter, validate_transaction};
+use crate::write::{
+    ChangeSet, DeleteRequest, Deleted, Operation, Precondition, Transaction, Update,
+};
+
+impl Engine {
+    /// Applies a batch atomically: all updates or none, after the preconditions hold.
+    /// Takes them owned or borrowed (`vec![..]`, `&updates`, `&[]`).
+    pub fn write(
+        &self,
+        updates: impl Into<Vec<Update>>,
+        preconditions: impl Into<Vec<Precondition>>,
+    ) -> Result<Revision, WriteError> {
+        self.transact(Transaction {
+            updates: updates.into(),
+            preconditions: preconditions.into(),
+            ..Transaction::default()
+        })
+    }
+
+    /// Commits a [`Transaction`]: relationship preconditions, metadata conditions, deletes
+    /// by filter, updates and metadata writes, all or nothing.
+    ///
+    /// Concurrent callers share durable commits (group commit): while one thread (the
+    /// leader) commits, the others queue their transactions and wait; when it is done,
+    /// one of them commits everything queued in a single store transaction — each still
+    /// checked and applied on its own, with its own revision — so one fsync serves many
+    /// writers and no write is acknowledged before it is durable. A failure of the whole
+    /// group reaches every writer in it as the same error.
+    pub fn transact(&self, transaction: Transaction) -> Result<Revision, WriteError> {
+        let schema = self.schema().ok_or(WriteError::NoSchema)?;
+        validate_transaction(&schema.compiled, &transaction)?;
+        self.group
+            .submit(
+                Pending {
+                    transaction,
+                    schema,
+                },
+                |group| self.commit_group(group),
+                || Err(StorageError::LostOutcome.into()),
+            )
+            .map(|committed| committed.revision)
+    }
+
+    /// Commits one group in one store transaction and applies it to the index; one
+    /// outcome per transaction, in order.
+    fn commit_group(&self, group: Vec<Pending>) -> Vec<Result<ChangeSet, WriteError>> {
+        let _writer = self.writer.lock();
+        let Some(current) = self.schema() else {
+            return group.iter().map(|_| Err(WriteError::NoSchema)).collect();
+        };
+        // A schema write may have landed since a transaction was validated.
+        let outcomes: Vec<Option<Result<ChangeSet, WriteError>>> = group
+            .iter()
+            .map(|pending| {
+                if Arc::ptr_eq(&pending.schema, &current) {
+                    return None;
+                }
+                validate_transaction(&current.compiled, &pending.transaction)
+                    .err()
+                    .map(|invalid| Err(invalid.into()))
+            })
+            .collect();
+        let batch: Vec<&Transaction> = group
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| outcome.is_none())
+            .map(|(pending, _)| &pending.transaction)
+            .collect();
+        let committed = if batch.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.store.commit(&batch)
+        };
+        match committed {
+            Ok(committed) => {
+                self.apply_all(committed.iter().filter_map(|c| c.as_ref().ok()));
+                let mut committed = committed.into_iter();
+                outcomes
+                    .into_iter()
+                    .map(|outcome| {
+                        outcome.unwrap_or_else(|| {
+                            committed
+                                .next()
+                                .unwrap_or_else(|| Err(StorageError::LostOutcome.into()))
+                        })
+                    })
+                    .collect()
+            }
+            Err(error) => outcomes
+                .into_iter()
+                .map(|outcome| outcome.unwrap_or_else(|| Err(error.clone().into())))
+                .collect(),
+        }
+    }
+
+    /// Deletes every relationship the request's filter selects, atomically.
+    pub fn delete(&self, request: &DeleteRequest) -> Result<Answer<Deleted>, WriteError> {
+        let schema = self.schema().ok_or(WriteError::NoSchema)?;
+        validate_filter(&schema.compiled, &request.filter, true)?;
+        for precondition in &request.preconditions {
+            validate_filter(&schema.compiled, &precondition.filter, false)?;
+        }
+        let _writer = self.writer.lock();
+        let committed = self.store.delete_matching(request)?;
+        self.apply_all(std::iter::once(&committed.changes));
+        Ok(Answer {
+            value: Deleted {
+                count: committed.changes.changes.len() as u64,
+                complete: committed.complete,
+            },
+            revision: committed.changes.revision,
+        })
+    }
+
+    /// Deletes every relationship whose subject is exactly `subject`, atomically.
+    pub fn delete_subject(&self, subject: &SubjectRef) -> Result<Answer<Deleted>, WriteError> {
+        self.delete(&DeleteRequest::matching(RelationshipFilter::subject(
+            SubjectFilter::exact(subject),
+        )))
+    }
+
+    /// Applies committed change sets to the index, in commit order, under one write lock,
+    /// then publishes the newest revision.
+    fn apply_all<'c>(&self, committed: impl Iterator<Item = &'c ChangeSet>) {
+        let mut guard = self.state.write();
+        let state = &mut *guard;
+        let mut newest = None;
+        for set in committed {
+            if let Some(schema) = &state.schema {
+                for change in &set.changes {
+                    let raw = RawTuple::of(&change.tuple);
+                    match change.operation {
+                        Operation::Delete => state.index.remove(&schema.compiled, &raw),
+                        Operation::Create | Operation::Touch => {
+                            state.index.insert(&schema.compiled, &raw);
+                        }
+                    }
+                }
+            }
+            state.revision = set.revision;
+            newest = Some(set.revision);
+        }
+        drop(guard);
+        if let Some(revision) = newest {
+            self.revisions.send_replace(revision);
+        }
+    }
+}

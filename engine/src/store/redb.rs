@@ -1,0 +1,557 @@
+//! [`RedbStore`]: the embedded, default [`Store`], one redb file.
+
+use std::ops::Bound;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::changelog::{decode_changes, encode_changes};
+use super::keys::{
+    raw_from_resource_key, raw_from_subject_key, resource_key, scan_plan, subject_key, RawTuple,
+    ScanPlan,
+};
+use super::{DeleteCommitted, Head, Scanned, Store, StoredCopy};
+use crate::error::{StorageError, WriteError};
+use crate::filter::RelationshipFilter;
+use crate::revision::{Answer, Revision};
+use crate::tuple::Tuple;
+use crate::write::{
+    Change, ChangeSet, DeleteRequest, Operation, OverLimit, Precondition, PreconditionKind,
+    Transaction,
+};
+
+const BY_RESOURCE: TableDefinition<&[u8], ()> = TableDefinition::new("relationships_by_resource");
+const BY_SUBJECT: TableDefinition<&[u8], ()> = TableDefinition::new("relationships_by_subject");
+const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog");
+const SCHEMAS: TableDefinition<u64, &str> = TableDefinition::new("schemas");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const APP_METADATA: TableDefinition<&str, &str> = TableDefinition::new("app_metadata");
+
+const META_REVISION: &str = "revision";
+const META_COUNT: &str = "relationships";
+const META_FORMAT: &str = "format_version";
+const FORMAT_VERSION: u64 = 1;
+
+/// redb's page cache size. Reads are answered by the in-memory index, so the cache only
+/// serves writes, `read` pages and the scan on open; redb's default (1 GiB) made resident
+/// memory grow by the size of the file while the index was built.
+const CACHE_BYTES: usize = 64 << 20;
+
+fn builder() -> redb::Builder {
+    let mut builder = Database::builder();
+    builder.set_cache_size(CACHE_BYTES);
+    builder
+}
+
+/// The redb-backed [`Store`].
+pub struct RedbStore {
+    db: Database,
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store file at `path`.
+    ///
+    /// An existing file is opened, never re-initialized: an empty one (what a truncated
+    /// store looks like) is refused, as is anything redb cannot read.
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        let corrupt = |e: &dyn std::fmt::Display| {
+            StorageError::corrupt(format!("cannot open store `{}`: {e}", path.display()))
+        };
+        let db = match std::fs::metadata(path) {
+            Ok(meta) if meta.len() == 0 => {
+                return Err(corrupt(&"the file is empty (truncated or never written)"))
+            }
+            Ok(_) => builder().open(path).map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StorageError::AlreadyOpen {
+                    path: path.to_path_buf(),
+                },
+                other => corrupt(&other),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                builder().create(path).map_err(|e| corrupt(&e))?
+            }
+            Err(e) => return Err(corrupt(&e)),
+        };
+        Self::init(db)
+    }
+
+    /// A store that lives in memory only (tests, `pemba validate`).
+    pub fn in_memory() -> Result<Self, StorageError> {
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Self::init(db)
+    }
+
+    fn init(db: Database) -> Result<Self, StorageError> {
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(BY_RESOURCE)?;
+            txn.open_table(BY_SUBJECT)?;
+            txn.open_table(CHANGELOG)?;
+            txn.open_table(SCHEMAS)?;
+            txn.open_table(APP_METADATA)?;
+            let mut meta = txn.open_table(META)?;
+            let format = meta.get(META_FORMAT)?.map(|v| v.value());
+            match format {
+                None => {
+                    meta.insert(META_FORMAT, FORMAT_VERSION)?;
+                }
+                Some(FORMAT_VERSION) => {}
+                Some(other) => {
+                    return Err(StorageError::corrupt(format!(
+                        "store format version {other} is not supported (expected {FORMAT_VERSION})"
+                    )))
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(RedbStore { db })
+    }
+}
+
+/// Visits keys of `table` under `plan` strictly after `after`, until `visit` returns false.
+fn scan<T: ReadableTable<&'static [u8], ()>>(
+    table: &T,
+    plan: &ScanPlan,
+    after: Option<&[u8]>,
+    visit: &mut dyn FnMut(RawTuple<'_>) -> bool,
+) -> Result<(), StorageError> {
+    let start: Bound<&[u8]> = match after {
+        Some(key) if key > plan.prefix.as_slice() => Bound::Excluded(key),
+        _ => Bound::Included(plan.prefix.as_slice()),
+    };
+    for entry in table.range::<&[u8]>((start, Bound::Unbounded))? {
+        let (key, _) = entry?;
+        let key = key.value();
+        if !key.starts_with(&plan.prefix) {
+            break;
+        }
+        let raw = if plan.by_subject {
+            raw_from_subject_key(key)?
+        } else {
+            raw_from_resource_key(key)?
+        };
+        if !visit(raw) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The tables a relationship write touches, open in one write transaction.
+struct Tables<'t> {
+    by_resource: redb::Table<'t, &'static [u8], ()>,
+    by_subject: redb::Table<'t, &'static [u8], ()>,
+    meta: redb::Table<'t, &'static str, u64>,
+    app: redb::Table<'t, &'static str, &'static str>,
+    log: redb::Table<'t, u64, &'static [u8]>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t redb::WriteTransaction) -> Result<Self, StorageError> {
+        Ok(Tables {
+            by_resource: txn.open_table(BY_RESOURCE)?,
+            by_subject: txn.open_table(BY_SUBJECT)?,
+            meta: txn.open_table(META)?,
+            app: txn.open_table(APP_METADATA)?,
+            log: txn.open_table(CHANGELOG)?,
+        })
+    }
+
+    /// Up to `max` stored relationships matching `filter`, in scan order, and whether
+    /// more match.
+    fn matching(
+        &self,
+        filter: &RelationshipFilter,
+        max: usize,
+    ) -> Result<(Vec<Tuple>, bool), StorageError> {
+        let plan = scan_plan(filter);
+        let table = if plan.by_subject {
+            &self.by_subject
+        } else {
+            &self.by_resource
+        };
+        let mut found = Vec::new();
+        let mut more = false;
+        scan(table, &plan, None, &mut |raw| {
+            let tuple = raw.to_tuple();
+            if filter.matches(&tuple) {
+                if found.len() == max {
+                    more = true;
+                    return false;
+                }
+                found.push(tuple);
+            }
+            true
+        })?;
+        Ok((found, more))
+    }
+
+    /// Removes relationships known to be stored from both tables.
+    fn remove_stored(&mut self, tuples: &[Tuple]) -> Result<(), StorageError> {
+        for tuple in tuples {
+            self.by_resource.remove(resource_key(tuple).as_slice())?;
+            self.by_subject.remove(subject_key(tuple).as_slice())?;
+        }
+        Ok(())
+    }
+
+    fn check_preconditions(&self, preconditions: &[Precondition]) -> Result<(), WriteError> {
+        for (index, precondition) in preconditions.iter().enumerate() {
+            let matched = !self.matching(&precondition.filter, 1)?.0.is_empty();
+            let want = precondition.kind == PreconditionKind::MustMatch;
+            if matched != want {
+                return Err(WriteError::PreconditionFailed {
+                    index,
+                    kind: precondition.kind,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything that can refuse a transaction, checked without writing.
+    fn check_transaction(&self, transaction: &Transaction) -> Result<(), WriteError> {
+        self.check_preconditions(&transaction.preconditions)?;
+        for condition in &transaction.metadata_conditions {
+            let actual = self
+                .app
+                .get(condition.key.as_str())
+                .map_err(StorageError::from)?
+                .map(|v| v.value().to_string());
+            if actual != condition.expected {
+                return Err(WriteError::MetadataChanged {
+                    key: condition.key.clone(),
+                });
+            }
+        }
+        for update in &transaction.updates {
+            if update.operation != Operation::Create {
+                continue;
+            }
+            let exists = self
+                .by_resource
+                .get(resource_key(&update.tuple).as_slice())
+                .map_err(StorageError::from)?
+                .is_some();
+            // A relationship this transaction deletes by filter first may be created again.
+            if exists
+                && !transaction
+                    .delete_filters
+                    .iter()
+                    .any(|f| f.matches(&update.tuple))
+            {
+                return Err(WriteError::AlreadyExists(update.tuple.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a checked transaction: deletes by filter, updates (in key order, which keeps
+    /// B-tree inserts local), metadata; returns the changes in request order.
+    fn apply_transaction(&mut self, transaction: &Transaction) -> Result<Vec<Change>, StorageError> {
+        let mut changes = Vec::with_capacity(transaction.updates.len());
+        let (mut added, mut removed) = (0u64, 0u64);
+        for filter in &transaction.delete_filters {
+            let (doomed, _) = self.matching(filter, usize::MAX)?;
+            self.remove_stored(&doomed)?;
+            for tuple in doomed {
+                removed += 1;
+                changes.push(Change {
+                    operation: Operation::Delete,
+                    tuple,
+                });
+            }
+        }
+        let mut by_resource: Vec<(Vec<u8>, usize)> = transaction
+            .updates
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (resource_key(&u.tuple), i))
+            .collect();
+        by_resource.sort_unstable();
+        // Whether each update changed the resource table (and so the subject table must follow).
+        let mut changed = vec![false; transaction.updates.len()];
+        for (key, i) in &by_resource {
+            let Some(update) = transaction.updates.get(*i) else {
+                continue;
+            };
+            let did = match update.operation {
+                Operation::Create | Operation::Touch => {
+                    self.by_resource.insert(key.as_slice(), ())?.is_none()
+                }
+                Operation::Delete => self.by_resource.remove(key.as_slice())?.is_some(),
+            };
+            if let Some(flag) = changed.get_mut(*i) {
+                *flag = did;
+            }
+        }
+        drop(by_resource);
+        let mut by_subject: Vec<(Vec<u8>, usize)> = transaction
+            .updates
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| changed.get(*i).copied().unwrap_or(false))
+            .map(|(i, u)| (subject_key(&u.tuple), i))
+            .collect();
+        by_subject.sort_unstable();
+        for (key, i) in &by_subject {
+            match transaction.updates.get(*i).map(|u| u.operation) {
+                Some(Operation::Delete) => {
+                    self.by_subject.remove(key.as_slice())?;
+                    removed += 1;
+                }
+                Some(_) => {
+                    self.by_subject.insert(key.as_slice(), ())?;
+                    added += 1;
+                }
+                None => {}
+            }
+        }
+        for (update, changed) in transaction.updates.iter().zip(&changed) {
+            match update.operation {
+                // A touch of a present relationship is still reported, as SpiceDB's watch does.
+                Operation::Create | Operation::Touch => changes.push(Change {
+                    operation: Operation::Touch,
+                    tuple: update.tuple.clone(),
+                }),
+                Operation::Delete if *changed => changes.push(Change {
+                    operation: Operation::Delete,
+                    tuple: update.tuple.clone(),
+                }),
+                Operation::Delete => {}
+            }
+        }
+        for write in &transaction.metadata {
+            match &write.value {
+                Some(value) => {
+                    self.app.insert(write.key.as_str(), value.as_str())?;
+                }
+                None => {
+                    self.app.remove(write.key.as_str())?;
+                }
+            }
+        }
+        self.adjust_count(added, removed)?;
+        Ok(changes)
+    }
+
+    /// Takes the next revision and logs `changes` under it.
+    fn log(&mut self, changes: Vec<Change>) -> Result<ChangeSet, StorageError> {
+        let revision = next_revision(&mut self.meta)?;
+        self.log
+            .insert(revision.0, encode_changes(&changes).as_slice())?;
+        Ok(ChangeSet { revision, changes })
+    }
+
+    fn adjust_count(&mut self, added: u64, removed: u64) -> Result<(), StorageError> {
+        let count = self.meta.get(META_COUNT)?.map(|v| v.value()).unwrap_or(0);
+        self.meta
+            .insert(META_COUNT, (count + added).saturating_sub(removed))?;
+        Ok(())
+    }
+}
+
+fn next_revision(meta: &mut redb::Table<'_, &'static str, u64>) -> Result<Revision, StorageError> {
+    let current = meta.get(META_REVISION)?.map(|v| v.value()).unwrap_or(0);
+    let next = current + 1;
+    meta.insert(META_REVISION, next)?;
+    Ok(Revision(next))
+}
+
+fn stored_revision<T: ReadableTable<&'static str, u64>>(
+    meta: &T,
+) -> Result<Revision, StorageError> {
+    Ok(Revision(
+        meta.get(META_REVISION)?.map(|v| v.value()).unwrap_or(0),
+    ))
+}
+
+fn stored_count<T: ReadableTable<&'static str, u64>>(meta: &T) -> Result<u64, StorageError> {
+    Ok(meta.get(META_COUNT)?.map(|v| v.value()).unwrap_or(0))
+}
+
+impl Store for RedbStore {
+    fn head(&self) -> Result<Head, StorageError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let schemas = txn.open_table(SCHEMAS)?;
+        let schema = schemas.last()?.map(|(_, text)| text.value().to_string());
+        Ok(Head {
+            revision: stored_revision(&meta)?,
+            schema,
+            relationships: stored_count(&meta)?,
+        })
+    }
+
+    fn scan_all(
+        &self,
+        visit: &mut dyn FnMut(StoredCopy, RawTuple<'_>),
+    ) -> Result<Scanned, StorageError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let scanned = Scanned {
+            revision: stored_revision(&meta)?,
+            recorded_count: stored_count(&meta)?,
+        };
+        for copy in [StoredCopy::ByResource, StoredCopy::BySubject] {
+            let by_subject = copy == StoredCopy::BySubject;
+            let table = txn.open_table(if by_subject { BY_SUBJECT } else { BY_RESOURCE })?;
+            let plan = ScanPlan {
+                by_subject,
+                prefix: Vec::new(),
+            };
+            scan(&table, &plan, None, &mut |raw| {
+                visit(copy, raw);
+                true
+            })?;
+        }
+        Ok(scanned)
+    }
+
+    fn commit(
+        &self,
+        transactions: &[&Transaction],
+    ) -> Result<Vec<Result<ChangeSet, WriteError>>, StorageError> {
+        let txn = self.db.begin_write()?;
+        let mut outcomes = Vec::with_capacity(transactions.len());
+        {
+            let mut tables = Tables::open(&txn)?;
+            for transaction in transactions {
+                // Checks first, against everything committed or applied before in this
+                // group, so a refused transaction leaves nothing behind and needs no undo.
+                match tables.check_transaction(transaction) {
+                    Ok(()) => {}
+                    Err(WriteError::Storage(error)) => return Err(error),
+                    Err(refused) => {
+                        outcomes.push(Err(refused));
+                        continue;
+                    }
+                }
+                let changes = tables.apply_transaction(transaction)?;
+                outcomes.push(Ok(tables.log(changes)?));
+            }
+        }
+        txn.commit()?;
+        Ok(outcomes)
+    }
+
+    fn metadata(&self, key: &str) -> Result<Option<String>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(APP_METADATA)?;
+        Ok(table.get(key)?.map(|v| v.value().to_string()))
+    }
+
+    fn metadata_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(APP_METADATA)?;
+        let mut found = Vec::new();
+        for entry in table.range::<&str>(prefix..)? {
+            let (key, value) = entry?;
+            if !key.value().starts_with(prefix) {
+                break;
+            }
+            found.push((key.value().to_string(), value.value().to_string()));
+        }
+        Ok(found)
+    }
+
+    fn delete_matching(&self, request: &DeleteRequest) -> Result<DeleteCommitted, WriteError> {
+        let txn = self.db.begin_write().map_err(StorageError::from)?;
+        let committed = {
+            let mut tables = Tables::open(&txn)?;
+            tables.check_preconditions(&request.preconditions)?;
+            let max = request.limit.unwrap_or(usize::MAX);
+            let (doomed, more_left) = tables.matching(&request.filter, max)?;
+            if more_left && request.over_limit == OverLimit::Refuse {
+                return Err(WriteError::OverLimit { limit: max });
+            }
+            tables.remove_stored(&doomed)?;
+            tables.adjust_count(0, doomed.len() as u64)?;
+            let changes: Vec<Change> = doomed
+                .into_iter()
+                .map(|tuple| Change {
+                    operation: Operation::Delete,
+                    tuple,
+                })
+                .collect();
+            DeleteCommitted {
+                changes: tables.log(changes)?,
+                complete: !more_left,
+            }
+        };
+        txn.commit().map_err(StorageError::from)?;
+        Ok(committed)
+    }
+
+    fn read(
+        &self,
+        filter: &RelationshipFilter,
+        after: Option<&Tuple>,
+        limit: usize,
+    ) -> Result<Answer<Vec<Tuple>>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let revision = stored_revision(&txn.open_table(META)?)?;
+        let plan = scan_plan(filter);
+        let after_key = after.map(|t| {
+            if plan.by_subject {
+                subject_key(t)
+            } else {
+                resource_key(t)
+            }
+        });
+        let table = txn.open_table(if plan.by_subject {
+            BY_SUBJECT
+        } else {
+            BY_RESOURCE
+        })?;
+        let mut found = Vec::new();
+        if limit > 0 {
+            scan(&table, &plan, after_key.as_deref(), &mut |raw| {
+                let tuple = raw.to_tuple();
+                if filter.matches(&tuple) {
+                    found.push(tuple);
+                }
+                found.len() < limit
+            })?;
+        }
+        Ok(Answer {
+            value: found,
+            revision,
+        })
+    }
+
+    fn changes_after(
+        &self,
+        after: Revision,
+        limit: usize,
+    ) -> Result<Vec<ChangeSet>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(CHANGELOG)?;
+        let mut sets = Vec::new();
+        for entry in log
+            .range((Bound::Excluded(after.0), Bound::Unbounded))?
+            .take(limit)
+        {
+            let (revision, bytes) = entry?;
+            sets.push(ChangeSet {
+                revision: Revision(revision.value()),
+                changes: decode_changes(bytes.value())?,
+            });
+        }
+        Ok(sets)
+    }
+
+    fn write_schema(&self, text: &str) -> Result<Revision, StorageError> {
+        let txn = self.db.begin_write()?;
+        let revision = {
+            let mut meta = txn.open_table(META)?;
+            let revision = next_revision(&mut meta)?;
+            txn.open_table(SCHEMAS)?.insert(revision.0, text)?;
+            txn.open_table(CHANGELOG)?
+                .insert(revision.0, [].as_slice())?;
+            revision
+        };
+        txn.commit()?;
+        Ok(revision)
+    }
+}
