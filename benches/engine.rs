@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pemba::workload::{self, Size, Workload};
 use pemba_engine::{
-    CheckRequest, Consistency, Engine, ObjectRef, Operation, Page, SubjectRef, Tuple, Update,
+    CheckArgs, CheckRequest, Consistency, Engine, ObjectRef, Page, ResourceLookup, SubjectLookup,
+    SubjectRef, Tuple, Update,
 };
 
 const SEED: u64 = 1;
@@ -47,12 +48,9 @@ fn import(engine: &Engine, tuples: &[Tuple]) {
     for chunk in tuples.chunks(10_000) {
         let updates: Vec<Update> = chunk
             .iter()
-            .map(|t| Update {
-                operation: Operation::Touch,
-                tuple: t.clone(),
-            })
+            .map(|t| Update::touch(t.clone()))
             .collect();
-        engine.write(&updates, &[]).expect("import");
+        engine.write(updates, &[]).expect("import");
     }
 }
 
@@ -178,16 +176,18 @@ fn bench_check(c: &mut Criterion) {
     let mut group = c.benchmark_group("check");
     for store in stores() {
         for (name, resource, permission, subject) in example_checks(&store.model) {
-            let (expected, _) = store
+            let expected = store
                 .engine
-                .check(AT, &resource, permission, &subject)
-                .expect("check");
+                .check(AT, CheckArgs::new(&resource, permission, &subject))
+                .expect("check")
+                .value;
             assert_eq!(expected, name.starts_with("allowed"), "{name}");
             group.bench_function(BenchmarkId::new(name, store.size), |b| {
                 b.iter(|| {
-                    store
-                        .engine
-                        .check(AT, black_box(&resource), permission, black_box(&subject))
+                    store.engine.check(
+                        AT,
+                        CheckArgs::new(black_box(&resource), permission, black_box(&subject)),
+                    )
                 })
             });
         }
@@ -207,9 +207,7 @@ fn bench_check(c: &mut Criterion) {
                 b.iter(|| {
                     let c = &checks[i % checks.len()];
                     i += 1;
-                    store
-                        .engine
-                        .check(AT, &c.resource, &c.permission, &c.subject)
+                    store.engine.check(AT, c.args())
                 })
             },
         );
@@ -230,7 +228,11 @@ fn bench_check_bulk(c: &mut Criterion) {
             .collect();
         group.throughput(Throughput::Elements(items.len() as u64));
         group.bench_function(BenchmarkId::new("100_items", store.size), |b| {
-            b.iter(|| store.engine.check_bulk(AT, black_box(&items)))
+            b.iter(|| {
+                store
+                    .engine
+                    .check_bulk(AT, black_box(&items).iter().map(CheckRequest::args))
+            })
         });
     }
     group.finish();
@@ -243,24 +245,26 @@ fn bench_lookup_resources(c: &mut Criterion) {
         let typical = SubjectRef::object("user", &ws.members[10].0);
         let heaviest = SubjectRef::object("user", "roaming0");
         for (name, subject) in [("typical_user", typical), ("heaviest_user", heaviest)] {
+            let lookup = |subject| ResourceLookup {
+                resource_type: "connection",
+                permission: "use",
+                subject,
+                page: Page::default(),
+            };
             let found = store
                 .engine
-                .lookup_resources(AT, "connection", "use", &subject, Page::default())
+                .lookup_resources(AT, &lookup(&subject))
                 .expect("lookup");
             eprintln!(
                 "[{}] lookup_resources {name}: {} connections",
                 store.size,
-                found.ids.len()
+                found.value.len()
             );
             group.bench_function(BenchmarkId::new(name, store.size), |b| {
                 b.iter(|| {
-                    store.engine.lookup_resources(
-                        AT,
-                        "connection",
-                        "use",
-                        black_box(&subject),
-                        Page::default(),
-                    )
+                    store
+                        .engine
+                        .lookup_resources(AT, &lookup(black_box(&subject)))
                 })
             });
         }
@@ -289,25 +293,27 @@ fn bench_lookup_subjects(c: &mut Criterion) {
             ("typical_connection", typical),
             ("most_shared_connection", most_shared),
         ] {
+            let lookup = |resource| SubjectLookup {
+                resource,
+                permission: "use",
+                subject_type: "user",
+                subject_relation: None,
+                page: Page::default(),
+            };
             let found = store
                 .engine
-                .lookup_subjects(AT, &resource, "use", "user", None, Page::default())
+                .lookup_subjects(AT, &lookup(&resource))
                 .expect("lookup");
             eprintln!(
                 "[{}] lookup_subjects {name}: {} users",
                 store.size,
-                found.subjects.len()
+                found.value.len()
             );
             group.bench_function(BenchmarkId::new(name, store.size), |b| {
                 b.iter(|| {
-                    store.engine.lookup_subjects(
-                        AT,
-                        black_box(&resource),
-                        "use",
-                        "user",
-                        None,
-                        Page::default(),
-                    )
+                    store
+                        .engine
+                        .lookup_subjects(AT, &lookup(black_box(&resource)))
                 })
             });
         }
@@ -327,13 +333,7 @@ fn bench_write(c: &mut Criterion) {
                     Tuple::parse(&format!("group:benchg#member@user:bench{n}")).expect("tuple");
                 store
                     .engine
-                    .write(
-                        &[Update {
-                            operation: Operation::Touch,
-                            tuple,
-                        }],
-                        &[],
-                    )
+                    .write(vec![Update::touch(tuple)], &[])
                     .expect("write")
             })
         });
@@ -343,13 +343,14 @@ fn bench_write(c: &mut Criterion) {
             b.iter(|| {
                 batch_no += 1;
                 let updates: Vec<Update> = (0..1000)
-                    .map(|i| Update {
-                        operation: Operation::Touch,
-                        tuple: Tuple::parse(&format!("group:batch{batch_no}#member@user:u{i}"))
-                            .expect("tuple"),
+                    .map(|i| {
+                        Update::touch(
+                            Tuple::parse(&format!("group:batch{batch_no}#member@user:u{i}"))
+                                .expect("tuple"),
+                        )
                     })
                     .collect();
-                store.engine.write(&updates, &[]).expect("write")
+                store.engine.write(updates, &[]).expect("write")
             })
         });
         // Durable single-relationship writes from many threads at once, sharing commits.
@@ -375,13 +376,7 @@ fn bench_write(c: &mut Criterion) {
                                             .expect("tuple");
                                             store
                                                 .engine
-                                                .write(
-                                                    &[Update {
-                                                        operation: Operation::Touch,
-                                                        tuple,
-                                                    }],
-                                                    &[],
-                                                )
+                                                .write(vec![Update::touch(tuple)], &[])
                                                 .expect("write");
                                         }
                                     });

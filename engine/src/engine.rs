@@ -14,7 +14,10 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use pemba_schema::CompiledSchema;
 
-pub use query::{CheckArgs, CheckRequest, FoundSubject, Page, ReadPage, Relationships, ResourceLookup, SubjectLookup};
+pub use query::{
+    CheckArgs, CheckRequest, FoundSubject, Page, ReadPage, Relationships, ResourceLookup,
+    SubjectLookup,
+};
 
 use crate::error::{QueryError, SchemaWriteError, StorageError, TokenError, WriteError};
 use crate::group_commit::GroupCommit;
@@ -218,12 +221,19 @@ impl Engine {
     }
 
     /// Every application metadata entry whose key starts with `prefix`, in key order.
-    pub fn metadata_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StorageError> {
+    pub fn metadata_with_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, StorageError> {
         self.store.metadata_with_prefix(prefix)
     }
 
     /// Change sets committed after `after`, oldest first, at most `limit`.
-    pub fn changes_after(&self, after: Revision, limit: usize) -> Result<Vec<ChangeSet>, QueryError> {
+    pub fn changes_after(
+        &self,
+        after: Revision,
+        limit: usize,
+    ) -> Result<Vec<ChangeSet>, QueryError> {
         let newest = self.revision();
         if after > newest {
             return Err(TokenError::FromTheFuture {

@@ -132,7 +132,9 @@ pub enum InvalidError {
     #[error("relationship `{0}` appears more than once in the batch")]
     DuplicateInBatch(Tuple),
     /// A delete filter that sets no field (it would delete everything).
-    #[error("a delete filter must set at least one field (resource type, id, relation or subject)")]
+    #[error(
+        "a delete filter must set at least one field (resource type, id, relation or subject)"
+    )]
     EmptyDeleteFilter,
     /// A filter with a resource id but no resource type.
     #[error("a filter with a resource id must also name the resource type")]
@@ -214,6 +216,20 @@ pub enum WriteError {
         index: usize,
         /// What it required.
         kind: PreconditionKind,
+    },
+    /// A permission check condition did not give its expected answer at commit.
+    #[error(
+        "check condition {index} failed: `{}#{}@{}` {} at the revision this write would commit at",
+        check.resource, check.permission, check.subject,
+        if *expected { "no longer holds" } else { "now holds" }
+    )]
+    CheckFailed {
+        /// Its position among the transaction's checks.
+        index: usize,
+        /// The check.
+        check: crate::engine::CheckRequest,
+        /// The answer it had to give.
+        expected: bool,
     },
     /// A metadata condition did not hold at commit.
     #[error("metadata `{key}` changed concurrently; retry the request")]

@@ -60,8 +60,8 @@ pub use tuple::{
 };
 pub use validate::validate_tuple;
 pub use write::{
-    Change, ChangeSet, DeleteRequest, Deleted, MetadataCondition, MetadataWrite, Operation,
-    OverLimit, Precondition, PreconditionKind, Transaction, Update,
+    Change, ChangeSet, CheckCondition, DeleteRequest, Deleted, MetadataCondition, MetadataWrite,
+    Operation, OverLimit, Precondition, PreconditionKind, Transaction, Update,
 };
 
 #[cfg(test)]

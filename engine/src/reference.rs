@@ -3,8 +3,6 @@
 //! Slow on purpose: it scans every relationship at every step. Tests compare the indexed
 //! evaluator against it.
 
-use std::collections::BTreeSet;
-
 use pemba_schema::{CompiledSchema, Expr, MemberId, MemberKind};
 
 use crate::tuple::{ObjectRef, SubjectRef, Tuple};

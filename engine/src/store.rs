@@ -92,8 +92,7 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Answer<Vec<Tuple>>, StorageError>;
     /// Up to `limit` change sets with revisions above `after`, in commit order.
-    fn changes_after(&self, after: Revision, limit: usize)
-        -> Result<Vec<ChangeSet>, StorageError>;
+    fn changes_after(&self, after: Revision, limit: usize) -> Result<Vec<ChangeSet>, StorageError>;
     /// Stores a new schema version as its own revision.
     fn write_schema(&self, text: &str) -> Result<Revision, StorageError>;
 }

@@ -45,11 +45,11 @@ fn allowed_name(schema: &CompiledSchema, allowed: AllowedSubject) -> String {
 pub fn validate_tuple(schema: &CompiledSchema, tuple: &Tuple) -> Result<(), InvalidError> {
     tuple.validate()?;
     let ty = resolve_type(schema, &tuple.resource.object_type)?;
-    let member = schema
-        .member_by_name(ty, &tuple.relation)
-        .ok_or_else(|| InvalidError::UnknownRelation {
+    let member = schema.member_by_name(ty, &tuple.relation).ok_or_else(|| {
+        InvalidError::UnknownRelation {
             tuple: tuple.clone(),
-        })?;
+        }
+    })?;
     let Some(allowed) = schema.allowed_subjects(member) else {
         return Err(InvalidError::NotARelation {
             tuple: tuple.clone(),
@@ -90,6 +90,17 @@ pub(crate) fn validate_transaction(
         validate_tuple(schema, &update.tuple)?;
         if !seen.insert(&update.tuple) {
             return Err(InvalidError::DuplicateInBatch(update.tuple.clone()));
+        }
+    }
+    for condition in &transaction.checks {
+        let check = &condition.check;
+        check.resource.validate(false)?;
+        check.subject.validate()?;
+        let ty = resolve_type(schema, &check.resource.object_type)?;
+        resolve_member(schema, ty, &check.permission)?;
+        let subject_ty = resolve_type(schema, &check.subject.object.object_type)?;
+        if let Some(relation) = &check.subject.relation {
+            resolve_member(schema, subject_ty, relation)?;
         }
     }
     for precondition in &transaction.preconditions {

@@ -8,9 +8,9 @@ use serde::Deserialize;
 use crate::engine::{CheckArgs, Engine, Page, SubjectLookup};
 use crate::error::EngineError;
 use crate::revision::Consistency;
-use crate::write::Update;
 use crate::tuple::{SubjectRef, Tuple};
 use crate::validate::validate_tuple;
+use crate::write::Update;
 
 /// The contents of a validation file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -2,9 +2,10 @@
 //! writes, gathered in a [`Transaction`]; and what a committed write changed
 //! ([`ChangeSet`]), the unit of the change log and of watch.
 
+use crate::engine::CheckRequest;
 use crate::filter::RelationshipFilter;
 use crate::revision::Revision;
-use crate::tuple::Tuple;
+use crate::tuple::{ObjectRef, SubjectRef, Tuple};
 
 /// What a write does to one relationship.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -106,14 +107,44 @@ pub struct MetadataWrite {
     pub value: Option<String>,
 }
 
+/// A permission check that must answer `expected` at the revision a transaction commits.
+///
+/// This is how a write is authorized at commit time rather than some time before it: the
+/// engine evaluates the check under its writer lock, against every write committed before
+/// this one, so nothing can change the answer between the check and the commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckCondition {
+    /// The check.
+    pub check: CheckRequest,
+    /// The answer it must give.
+    pub expected: bool,
+}
+
+impl CheckCondition {
+    /// `subject` must have `permission` on `resource` when the transaction commits.
+    pub fn holds(resource: ObjectRef, permission: impl Into<String>, subject: SubjectRef) -> Self {
+        CheckCondition {
+            check: CheckRequest {
+                resource,
+                permission: permission.into(),
+                subject,
+            },
+            expected: true,
+        }
+    }
+}
+
 /// One atomic, durable unit of work: everything applies or nothing does.
 ///
-/// Applied in this order: `preconditions` and `metadata_conditions` are checked, then every
+/// Applied in this order: `checks` hold, `preconditions` and `metadata_conditions` are
+/// checked, then every
 /// relationship matching a `delete_filters` entry is deleted, then `updates` apply, then
 /// `metadata` is written. Application metadata (names and descriptions of groups, say)
 /// lives beside the relationships so that both change in one transaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Transaction {
+    /// Permission checks that must hold at commit (see [`CheckCondition`]).
+    pub checks: Vec<CheckCondition>,
     /// Relationship preconditions.
     pub preconditions: Vec<Precondition>,
     /// Metadata compare conditions.

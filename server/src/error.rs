@@ -6,7 +6,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use pemba_engine::EngineError;
+use pemba_engine::{
+    EngineError, InvalidError, QueryError, SchemaWriteError, StorageError, TokenError, WriteError,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -167,27 +169,91 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl From<EngineError> for ApiError {
-    fn from(error: EngineError) -> Self {
+impl ApiError {
+    /// 409, code 9: a condition on stored state did not hold.
+    fn failed_precondition(error: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            Code::FailedPrecondition,
+            error.to_string(),
+        )
+    }
+}
+
+// The one place engine errors become HTTP statuses: the status follows the variant, the
+// message is the error's own, and storage failures are hidden behind a 500.
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl From<InvalidError> for ApiError {
+    fn from(error: InvalidError) -> Self {
+        ApiError::invalid(error.to_string())
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(error: TokenError) -> Self {
+        ApiError::invalid(error.to_string())
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
         match error {
-            EngineError::Syntax(_)
-            | EngineError::Schema(_)
-            | EngineError::InvalidArgument(_)
-            | EngineError::InvalidToken(_) => ApiError::invalid(error.to_string()),
-            EngineError::AlreadyExists(_) => {
-                ApiError::new(StatusCode::CONFLICT, Code::AlreadyExists, error.to_string())
-            }
-            EngineError::FailedPrecondition(_) | EngineError::NoSchema => ApiError::new(
-                StatusCode::CONFLICT,
-                Code::FailedPrecondition,
-                error.to_string(),
-            ),
-            EngineError::Unsupported(_) => ApiError::new(
+            QueryError::Invalid(invalid) => invalid.into(),
+            QueryError::Token(token) => token.into(),
+            QueryError::NoSchema => ApiError::failed_precondition(error),
+            QueryError::SnapshotUnavailable { .. } => ApiError::new(
                 StatusCode::NOT_IMPLEMENTED,
                 Code::Unimplemented,
                 error.to_string(),
             ),
-            EngineError::Storage(_) => ApiError::internal(error),
+            QueryError::Storage(storage) => storage.into(),
+            _ => ApiError::internal(error),
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Invalid(invalid) => invalid.into(),
+            WriteError::AlreadyExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, Code::AlreadyExists, error.to_string())
+            }
+            WriteError::NoSchema
+            | WriteError::PreconditionFailed { .. }
+            | WriteError::MetadataChanged { .. }
+            | WriteError::OverLimit { .. } => ApiError::failed_precondition(error),
+            WriteError::Storage(storage) => storage.into(),
+            _ => ApiError::internal(error),
+        }
+    }
+}
+
+impl From<SchemaWriteError> for ApiError {
+    fn from(error: SchemaWriteError) -> Self {
+        match error {
+            SchemaWriteError::Invalid(_) => ApiError::invalid(error.to_string()),
+            SchemaWriteError::WouldOrphan { .. } => ApiError::failed_precondition(error),
+            SchemaWriteError::Storage(storage) => storage.into(),
+            _ => ApiError::internal(error),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Storage(error) => error.into(),
+            EngineError::Query(error) => error.into(),
+            EngineError::Write(error) => error.into(),
+            EngineError::Schema(error) => error.into(),
+            EngineError::Syntax(error) => ApiError::invalid(error.to_string()),
             _ => ApiError::internal(error),
         }
     }

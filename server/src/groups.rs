@@ -39,7 +39,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::routing::MethodRouter;
-use pemba_engine::tuple::is_valid_object_id;
+use pemba_engine::is_valid_object_id;
 use pemba_engine::{
     Consistency, Engine, EngineError, ObjectRef, Operation, Page, Precondition, PreconditionKind,
     RelationshipFilter, Revision, SubjectFilter, SubjectRef, Transaction, Tuple, Update,

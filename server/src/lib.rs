@@ -132,11 +132,18 @@ impl std::fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
-impl From<EngineError> for ServeError {
-    fn from(error: EngineError) -> Self {
-        ServeError::Engine(error)
-    }
+/// Engine failures at start-up: opening the store, or writing the shipped schema.
+macro_rules! serve_error_from_engine {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for ServeError {
+            fn from(error: $ty) -> Self {
+                ServeError::Engine(error.into())
+            }
+        }
+    )*};
 }
+
+serve_error_from_engine!(EngineError, pemba_engine::StorageError, pemba_engine::SchemaWriteError);
 
 impl From<std::io::Error> for ServeError {
     fn from(error: std::io::Error) -> Self {

@@ -404,7 +404,8 @@ fn resolve_subject(
     Ok(Some(Subject { ty, idx, rel }))
 }
 
-fn check_in(state: &State, args: &CheckArgs<'_>) -> Result<bool, QueryError> {
+/// One check against one locked state.
+pub(super) fn check_in(state: &State, args: &CheckArgs<'_>) -> Result<bool, QueryError> {
     let schema = &state.schema.as_ref().ok_or(QueryError::NoSchema)?.compiled;
     if !pemba_schema::is_valid_type_name(args.resource_type) {
         return Err(SyntaxError::ObjectType(args.resource_type.to_string()).into());

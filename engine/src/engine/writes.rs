@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{Engine, Pending};
-use crate::error::{StorageError, WriteError};
+use crate::error::{QueryError, StorageError, WriteError};
 use crate::filter::{RelationshipFilter, SubjectFilter};
 use crate::revision::{Answer, Revision};
 use crate::store::RawTuple;
@@ -53,15 +53,21 @@ impl Engine {
             .map(|committed| committed.revision)
     }
 
-    /// Commits one group in one store transaction and applies it to the index; one
-    /// outcome per transaction, in order.
+    /// Commits one group and applies it to the index; one outcome per transaction, in
+    /// order.
+    ///
+    /// Transactions without check conditions share one store transaction. One with check
+    /// conditions starts a new store transaction, after everything before it is committed
+    /// and applied, and its checks are evaluated then, under the writer lock: so they see
+    /// every write that commits before it, and no write can slip between the check and its
+    /// commit.
     fn commit_group(&self, group: Vec<Pending>) -> Vec<Result<ChangeSet, WriteError>> {
         let _writer = self.writer.lock();
         let Some(current) = self.schema() else {
             return group.iter().map(|_| Err(WriteError::NoSchema)).collect();
         };
         // A schema write may have landed since a transaction was validated.
-        let outcomes: Vec<Option<Result<ChangeSet, WriteError>>> = group
+        let mut outcomes: Vec<Option<Result<ChangeSet, WriteError>>> = group
             .iter()
             .map(|pending| {
                 if Arc::ptr_eq(&pending.schema, &current) {
@@ -72,37 +78,101 @@ impl Engine {
                     .map(|invalid| Err(invalid.into()))
             })
             .collect();
-        let batch: Vec<&Transaction> = group
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, outcome)| outcome.is_none())
-            .map(|(pending, _)| &pending.transaction)
-            .collect();
-        let committed = if batch.is_empty() {
-            Ok(Vec::new())
-        } else {
-            self.store.commit(&batch)
-        };
-        match committed {
-            Ok(committed) => {
-                self.apply_all(committed.iter().filter_map(|c| c.as_ref().ok()));
-                let mut committed = committed.into_iter();
-                outcomes
-                    .into_iter()
-                    .map(|outcome| {
-                        outcome.unwrap_or_else(|| {
-                            committed
-                                .next()
-                                .unwrap_or_else(|| Err(StorageError::LostOutcome.into()))
-                        })
-                    })
-                    .collect()
+        let mut segment: Vec<usize> = Vec::new();
+        let mut failed: Option<StorageError> = None;
+        for at in 0..=group.len() {
+            let starts_segment = group
+                .get(at)
+                .is_none_or(|pending| !pending.transaction.checks.is_empty());
+            if starts_segment && !segment.is_empty() {
+                if let Some(error) = &failed {
+                    for index in segment.drain(..) {
+                        if let Some(slot) = outcomes.get_mut(index) {
+                            *slot = Some(Err(error.clone().into()));
+                        }
+                    }
+                } else if let Err(error) = self.commit_segment(&group, &segment, &mut outcomes) {
+                    for index in segment.drain(..) {
+                        if let Some(slot) = outcomes.get_mut(index) {
+                            *slot = Some(Err(error.clone().into()));
+                        }
+                    }
+                    failed = Some(error);
+                }
+                segment.clear();
             }
-            Err(error) => outcomes
-                .into_iter()
-                .map(|outcome| outcome.unwrap_or_else(|| Err(error.clone().into())))
-                .collect(),
+            if outcomes.get(at).is_some_and(Option::is_none) {
+                segment.push(at);
+            }
         }
+        outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or_else(|| Err(StorageError::LostOutcome.into())))
+            .collect()
+    }
+
+    /// Commits the transactions at `segment` (indices into `group`) in one store
+    /// transaction, after the first one's check conditions hold; fills their outcomes.
+    fn commit_segment(
+        &self,
+        group: &[Pending],
+        segment: &[usize],
+        outcomes: &mut [Option<Result<ChangeSet, WriteError>>],
+    ) -> Result<(), StorageError> {
+        let mut batch: Vec<(usize, &Transaction)> = Vec::with_capacity(segment.len());
+        for &index in segment {
+            let Some(pending) = group.get(index) else {
+                continue;
+            };
+            if let Err(refused) = self.checks_hold(&pending.transaction) {
+                if let Some(slot) = outcomes.get_mut(index) {
+                    *slot = Some(Err(refused));
+                }
+                continue;
+            }
+            batch.push((index, &pending.transaction));
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let transactions: Vec<&Transaction> = batch.iter().map(|(_, t)| *t).collect();
+        let committed = self.store.commit(&transactions)?;
+        self.apply_all(committed.iter().filter_map(|c| c.as_ref().ok()));
+        for ((index, _), outcome) in batch.iter().zip(committed) {
+            if let Some(slot) = outcomes.get_mut(*index) {
+                *slot = Some(outcome);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every check condition of `transaction` gives its expected answer now.
+    fn checks_hold(&self, transaction: &Transaction) -> Result<(), WriteError> {
+        if transaction.checks.is_empty() {
+            return Ok(());
+        }
+        let state = self.state.read();
+        for (index, condition) in transaction.checks.iter().enumerate() {
+            let answer = super::query::check_in(&state, &condition.check.args()).map_err(
+                |error| match error {
+                    QueryError::Invalid(invalid) => WriteError::Invalid(invalid),
+                    QueryError::NoSchema => WriteError::NoSchema,
+                    QueryError::Storage(storage) => WriteError::Storage(storage),
+                    // A check against a locked state reads no token.
+                    QueryError::Token(_) | QueryError::SnapshotUnavailable { .. } => {
+                        WriteError::Storage(StorageError::LostOutcome)
+                    }
+                },
+            )?;
+            if answer != condition.expected {
+                return Err(WriteError::CheckFailed {
+                    index,
+                    check: condition.check.clone(),
+                    expected: condition.expected,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Deletes every relationship the request's filter selects, atomically.

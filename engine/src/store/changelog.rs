@@ -56,4 +56,3 @@ pub(crate) fn decode_changes(bytes: &[u8]) -> Result<Vec<Change>, StorageError> 
         })
         .collect()
 }
-

@@ -178,4 +178,3 @@ fn prefix_of(fields: &[&str]) -> Vec<u8> {
     }
     prefix
 }
-

@@ -248,7 +248,10 @@ impl<'t> Tables<'t> {
 
     /// Applies a checked transaction: deletes by filter, updates (in key order, which keeps
     /// B-tree inserts local), metadata; returns the changes in request order.
-    fn apply_transaction(&mut self, transaction: &Transaction) -> Result<Vec<Change>, StorageError> {
+    fn apply_transaction(
+        &mut self,
+        transaction: &Transaction,
+    ) -> Result<Vec<Change>, StorageError> {
         let mut changes = Vec::with_capacity(transaction.updates.len());
         let (mut added, mut removed) = (0u64, 0u64);
         for filter in &transaction.delete_filters {
@@ -520,11 +523,7 @@ impl Store for RedbStore {
         })
     }
 
-    fn changes_after(
-        &self,
-        after: Revision,
-        limit: usize,
-    ) -> Result<Vec<ChangeSet>, StorageError> {
+    fn changes_after(&self, after: Revision, limit: usize) -> Result<Vec<ChangeSet>, StorageError> {
         let txn = self.db.begin_read()?;
         let log = txn.open_table(CHANGELOG)?;
         let mut sets = Vec::new();

@@ -4,10 +4,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::{
-    CheckArgs, Consistency, DeleteRequest, Engine, ExpandKind, InvalidError, ObjectRef,
-    Operation, OverLimit, Page, Precondition, PreconditionKind, QueryError, ReadPage,
-    RelationshipFilter, ResourceLookup, Revision, SchemaWriteError, SubjectFilter, SubjectLookup,
-    SubjectRef, TokenError, Tuple, Update, WriteError,
+    CheckArgs, Consistency, DeleteRequest, Engine, ExpandKind, InvalidError, ObjectRef, Operation,
+    OverLimit, Page, Precondition, PreconditionKind, QueryError, ReadPage, RelationshipFilter,
+    ResourceLookup, Revision, SchemaWriteError, SubjectFilter, SubjectLookup, SubjectRef,
+    TokenError, Tuple, Update, WriteError,
 };
 
 const SCHEMA: &str = "
@@ -303,7 +303,10 @@ fn read_and_lookups_paginate_in_stable_order() {
         .unwrap()
         .map(|t| t.unwrap().to_string())
         .collect();
-    assert_eq!(iterated, sorted, "the iterator pages through the same order");
+    assert_eq!(
+        iterated, sorted,
+        "the iterator pages through the same order"
+    );
 
     let subject = SubjectRef::object("user", "u3");
     let all = engine
@@ -411,7 +414,10 @@ fn schema_changes_that_would_orphan_relationships_are_refused() {
     engine.write_schema(&extended).unwrap();
     check(&engine, "group:g#member@user:a", true);
     assert_eq!(
-        engine.read_schema(Consistency::FullyConsistent).unwrap().value,
+        engine
+            .read_schema(Consistency::FullyConsistent)
+            .unwrap()
+            .value,
         extended
     );
 }
@@ -670,4 +676,104 @@ fn damaged_store_files_are_refused_not_reinitialized() {
         Engine::open(&truncated).is_err(),
         "a store cut in half is refused"
     );
+}
+
+#[test]
+fn check_conditions_hold_at_commit_or_nothing_is_written() {
+    let engine = engine();
+    touch(&engine, &["workspace:w#admin@user:root"]);
+    let admin = |user: &str| {
+        crate::CheckCondition::holds(
+            ObjectRef::new("workspace", "w"),
+            "admin",
+            SubjectRef::object("user", user),
+        )
+    };
+    let grant = |text: &str| crate::Transaction {
+        checks: vec![admin("root")],
+        updates: vec![update(Operation::Touch, text)],
+        ..Default::default()
+    };
+    engine.transact(grant("group:g#member@user:a")).unwrap();
+    check(&engine, "group:g#member@user:a", true);
+
+    let refused = engine
+        .transact(crate::Transaction {
+            checks: vec![admin("nobody")],
+            updates: vec![update(Operation::Touch, "group:g#member@user:b")],
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            WriteError::CheckFailed {
+                index: 0,
+                expected: true,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    check(&engine, "group:g#member@user:b", false);
+
+    let unknown = crate::CheckCondition::holds(
+        ObjectRef::new("workspace", "w"),
+        "no_such_permission",
+        SubjectRef::object("user", "root"),
+    );
+    let invalid = engine.transact(crate::Transaction {
+        checks: vec![unknown],
+        ..Default::default()
+    });
+    assert!(matches!(invalid, Err(WriteError::Invalid(_))));
+}
+
+/// Two admins demote each other at once, each write conditioned on its author still being
+/// an admin at commit: exactly one wins, so the workspace never ends without an admin.
+#[test]
+fn racing_mutual_demotions_leave_one_admin() {
+    for round in 0..50 {
+        let engine = Arc::new(engine());
+        touch(
+            &engine,
+            &["workspace:w#admin@user:ann", "workspace:w#admin@user:bob"],
+        );
+        let demote = |actor: &'static str, target: &'static str| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                engine.transact(crate::Transaction {
+                    checks: vec![crate::CheckCondition::holds(
+                        ObjectRef::new("workspace", "w"),
+                        "admin",
+                        SubjectRef::object("user", actor),
+                    )],
+                    updates: vec![
+                        update(
+                            Operation::Delete,
+                            &format!("workspace:w#admin@user:{target}"),
+                        ),
+                        update(
+                            Operation::Touch,
+                            &format!("workspace:w#member@user:{target}"),
+                        ),
+                    ],
+                    ..Default::default()
+                })
+            })
+        };
+        let (first, second) = (demote("ann", "bob"), demote("bob", "ann"));
+        let outcomes = [first.join().unwrap(), second.join().unwrap()];
+        let wins = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(wins, 1, "round {round}: {outcomes:?}");
+        let admins = engine
+            .relationships(
+                Consistency::FullyConsistent,
+                &RelationshipFilter::resource(&ObjectRef::new("workspace", "w"))
+                    .with_relation("admin"),
+            )
+            .unwrap()
+            .count();
+        assert_eq!(admins, 1, "round {round}");
+    }
 }

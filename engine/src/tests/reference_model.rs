@@ -329,9 +329,9 @@ fn agree(seed: u64) {
                             };
                             let want = reference.check(&resource, member, &subject);
                             let got = engine
-                        .check(at, CheckArgs::new(&resource, member, &subject))
-                        .unwrap()
-                        .value;
+                                .check(at, CheckArgs::new(&resource, member, &subject))
+                                .unwrap()
+                                .value;
                             assert_eq!(
                                 got,
                                 want,

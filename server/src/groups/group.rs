@@ -427,7 +427,7 @@ async fn remove_member(
         )?;
         let not_member =
             || ApiError::not_found(format!("`{member}` is not a member of group `{id}`"));
-        if !pemba_engine::tuple::is_valid_object_id(&member) {
+        if !pemba_engine::is_valid_object_id(&member) {
             return Err(not_member());
         }
         let membership = tuple(object("group", &id), "member", user(&member));

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, put};
 use axum::Json;
-use pemba_engine::tuple::is_valid_object_id;
+use pemba_engine::is_valid_object_id;
 use pemba_engine::{Operation, RelationshipFilter, SubjectFilter, Transaction};
 use serde::{Deserialize, Serialize};
 

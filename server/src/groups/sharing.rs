@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, put};
 use axum::Json;
-use pemba_engine::tuple::is_valid_object_id;
+use pemba_engine::is_valid_object_id;
 use pemba_engine::{
     Consistency, Engine, ObjectRef, Operation, RelationshipFilter, SubjectRef, Transaction,
 };

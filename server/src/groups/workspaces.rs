@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::routing::put;
 use axum::Json;
-use pemba_engine::tuple::is_valid_object_id;
+use pemba_engine::is_valid_object_id;
 use pemba_engine::{MetadataCondition, MetadataWrite, Operation, Transaction};
 use serde::{Deserialize, Serialize};
 

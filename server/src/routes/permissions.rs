@@ -8,7 +8,9 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Json;
-use pemba_engine::{validate_object, CheckArgs, ExpandKind, ExpandNode, Page};
+use pemba_engine::{
+    validate_object, CheckArgs, ExpandKind, ExpandNode, Page, ResourceLookup, SubjectLookup,
+};
 use serde::{Deserialize, Serialize};
 
 use super::Route;
@@ -92,13 +94,13 @@ async fn check(
     let consistency = wire::consistency(body.consistency.as_ref())?;
     let resource = wire::object(&body.resource, "resource")?;
     let subject = wire::subject(&body.subject, "subject")?;
-    let (allowed, revision) =
-        state
-            .engine
-            .check(consistency, &resource, &body.permission, &subject)?;
+    let answer = state.engine.check(
+        consistency,
+        CheckArgs::new(&resource, &body.permission, &subject),
+    )?;
     Ok(Json(CheckResponse {
-        checked_at: Token::revision(revision),
-        permissionship: permissionship(allowed).to_string(),
+        checked_at: Token::revision(answer.revision),
+        permissionship: permissionship(answer.value).to_string(),
     }))
 }
 
@@ -241,11 +243,12 @@ async fn check_bulk(
         .enumerate()
         .map(|(i, item)| bulk_item_args(i, item))
         .collect();
-    let (revision, answers) = state.engine.check_bulk_borrowed(
+    let answered = state.engine.check_bulk(
         consistency,
         items.iter().filter_map(|item| item.as_ref().ok().copied()),
     )?;
-    let mut answers = answers.into_iter();
+    let revision = answered.revision;
+    let mut answers = answered.value.into_iter();
     let pairs = body
         .items
         .iter()
@@ -348,12 +351,14 @@ async fn lookup_resources(
     let lookup = move || {
         engine.lookup_resources(
             consistency,
-            &body.resource_object_type,
-            &body.permission,
-            &subject,
-            Page {
-                after: after.as_deref(),
-                limit,
+            &ResourceLookup {
+                resource_type: &body.resource_object_type,
+                permission: &body.permission,
+                subject: &subject,
+                page: Page {
+                    after: after.as_deref(),
+                    limit,
+                },
             },
         )
     };
@@ -364,7 +369,7 @@ async fn lookup_resources(
     };
     Ok(stream::respond(&state.clone(), move |lines| async move {
         let token = Token::revision(found.revision);
-        let results = found.ids.into_iter().map(|id| LookupResourcesResult {
+        let results = found.value.into_iter().map(|id| LookupResourcesResult {
             looked_up_at: token.clone(),
             after_result_cursor: wire::encode_cursor(RESOURCES_CURSOR, &id),
             resource_object_id: id,
@@ -468,13 +473,15 @@ async fn lookup_subjects(
     let lookup = move || {
         engine.lookup_subjects(
             consistency,
-            &resource,
-            &body.permission,
-            &body.subject_object_type,
-            Some(body.optional_subject_relation.as_str()),
-            Page {
-                after: after.as_deref(),
-                limit,
+            &SubjectLookup {
+                resource: &resource,
+                permission: &body.permission,
+                subject_type: &body.subject_object_type,
+                subject_relation: Some(body.optional_subject_relation.as_str()),
+                page: Page {
+                    after: after.as_deref(),
+                    limit,
+                },
             },
         )
     };
@@ -490,7 +497,7 @@ async fn lookup_subjects(
             permissionship: LOOKUP_HAS.to_string(),
         };
         let results = found
-            .subjects
+            .value
             .into_iter()
             .map(|subject| LookupSubjectsResult {
                 looked_up_at: token.clone(),
@@ -593,12 +600,12 @@ async fn expand(
 ) -> Result<Response, ApiError> {
     let consistency = wire::consistency(body.consistency.as_ref())?;
     let resource = wire::object(&body.resource, "resource")?;
-    let (root, revision) = state
+    let expanded = state
         .engine
         .expand(consistency, &resource, &body.permission)?;
     Ok(Json(ExpandResponse {
-        expanded_at: Token::revision(revision),
-        tree_root: tree(&root),
+        expanded_at: Token::revision(expanded.revision),
+        tree_root: tree(&expanded.value),
     })
     .into_response())
 }

@@ -8,7 +8,9 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Json;
-use pemba_engine::{Consistency, Operation, RelationshipFilter, Tuple, Update};
+use pemba_engine::{
+    Answer, Consistency, Operation, OverLimit, ReadPage, RelationshipFilter, Tuple, Update,
+};
 use serde::{Deserialize, Serialize};
 
 use super::Route;
@@ -117,7 +119,7 @@ async fn write(
         wire::preconditions(&body.optional_preconditions, state.limits.max_preconditions)?;
     let engine = state.engine.clone();
     let revision =
-        tokio::task::spawn_blocking(move || engine.write(&updates, &preconditions)).await??;
+        tokio::task::spawn_blocking(move || engine.write(updates, preconditions)).await??;
     Ok(Json(WriteResponse {
         written_at: Token::revision(revision),
     }))
@@ -173,21 +175,27 @@ async fn delete(
         state.limits.max_delete_limit,
         "optionalLimit",
     )?;
-    let allow_partial = body.optional_allow_partial_deletions;
+    let request = pemba_engine::DeleteRequest {
+        filter,
+        preconditions,
+        limit,
+        over_limit: if body.optional_allow_partial_deletions {
+            OverLimit::DeletePartially
+        } else {
+            OverLimit::Refuse
+        },
+    };
     let engine = state.engine.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        engine.delete(&filter, &preconditions, limit, allow_partial)
-    })
-    .await??;
+    let outcome = tokio::task::spawn_blocking(move || engine.delete(&request)).await??;
     Ok(Json(DeleteResponse {
         deleted_at: Token::revision(outcome.revision),
-        deletion_progress: if outcome.complete {
+        deletion_progress: if outcome.value.complete {
             "DELETION_PROGRESS_COMPLETE"
         } else {
             "DELETION_PROGRESS_PARTIAL"
         }
         .to_string(),
-        relationships_deleted_count: outcome.deleted.to_string(),
+        relationships_deleted_count: outcome.value.count.to_string(),
     }))
 }
 
@@ -239,10 +247,14 @@ async fn read_page(
     filter: RelationshipFilter,
     after: Option<Tuple>,
     limit: usize,
-) -> Result<(pemba_engine::Revision, Vec<Tuple>), ApiError> {
+) -> Result<Answer<Vec<Tuple>>, ApiError> {
     let engine = state.engine.clone();
     Ok(tokio::task::spawn_blocking(move || {
-        engine.read(consistency, &filter, after.as_ref(), limit)
+        let page = ReadPage {
+            after: after.as_ref(),
+            limit,
+        };
+        engine.read(consistency, &filter, page)
     })
     .await??)
 }
@@ -260,7 +272,10 @@ async fn read(
     let page_size = limit.unwrap_or(max);
     let first = read_page(&state, consistency, filter.clone(), after, page_size).await?;
     Ok(stream::respond(&state.clone(), move |lines| async move {
-        let (mut revision, mut page) = first;
+        let Answer {
+            value: mut page,
+            mut revision,
+        } = first;
         loop {
             let full = page.len() == page_size;
             let last = page.last().cloned();
@@ -278,9 +293,9 @@ async fn read(
                 return;
             }
             match read_page(&state, consistency, filter.clone(), last, page_size).await {
-                Ok((r, p)) => {
-                    revision = r;
-                    page = p;
+                Ok(next) => {
+                    revision = next.revision;
+                    page = next.value;
                 }
                 Err(error) => {
                     let _ = lines.error(&error).await;
@@ -327,10 +342,7 @@ async fn import_bulk(
         let tuple = wire::relationship(relationship, &format!("relationships[{i}]"))?;
         // Duplicates in one import are harmless: keep the first.
         if seen.insert(tuple.clone()) {
-            updates.push(Update {
-                operation: Operation::Touch,
-                tuple,
-            });
+            updates.push(Update::touch(tuple));
         }
     }
     let loaded = updates.len();
@@ -338,7 +350,7 @@ async fn import_bulk(
     let revision = if updates.is_empty() {
         engine.revision()
     } else {
-        tokio::task::spawn_blocking(move || engine.write(&updates, &[])).await??
+        tokio::task::spawn_blocking(move || engine.write(updates, &[])).await??
     };
     Ok(Json(ImportResponse {
         num_loaded: loaded.to_string(),
@@ -390,7 +402,10 @@ async fn export_bulk(
     let after = tuple_cursor(body.optional_cursor.as_ref(), EXPORT_CURSOR)?;
     let first = read_page(&state, consistency, filter.clone(), after, page_size).await?;
     Ok(stream::respond(&state.clone(), move |lines| async move {
-        let (mut revision, mut page) = first;
+        let Answer {
+            value: mut page,
+            mut revision,
+        } = first;
         loop {
             let Some(last) = page.last().cloned() else {
                 return;
@@ -405,9 +420,9 @@ async fn export_bulk(
                 return;
             }
             match read_page(&state, consistency, filter.clone(), Some(last), page_size).await {
-                Ok((r, p)) => {
-                    revision = r;
-                    page = p;
+                Ok(next) => {
+                    revision = next.revision;
+                    page = next.value;
                 }
                 Err(error) => {
                     let _ = lines.error(&error).await;

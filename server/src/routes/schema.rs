@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::routing::post;
 use axum::Json;
-use pemba_engine::EngineError;
+use pemba_engine::QueryError;
 use serde::{Deserialize, Serialize};
 
 use super::Route;
@@ -76,11 +76,11 @@ async fn read(
 ) -> Result<Json<ReadSchemaResponse>, ApiError> {
     let consistency = wire::consistency(body.consistency.as_ref())?;
     match state.engine.read_schema(consistency) {
-        Ok((schema_text, revision)) => Ok(Json(ReadSchemaResponse {
-            schema_text,
-            read_at: Token::revision(revision),
+        Ok(schema) => Ok(Json(ReadSchemaResponse {
+            schema_text: schema.value,
+            read_at: Token::revision(schema.revision),
         })),
-        Err(EngineError::NoSchema) => Err(ApiError::not_found("no schema has been written yet")),
+        Err(QueryError::NoSchema) => Err(ApiError::not_found("no schema has been written yet")),
         Err(error) => Err(error.into()),
     }
 }
