@@ -3,3 +3,4 @@
 mod conformance;
 mod operations;
 mod reference_model;
+mod transactions;
