@@ -2,7 +2,8 @@
 //! request faults they share, and [`EngineError`], the umbrella built from them with `From`.
 //!
 //! Callers match variants, never message text. Every variant but a storage failure means
-//! nothing was changed.
+//! nothing was changed. Large payloads are boxed so that a `Result` stays small on the
+//! check path.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -97,13 +98,13 @@ pub enum InvalidError {
     #[error("`{}` has no relation named `{}` (in `{tuple}`)", tuple.resource.object_type, tuple.relation)]
     UnknownRelation {
         /// The relationship.
-        tuple: Tuple,
+        tuple: Box<Tuple>,
     },
     /// A written relationship's userset subject names a member its type does not have.
     #[error("`{}` has no relation or permission named `{relation}` (in `{tuple}`)", tuple.subject.object.object_type)]
     UnknownSubjectRelation {
         /// The relationship.
-        tuple: Tuple,
+        tuple: Box<Tuple>,
         /// The subject relation named.
         relation: String,
     },
@@ -111,7 +112,7 @@ pub enum InvalidError {
     #[error("`{}#{}` is a permission: relationships can only be written to relations (in `{tuple}`)", tuple.resource.object_type, tuple.relation)]
     NotARelation {
         /// The relationship.
-        tuple: Tuple,
+        tuple: Box<Tuple>,
     },
     /// A subject kind the relation does not allow.
     #[error(
@@ -122,7 +123,7 @@ pub enum InvalidError {
     )]
     SubjectNotAllowed {
         /// The relationship.
-        tuple: Tuple,
+        tuple: Box<Tuple>,
         /// The subject kind it has (`user`, `group#member`, `user:*`).
         subject: String,
         /// The kinds the relation allows.
@@ -130,7 +131,7 @@ pub enum InvalidError {
     },
     /// The same relationship twice in one batch.
     #[error("relationship `{0}` appears more than once in the batch")]
-    DuplicateInBatch(Tuple),
+    DuplicateInBatch(Box<Tuple>),
     /// A delete filter that sets no field (it would delete everything).
     #[error(
         "a delete filter must set at least one field (resource type, id, relation or subject)"
@@ -227,7 +228,7 @@ pub enum WriteError {
         /// Its position among the transaction's checks.
         index: usize,
         /// The check.
-        check: crate::engine::CheckRequest,
+        check: Box<crate::engine::CheckRequest>,
         /// The answer it had to give.
         expected: bool,
     },
@@ -239,7 +240,7 @@ pub enum WriteError {
     },
     /// A `create` found the relationship already stored.
     #[error("relationship `{0}` already exists")]
-    AlreadyExists(Tuple),
+    AlreadyExists(Box<Tuple>),
     /// A delete by filter matched more than its limit and partial deletion was refused.
     #[error(
         "more than the limit of {limit} relationships match the filter; nothing was deleted \

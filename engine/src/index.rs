@@ -160,6 +160,10 @@ impl Index {
         }
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "a TypeId comes from the schema this index was built for, which has one interner per type; both are swapped together"
+    )]
     pub(crate) fn interner(&self, ty: TypeId) -> &Interner {
         &self.interners[ty.0 as usize]
     }

@@ -47,12 +47,12 @@ pub fn validate_tuple(schema: &CompiledSchema, tuple: &Tuple) -> Result<(), Inva
     let ty = resolve_type(schema, &tuple.resource.object_type)?;
     let member = schema.member_by_name(ty, &tuple.relation).ok_or_else(|| {
         InvalidError::UnknownRelation {
-            tuple: tuple.clone(),
+            tuple: Box::new(tuple.clone()),
         }
     })?;
     let Some(allowed) = schema.allowed_subjects(member) else {
         return Err(InvalidError::NotARelation {
-            tuple: tuple.clone(),
+            tuple: Box::new(tuple.clone()),
         });
     };
     let subject_ty = resolve_type(schema, &tuple.subject.object.object_type)?;
@@ -63,7 +63,7 @@ pub fn validate_tuple(schema: &CompiledSchema, tuple: &Tuple) -> Result<(), Inva
             Some(m) => AllowedSubject::Userset(subject_ty, m),
             None => {
                 return Err(InvalidError::UnknownSubjectRelation {
-                    tuple: tuple.clone(),
+                    tuple: Box::new(tuple.clone()),
                     relation: relation.clone(),
                 })
             }
@@ -71,7 +71,7 @@ pub fn validate_tuple(schema: &CompiledSchema, tuple: &Tuple) -> Result<(), Inva
     };
     if !allowed.contains(&wanted) {
         return Err(InvalidError::SubjectNotAllowed {
-            tuple: tuple.clone(),
+            tuple: Box::new(tuple.clone()),
             subject: allowed_name(schema, wanted),
             allowed: allowed.iter().map(|a| allowed_name(schema, *a)).collect(),
         });
@@ -89,7 +89,9 @@ pub(crate) fn validate_transaction(
     for update in &transaction.updates {
         validate_tuple(schema, &update.tuple)?;
         if !seen.insert(&update.tuple) {
-            return Err(InvalidError::DuplicateInBatch(update.tuple.clone()));
+            return Err(InvalidError::DuplicateInBatch(Box::new(
+                update.tuple.clone(),
+            )));
         }
     }
     for condition in &transaction.checks {

@@ -167,7 +167,7 @@ impl Engine {
             if answer != condition.expected {
                 return Err(WriteError::CheckFailed {
                     index,
-                    check: condition.check.clone(),
+                    check: Box::new(condition.check.clone()),
                     expected: condition.expected,
                 });
             }

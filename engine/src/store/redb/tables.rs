@@ -119,7 +119,7 @@ impl<'t> Tables<'t> {
                     .iter()
                     .any(|f| f.matches(&update.tuple))
             {
-                return Err(WriteError::AlreadyExists(update.tuple.clone()));
+                return Err(WriteError::AlreadyExists(Box::new(update.tuple.clone())));
             }
         }
         Ok(())
