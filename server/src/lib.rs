@@ -143,7 +143,11 @@ macro_rules! serve_error_from_engine {
     )*};
 }
 
-serve_error_from_engine!(EngineError, pemba_engine::StorageError, pemba_engine::SchemaWriteError);
+serve_error_from_engine!(
+    EngineError,
+    pemba_engine::StorageError,
+    pemba_engine::SchemaWriteError
+);
 
 impl From<std::io::Error> for ServeError {
     fn from(error: std::io::Error) -> Self {

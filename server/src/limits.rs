@@ -26,8 +26,17 @@ pub struct Limits {
     /// Most watch streams open at once (default 1000); more is a 429.
     pub max_watch_streams: usize,
     /// Most client connections open at once (default 1024). Further connections wait in
-    /// the listen backlog until one closes.
+    /// the listen backlog until one closes. [`crate::serve::serve`] lowers it to what the
+    /// process's open-file limit allows, after raising that limit as far as it may.
     pub max_connections: usize,
+    /// Most connections open at once from one client address (default 256). Beyond it a
+    /// new connection from that address is closed at once, so one client cannot take the
+    /// whole connection cap by opening sockets and sending nothing.
+    pub max_connections_per_client: usize,
+    /// Time a new connection has to send its first request's headers (default 5 s, and
+    /// never more than `header_timeout`). Shorter than `header_timeout` because a client
+    /// that connected and sends nothing is the cheapest attack on the connection cap.
+    pub first_header_timeout: Duration,
     /// Time a client has to send a request's headers, and how long an idle keep-alive
     /// connection stays open (default 30 s). Then the connection is closed.
     pub header_timeout: Duration,
@@ -55,6 +64,8 @@ impl Default for Limits {
             max_delete_limit: 100_000,
             max_watch_streams: 1000,
             max_connections: 1024,
+            max_connections_per_client: 256,
+            first_header_timeout: Duration::from_secs(5),
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),

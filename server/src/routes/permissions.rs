@@ -496,18 +496,15 @@ async fn lookup_subjects(
             subject_object_id: id.to_string(),
             permissionship: LOOKUP_HAS.to_string(),
         };
-        let results = found
-            .value
-            .into_iter()
-            .map(|subject| LookupSubjectsResult {
-                looked_up_at: token.clone(),
-                subject: resolved(&subject.id),
-                excluded_subjects: subject.excluded.iter().map(|id| resolved(id)).collect(),
-                subject_object_id: subject.id.clone(),
-                after_result_cursor: wire::encode_cursor(SUBJECTS_CURSOR, &subject.id),
-                excluded_subject_ids: subject.excluded,
-                permissionship: LOOKUP_HAS.to_string(),
-            });
+        let results = found.value.into_iter().map(|subject| LookupSubjectsResult {
+            looked_up_at: token.clone(),
+            subject: resolved(&subject.id),
+            excluded_subjects: subject.excluded.iter().map(|id| resolved(id)).collect(),
+            subject_object_id: subject.id.clone(),
+            after_result_cursor: wire::encode_cursor(SUBJECTS_CURSOR, &subject.id),
+            excluded_subject_ids: subject.excluded,
+            permissionship: LOOKUP_HAS.to_string(),
+        });
         // An error means the client went away: nothing more to do.
         let _ = lines.results(results).await;
     }))
