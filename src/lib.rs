@@ -3,4 +3,6 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod cli;
+pub mod client;
 pub mod workload;
