@@ -1,7 +1,13 @@
 //! Compiles the `schema` of every SpiceDB validation file in `PEMBA_CONFORMANCE_DIR`
 //! (e.g. `PEMBA_CONFORMANCE_DIR=../../shared/conformance/spicedb`); skipped when unset.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: helpers outside `#[test]` fail by panicking, with the panic's location"
+)]
 
 use std::fs;
 
