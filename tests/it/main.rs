@@ -12,7 +12,6 @@ mod api;
 mod bench;
 mod cli;
 mod concurrency;
-mod conformance;
 mod crash;
 mod groups;
 mod hostile;
