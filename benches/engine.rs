@@ -2,6 +2,14 @@
 //! per question (check, bulk check, lookups, writes, import, open), each on the s and m
 //! workloads (`PEMBA_BENCH_SIZES=xs,s,m` to choose), built once per run.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "benchmark code: a setup step that fails stops the run with its location"
+)]
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

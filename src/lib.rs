@@ -1,6 +1,7 @@
 //! Library side of the `pemba` binary: pieces shared by the CLI, the benchmarks and the
 //! end-to-end tests.
-#![warn(missing_docs)]
 
 pub mod bench;
+pub mod cli;
+pub mod client;
 pub mod workload;

@@ -41,18 +41,18 @@ enum Command {
         out: PathBuf,
     },
     /// Serve the HTTP API (default: data in `./pemba-data`, listening on 127.0.0.1:8080).
-    Serve(pemba_server::cli::ServeArgs),
+    Serve(pemba::cli::ServeArgs),
     /// Import relationships (text or JSON lines) into a data directory or a server.
     ///
     /// Every line is validated first; if any is bad, each is reported by line number and
     /// nothing is written (unless `--skip-invalid`).
-    Import(pemba_server::cli::ImportArgs),
+    Import(pemba::cli::ImportArgs),
     /// Export every relationship (text or JSON lines) from a data directory or a server.
-    Export(pemba_server::cli::ExportArgs),
+    Export(pemba::cli::ExportArgs),
     /// Check `RESOURCE#PERMISSION@SUBJECT`: prints `true` (exit 0) or `false` (exit 1).
-    Check(pemba_server::cli::CheckArgs),
+    Check(pemba::cli::CheckArgs),
     /// Look up resources a subject can reach, or subjects that can reach a resource.
-    Lookup(pemba_server::cli::LookupArgs),
+    Lookup(pemba::cli::LookupArgs),
     /// Load a running server over HTTP with a workload's checks, lookups and writes.
     ///
     /// Keep-alive connections send requests back to back until `--duration` or
@@ -67,11 +67,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { files } => validate::run(&files),
         Command::Workload { size, seed, out } => workload(size, seed, &out),
-        Command::Serve(args) => pemba_server::cli::serve(args),
-        Command::Import(args) => pemba_server::cli::import(args),
-        Command::Export(args) => pemba_server::cli::export(args),
-        Command::Check(args) => pemba_server::cli::check(args),
-        Command::Lookup(args) => pemba_server::cli::lookup(args),
+        Command::Serve(args) => pemba::cli::serve(args),
+        Command::Import(args) => pemba::cli::import(args),
+        Command::Export(args) => pemba::cli::export(args),
+        Command::Check(args) => pemba::cli::check(args),
+        Command::Lookup(args) => pemba::cli::lookup(args),
         Command::Bench(args) => pemba::bench::cli(args),
     }
 }

@@ -152,28 +152,38 @@ pub fn generate(size: Size, seed: u64, mut progress: impl FnMut(usize)) -> Workl
             ws.members.push((format!("w{w}u{u}"), role));
         }
         // Every workspace has an admin, and roaming admins sit in every 7th workspace.
-        ws.members[0].1 = Role::Admin;
+        if let Some((_, role)) = ws.members.first_mut() {
+            *role = Role::Admin;
+        }
         if w % 7 == 0 {
             for r in 0..ROAMING_ADMINS {
                 ws.members.push((format!("roaming{r}"), Role::Admin));
             }
         }
-        let member_ids: Vec<String> = ws.members.iter().map(|(id, _)| id.clone()).collect();
+        // The workspace's own users, without the roaming admins.
+        let member_ids: Vec<String> = ws
+            .members
+            .iter()
+            .take(USERS_PER_WORKSPACE)
+            .map(|(id, _)| id.clone())
+            .collect();
         ws.groups = (0..GROUPS_PER_WORKSPACE)
             .map(|g| (format!("w{w}g{g}"), Vec::new()))
             .collect();
-        for id in member_ids.iter().take(USERS_PER_WORKSPACE) {
+        for id in &member_ids {
             let n_groups = rng.random_range(0..=5usize);
             let mut chosen = BTreeSet::new();
             for _ in 0..n_groups {
                 chosen.insert(rng.random_range(0..GROUPS_PER_WORKSPACE));
             }
             for g in chosen {
-                ws.groups[g].1.push(id.clone());
+                if let Some((_, members)) = ws.groups.get_mut(g) {
+                    members.push(id.clone());
+                }
             }
         }
         let resource = |rng: &mut ChaCha8Rng, id: String, workbook: bool| {
-            let owner = member_ids[rng.random_range(0..USERS_PER_WORKSPACE)].clone();
+            let owner = pick(rng, &member_ids).cloned().unwrap_or_default();
             let mut r = Resource {
                 id,
                 owner,
@@ -182,7 +192,7 @@ pub fn generate(size: Size, seed: u64, mut progress: impl FnMut(usize)) -> Workl
             let pick_users = |rng: &mut ChaCha8Rng| {
                 let mut users = BTreeSet::new();
                 for _ in 0..rng.random_range(0..=3usize) {
-                    users.insert(member_ids[rng.random_range(0..USERS_PER_WORKSPACE)].clone());
+                    users.extend(pick(rng, &member_ids).cloned());
                 }
                 users.into_iter().collect::<Vec<_>>()
             };
@@ -260,20 +270,14 @@ impl Workload {
                     for user in &r.users {
                         emit(format_args!("{ty}:{id}#{grant}@user:{user}"));
                     }
-                    for g in &r.groups {
-                        emit(format_args!(
-                            "{ty}:{id}#{grant}@group:{}#member",
-                            ws.groups[*g].0
-                        ));
+                    for (group, _) in r.groups.iter().filter_map(|g| ws.groups.get(*g)) {
+                        emit(format_args!("{ty}:{id}#{grant}@group:{group}#member"));
                     }
                     for user in &r.editor_users {
                         emit(format_args!("{ty}:{id}#editor@user:{user}"));
                     }
-                    for g in &r.editor_groups {
-                        emit(format_args!(
-                            "{ty}:{id}#editor@group:{}#member",
-                            ws.groups[*g].0
-                        ));
+                    for (group, _) in r.editor_groups.iter().filter_map(|g| ws.groups.get(*g)) {
+                        emit(format_args!("{ty}:{id}#editor@group:{group}#member"));
                     }
                 }
             }
@@ -286,6 +290,15 @@ impl Workload {
         self.for_each_tuple(|_| n += 1);
         n
     }
+}
+
+/// The item at a random index of `items`, drawn with one `random_range` call so the
+/// generated files stay the same for a seed; `None` if `items` is empty (no draw).
+fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> Option<&'a T> {
+    if items.is_empty() {
+        return None;
+    }
+    items.get(rng.random_range(0..items.len()))
 }
 
 fn role_of(ws: &Workspace, user: &str) -> Option<Role> {
@@ -334,30 +347,39 @@ pub fn checks(workload: &Workload, seed: u64, n: usize) -> Vec<ExpectedCheck> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_c4ec);
     let mut out = Vec::with_capacity(n);
     let workspaces = &workload.workspaces;
-    while out.len() < n && !workspaces.is_empty() {
-        let ws = &workspaces[rng.random_range(0..workspaces.len())];
+    while out.len() < n {
+        // Every workspace has resources and members, so `pick` finds one each time.
+        let Some(ws) = pick(&mut rng, workspaces) else {
+            break;
+        };
         let workbook = rng.random_bool(0.3);
         let resources = if workbook {
             &ws.workbooks
         } else {
             &ws.connections
         };
-        let resource = &resources[rng.random_range(0..resources.len())];
+        let Some(resource) = pick(&mut rng, resources) else {
+            break;
+        };
         let user = if out.len() % 2 == 0 {
             // From a real grant: owner, a direct grantee, or a member of a granted group.
             let mut candidates = vec![resource.owner.clone()];
             candidates.extend(resource.users.iter().cloned());
             candidates.extend(resource.editor_users.iter().cloned());
             for g in resource.groups.iter().chain(&resource.editor_groups) {
-                candidates.extend(ws.groups[*g].1.iter().cloned());
+                if let Some((_, members)) = ws.groups.get(*g) {
+                    candidates.extend(members.iter().cloned());
+                }
             }
-            candidates[rng.random_range(0..candidates.len())].clone()
+            pick(&mut rng, &candidates).cloned()
         } else {
             // Anyone, possibly from another workspace.
-            let other = &workspaces[rng.random_range(0..workspaces.len())];
-            other.members[rng.random_range(0..other.members.len())]
-                .0
-                .clone()
+            pick(&mut rng, workspaces)
+                .and_then(|other| pick(&mut rng, &other.members))
+                .map(|(id, _)| id.clone())
+        };
+        let Some(user) = user else {
+            break;
         };
         let permission = match (workbook, rng.random_bool(0.5)) {
             (false, _) => "use",
@@ -384,12 +406,12 @@ pub fn lookups(workload: &Workload, seed: u64, n: usize) -> Vec<ExpectedLookup> 
         if workspaces.is_empty() {
             break;
         }
-        let ws = &workspaces[rng.random_range(0..workspaces.len())];
-        users.push(
-            ws.members[rng.random_range(0..USERS_PER_WORKSPACE.min(ws.members.len()))]
-                .0
-                .clone(),
-        );
+        let Some(ws) = pick(&mut rng, workspaces) else {
+            break;
+        };
+        // Not a roaming admin: one of the first USERS_PER_WORKSPACE members.
+        let at = rng.random_range(0..USERS_PER_WORKSPACE.min(ws.members.len()));
+        users.extend(ws.members.get(at).map(|(id, _)| id.clone()));
     }
     // Users are local to their workspace except roaming admins; index where each appears.
     let mut appears: HashMap<&str, Vec<&Workspace>> = HashMap::new();

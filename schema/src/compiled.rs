@@ -122,15 +122,27 @@ impl CompiledSchema {
             .members
             .iter()
             .copied()
-            .find(|m| self.members[m.0 as usize].name == name)
+            .find(|m| {
+                self.members
+                    .get(m.0 as usize)
+                    .is_some_and(|member| member.name == name)
+            })
     }
 
     /// The definition `ty`. Panics if `ty` does not come from this schema.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "ids are minted by this schema's compiler; a foreign id is a caller bug, documented as a panic"
+    )]
     pub fn definition(&self, ty: TypeId) -> &Definition {
         &self.definitions[ty.0 as usize]
     }
 
     /// The member `id`. Panics if `id` does not come from this schema.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "ids are minted by this schema's compiler; a foreign id is a caller bug, documented as a panic"
+    )]
     pub fn member(&self, id: MemberId) -> &Member {
         &self.members[id.0 as usize]
     }

@@ -21,7 +21,6 @@
 //! assert!(errors.render("doc.zed", "definition doc { relation owner: usr }").contains("doc.zed:1:"));
 //! # Ok::<(), pemba_schema::SchemaErrors>(())
 //! ```
-#![warn(missing_docs)]
 
 mod ast;
 mod compile;

@@ -1,6 +1,12 @@
 //! Property tests: no input makes `compile` panic, and the printer round-trips.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: helpers outside `#[test]` fail by panicking, with the panic's location"
+)]
 
 use std::fs;
 use std::path::Path;

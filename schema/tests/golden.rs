@@ -2,7 +2,13 @@
 //! `test_data/err/NAME.schema` fails with the rendered errors in `NAME.expected`.
 //! Run with `UPDATE_EXPECT=1` to rewrite the expected files.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: helpers outside `#[test]` fail by panicking, with the panic's location"
+)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,13 @@
 //! Pins the language's semantics on the compiled form: precedence, statement
 //! termination, arrow targets, docs, error positions.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: helpers outside `#[test]` fail by panicking, with the panic's location"
+)]
 
 use pemba_schema::{
     compile, AllowedSubject, CompiledSchema, ErrorKind, Expr, MemberId, MemberKind,

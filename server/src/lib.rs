@@ -1,6 +1,6 @@
 //! Pemba's HTTP API: SpiceDB-shaped JSON routes over an [`Engine`], with bearer-key auth,
-//! limits, Prometheus metrics and request-id tracing, plus the `pemba` CLI subcommands
-//! that talk to a data directory or a running server.
+//! limits, Prometheus metrics and request-id tracing. The `pemba` binary's subcommands
+//! (`serve`, `import`, `export`, ...) live in the root package, `src/cli.rs`.
 //!
 //! [`run`] serves a bound listener until a shutdown future resolves; [`app`] builds the
 //! router alone, for in-process (`oneshot`) tests.
@@ -15,8 +15,6 @@
 //! ```
 
 pub mod auth;
-pub mod cli;
-pub mod client;
 pub mod error;
 pub mod groups; // user-groups feature (issue 5)
 pub mod limits;

@@ -138,7 +138,9 @@ async fn prepare(settings: &Settings) -> Result<Plan, BenchError> {
         });
         bulk_items.push(item.to_string());
         let mut body = item;
-        body["consistency"] = json!({ "minimizeLatency": true });
+        if let Some(fields) = body.as_object_mut() {
+            fields.insert("consistency".into(), json!({ "minimizeLatency": true }));
+        }
         check_bodies.push(Bytes::from(body.to_string()));
     }
     let lookup_bodies = lookups
@@ -225,18 +227,21 @@ async fn worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
                 None => (
                     Kind::Check,
                     "/v1/permissions/check",
-                    plan.check_bodies[at].clone(),
+                    plan.check_bodies.get(at).cloned().unwrap_or_default(),
                     Expect::Check(at),
                 ),
                 Some(n) => {
-                    let picked: Vec<usize> = (0..n).map(|i| (at + i) % plan.checks.len()).collect();
+                    // `n` checks from `at` on, wrapping around the end.
+                    let items = plan.bulk_items.iter().enumerate().cycle().skip(at).take(n);
+                    let mut picked = Vec::with_capacity(n);
                     let mut body = String::with_capacity(n * 160 + 64);
                     body.push_str(r#"{"consistency":{"minimizeLatency":true},"items":["#);
-                    for (i, item) in picked.iter().enumerate() {
+                    for (i, (check_at, item)) in items.enumerate() {
                         if i > 0 {
                             body.push(',');
                         }
-                        body.push_str(&plan.bulk_items[*item]);
+                        body.push_str(item);
+                        picked.push(check_at);
                     }
                     body.push_str("]}");
                     (
@@ -252,7 +257,7 @@ async fn worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
             (
                 Kind::Lookup,
                 "/v1/permissions/resources",
-                plan.lookup_bodies[at].clone(),
+                plan.lookup_bodies.get(at).cloned().unwrap_or_default(),
                 Expect::Count(at),
             )
         } else {
@@ -390,7 +395,10 @@ fn verify(plan: &Plan, stats: &mut WorkerStats, expect: &Expect, path: &str, byt
     match expect {
         Expect::Check(at) => {
             stats.verified += 1;
-            let check = &plan.checks[*at];
+            let Some(check) = plan.checks.get(*at) else {
+                stats.wrong(format!("{path}: no check number {at} in the workload"));
+                return;
+            };
             match serde_json::from_slice::<CheckAnswer>(bytes) {
                 Ok(answer) if allowed(&answer.permissionship) == Some(check.allowed) => {}
                 Ok(answer) => stats.wrong(format!(
@@ -408,7 +416,10 @@ fn verify(plan: &Plan, stats: &mut WorkerStats, expect: &Expect, path: &str, byt
             Ok(answer) if answer.pairs.len() == expected.len() => {
                 for (pair, at) in answer.pairs.iter().zip(expected) {
                     stats.verified += 1;
-                    let check = &plan.checks[*at];
+                    let Some(check) = plan.checks.get(*at) else {
+                        stats.wrong(format!("{path}: no check number {at} in the workload"));
+                        continue;
+                    };
                     let got = pair.item.as_ref().and_then(|a| allowed(&a.permissionship));
                     if got != Some(check.allowed) {
                         stats.wrong(format!(
@@ -441,7 +452,10 @@ fn verify(plan: &Plan, stats: &mut WorkerStats, expect: &Expect, path: &str, byt
         },
         Expect::Count(at) => {
             stats.verified += 1;
-            let lookup = &plan.lookups[*at];
+            let Some(lookup) = plan.lookups.get(*at) else {
+                stats.wrong(format!("{path}: no lookup number {at} in the workload"));
+                return;
+            };
             let text = String::from_utf8_lossy(bytes);
             let mut count = 0;
             for line in text.lines().filter(|l| !l.trim().is_empty()) {

@@ -34,16 +34,56 @@ impl Kind {
 }
 
 /// Latencies in microseconds, 1 µs to 100 s, three significant digits.
-#[allow(clippy::expect_used)]
+#[expect(
+    clippy::expect_used,
+    reason = "constant bounds that hdrhistogram accepts, so this never fails"
+)]
 fn histogram() -> Histogram<u64> {
     // INVARIANT: constant bounds that hdrhistogram accepts (low ≥ 1, high ≥ 2 × low,
     // 3 significant digits), so this never fails.
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid histogram bounds")
 }
 
+/// One latency histogram per [`Kind`].
+struct Latencies {
+    check: Histogram<u64>,
+    bulk: Histogram<u64>,
+    lookup: Histogram<u64>,
+    write: Histogram<u64>,
+}
+
+impl Latencies {
+    fn new() -> Self {
+        Latencies {
+            check: histogram(),
+            bulk: histogram(),
+            lookup: histogram(),
+            write: histogram(),
+        }
+    }
+
+    fn of(&self, kind: Kind) -> &Histogram<u64> {
+        match kind {
+            Kind::Check => &self.check,
+            Kind::Bulk => &self.bulk,
+            Kind::Lookup => &self.lookup,
+            Kind::Write => &self.write,
+        }
+    }
+
+    fn of_mut(&mut self, kind: Kind) -> &mut Histogram<u64> {
+        match kind {
+            Kind::Check => &mut self.check,
+            Kind::Bulk => &mut self.bulk,
+            Kind::Lookup => &mut self.lookup,
+            Kind::Write => &mut self.write,
+        }
+    }
+}
+
 /// What one worker saw; merged into the [`Report`].
 pub(super) struct WorkerStats {
-    latencies: [Histogram<u64>; 4],
+    latencies: Latencies,
     pub(super) checks_answered: u64,
     pub(super) verified: u64,
     wrong: u64,
@@ -55,7 +95,7 @@ pub(super) struct WorkerStats {
 impl WorkerStats {
     pub(super) fn new() -> Self {
         WorkerStats {
-            latencies: [histogram(), histogram(), histogram(), histogram()],
+            latencies: Latencies::new(),
             checks_answered: 0,
             verified: 0,
             wrong: 0,
@@ -66,7 +106,7 @@ impl WorkerStats {
 
     pub(super) fn record(&mut self, kind: Kind, latency: Duration) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.latencies[kind as usize].saturating_record(micros.max(1));
+        self.latencies.of_mut(kind).saturating_record(micros.max(1));
     }
 
     /// Counts an error under `kind` and a class of `message` (its text up to the first
@@ -88,9 +128,9 @@ impl WorkerStats {
     }
 
     pub(super) fn merge(&mut self, other: WorkerStats) {
-        for (mine, theirs) in self.latencies.iter_mut().zip(&other.latencies) {
+        for kind in Kind::ALL {
             // Same bounds on both sides, so adding cannot fail.
-            let _ = mine.add(theirs);
+            let _ = self.latencies.of_mut(kind).add(other.latencies.of(kind));
         }
         self.checks_answered += other.checks_answered;
         self.verified += other.verified;
@@ -131,7 +171,7 @@ pub struct Report {
     pub bulk: Option<usize>,
     /// Whether answers were compared.
     pub verify: bool,
-    latencies: [Histogram<u64>; 4],
+    latencies: Latencies,
     /// Check answers received (bulk items count one each).
     pub checks_answered: u64,
     /// Answers compared with the workload (bulk items count one each).
@@ -164,7 +204,10 @@ impl Report {
 
     /// Successful requests of every kind.
     pub fn requests(&self) -> u64 {
-        self.latencies.iter().map(Histogram::len).sum()
+        Kind::ALL
+            .into_iter()
+            .map(|kind| self.latencies.of(kind).len())
+            .sum()
     }
 
     /// Failed requests.
@@ -191,7 +234,7 @@ impl Report {
     /// `"check"`, `"checkbulk"`, `"lookup"` or `"write"`.
     pub fn latency(&self, kind: &str, quantile: f64) -> Option<Duration> {
         let kind = Kind::ALL.into_iter().find(|k| k.name() == kind)?;
-        let histogram = &self.latencies[kind as usize];
+        let histogram = self.latencies.of(kind);
         (!histogram.is_empty())
             .then(|| Duration::from_micros(histogram.value_at_quantile(quantile)))
     }
@@ -230,7 +273,7 @@ impl Report {
             "count", "p50", "p90", "p99", "p99.9", "max"
         );
         for kind in Kind::ALL {
-            let histogram = &self.latencies[kind as usize];
+            let histogram = self.latencies.of(kind);
             if histogram.is_empty() {
                 continue;
             }

@@ -1,10 +1,17 @@
 //! End-to-end tests: the real server on `127.0.0.1:0`, driven over HTTP.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: helpers outside `#[test]` fail by panicking, with the panic's location"
+)]
+
 mod api;
 mod bench;
 mod cli;
 mod concurrency;
-mod conformance;
 mod crash;
 mod groups;
 mod hostile;

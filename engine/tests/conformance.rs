@@ -1,0 +1,122 @@
+//! SpiceDB's own validation files, read from `PEMBA_CONFORMANCE_DIR` (never copied here),
+//! each run in-process as its own test case.
+//!
+//! A harness-less test target (libtest-mimic) so that a missing corpus is reported as
+//! ignored, with the reason, rather than as a pass: with the variable unset there is one
+//! ignored case; with it set, one case per `.yaml` file, and a folder that cannot be read
+//! or holds too few files is a failure.
+
+use std::path::{Path, PathBuf};
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use pemba_engine::validation_file;
+
+/// The variable naming the folder of SpiceDB validation files.
+const VARIABLE: &str = "PEMBA_CONFORMANCE_DIR";
+
+/// Why the cases are skipped when [`VARIABLE`] is unset.
+const UNSET: &str = "PEMBA_CONFORMANCE_DIR is unset: set it to the SpiceDB validation files \
+                     (../shared/conformance/spicedb) to run them";
+
+/// SpiceDB ships more validation files than this; fewer means the wrong folder.
+const MIN_FILES: usize = 30;
+
+/// The files together evaluate at least this many assertions (some have none: they only
+/// check that the schema compiles and the relationships load).
+const MIN_ASSERTIONS: usize = 180;
+
+fn main() {
+    let args = Arguments::from_args();
+    libtest_mimic::run(&args, trials()).exit();
+}
+
+/// One case per file, or a single ignored or failing case when there are no files.
+fn trials() -> Vec<Trial> {
+    let Some(dir) = std::env::var_os(VARIABLE) else {
+        return vec![Trial::ignorable_test("spicedb", || {
+            Ok(Completion::ignored_with(UNSET))
+        })];
+    };
+    let dir = PathBuf::from(dir);
+    match yaml_files(&dir) {
+        Ok(files) if files.len() >= MIN_FILES => {
+            let mut trials: Vec<Trial> = files
+                .iter()
+                .cloned()
+                .map(|path| Trial::test(case_name(&path), move || run_file(&path).map(drop)))
+                .collect();
+            trials.push(Trial::test("spicedb_assertions", move || {
+                count_assertions(&files)
+            }));
+            trials
+        }
+        Ok(files) => {
+            let message = format!(
+                "{VARIABLE} is `{}`, which holds {} `.yaml` files, not the SpiceDB validation files (at least {MIN_FILES})",
+                dir.display(),
+                files.len()
+            );
+            vec![Trial::test("spicedb", move || Err(message.into()))]
+        }
+        Err(message) => vec![Trial::test("spicedb", move || Err(message.into()))],
+    }
+}
+
+/// The `.yaml` files directly in `dir`, sorted.
+fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let cannot = |e: std::io::Error| format!("{VARIABLE} is `{}`: {e}", dir.display());
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(cannot)? {
+        let path = entry.map_err(cannot)?.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// `spicedb::NAME` for `NAME.yaml`.
+fn case_name(path: &Path) -> String {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    format!("spicedb::{stem}")
+}
+
+/// Fails if the files that pass evaluate fewer than [`MIN_ASSERTIONS`] assertions in all
+/// (a file that fails is its own case's failure).
+fn count_assertions(files: &[PathBuf]) -> Result<(), Failed> {
+    let assertions: usize = files.iter().filter_map(|path| run_file(path).ok()).sum();
+    if assertions < MIN_ASSERTIONS {
+        return Err(format!(
+            "only {assertions} assertions evaluated, expected at least {MIN_ASSERTIONS}"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Parses and runs one file; every schema error and failed assertion is reported. The
+/// number of assertions evaluated.
+fn run_file(path: &Path) -> Result<usize, Failed> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let file = validation_file::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let outcome = validation_file::run(&file, &text)
+        .map_err(|e| format!("{}: cannot run: {e}", path.display()))?;
+    let mut failed = Vec::new();
+    if let Some(errors) = &outcome.schema_errors {
+        failed.push(format!("{}: schema: {errors}", path.display()));
+    }
+    for failure in &outcome.failures {
+        failed.push(format!(
+            "{}:{:?}: {}",
+            path.display(),
+            failure.line,
+            failure.message
+        ));
+    }
+    if !failed.is_empty() {
+        return Err(format!("{} failures:\n{}", failed.len(), failed.join("\n")).into());
+    }
+    Ok(outcome.assertions)
+}
