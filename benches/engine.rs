@@ -54,10 +54,7 @@ fn tuples(model: &Workload) -> Vec<Tuple> {
 
 fn import(engine: &Engine, tuples: &[Tuple]) {
     for chunk in tuples.chunks(10_000) {
-        let updates: Vec<Update> = chunk
-            .iter()
-            .map(|t| Update::touch(t.clone()))
-            .collect();
+        let updates: Vec<Update> = chunk.iter().map(|t| Update::touch(t.clone())).collect();
         engine.write(updates, &[]).expect("import");
     }
 }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use pemba_engine::{
-    validate_tuple, Consistency, Engine, ObjectRef, Operation, Page, RelationshipFilter,
-    SubjectRef, Transaction, Tuple, Update,
+    validate_tuple, CheckArgs as Check, Consistency, Engine, EngineError, ObjectRef, Page,
+    RelationshipFilter, ResourceLookup, StorageError, SubjectLookup, SubjectRef, Tuple, Update,
 };
 use serde_json::{json, Value};
 
@@ -230,13 +230,12 @@ fn open_hint(error: &ServeError, data_dir: &Path) -> String {
     }
 }
 
-/// Whether `error` says another process (a running server) holds the store's lock.
-///
-/// The one place that looks at an error's text. TODO(issue 11): match the engine's typed
-/// `AlreadyOpen` variant here once it has one, and drop the text match.
+/// Whether another process (a running server) holds the store.
 fn store_in_use(error: &ServeError) -> bool {
-    let message = error.to_string();
-    message.contains("already open") || message.contains("lock")
+    matches!(
+        error,
+        ServeError::Engine(EngineError::Storage(StorageError::AlreadyOpen { .. }))
+    )
 }
 
 /// A data directory or a server.
@@ -399,18 +398,9 @@ pub fn import(args: ImportArgs) -> ExitCode {
         let batch_len = batch.len() as u64;
         let result = match &target {
             Target::Local(engine) => {
-                let updates: Vec<Update> = batch
-                    .into_iter()
-                    .map(|tuple| Update {
-                        operation: Operation::Touch,
-                        tuple,
-                    })
-                    .collect();
+                let updates: Vec<Update> = batch.into_iter().map(Update::touch).collect();
                 engine
-                    .transact(&Transaction {
-                        updates,
-                        ..Transaction::default()
-                    })
+                    .write(updates, &[])
                     .map(|r| r.token())
                     .map_err(|e| e.to_string())
             }
@@ -484,24 +474,13 @@ pub fn export(args: ExportArgs) -> ExitCode {
     };
     let result = match &target {
         Target::Local(engine) => (|| {
-            let mut after: Option<Tuple> = None;
-            loop {
-                let (_, page) = engine
-                    .read(
-                        Consistency::FullyConsistent,
-                        &RelationshipFilter::default(),
-                        after.as_ref(),
-                        10_000,
-                    )
-                    .map_err(|e| e.to_string())?;
-                for tuple in &page {
-                    emit(tuple, &mut out)?;
-                }
-                match page.last() {
-                    Some(last) if page.len() == 10_000 => after = Some(last.clone()),
-                    _ => return Ok(()),
-                }
+            let all = engine
+                .relationships(Consistency::FullyConsistent, &RelationshipFilter::default())
+                .map_err(|e| e.to_string())?;
+            for tuple in all {
+                emit(&tuple.map_err(|e| e.to_string())?, &mut out)?;
             }
+            Ok(())
         })(),
         Target::Remote(client) => client.stream(
             "/v1/relationships/exportbulk",
@@ -541,11 +520,9 @@ pub fn check(args: CheckArgs) -> ExitCode {
         Target::Local(engine) => engine
             .check(
                 Consistency::FullyConsistent,
-                &query.resource,
-                &query.relation,
-                &query.subject,
+                Check::new(&query.resource, &query.relation, &query.subject),
             )
-            .map(|(allowed, _)| allowed)
+            .map(|answer| answer.value)
             .map_err(|e| e.to_string()),
         Target::Remote(client) => client
             .post(
@@ -594,13 +571,15 @@ pub fn lookup(args: LookupArgs) -> ExitCode {
                     let found = engine
                         .lookup_resources(
                             Consistency::FullyConsistent,
-                            &resource_type,
-                            &permission,
-                            &subject,
-                            Page::default(),
+                            &ResourceLookup {
+                                resource_type: &resource_type,
+                                permission: &permission,
+                                subject: &subject,
+                                page: Page::default(),
+                            },
                         )
                         .map_err(|e| e.to_string())?;
-                    for id in found.ids {
+                    for id in found.value {
                         writeln!(out, "{id}").map_err(|e| e.to_string())?;
                     }
                     Ok(())
@@ -647,14 +626,16 @@ pub fn lookup(args: LookupArgs) -> ExitCode {
                     let found = engine
                         .lookup_subjects(
                             Consistency::FullyConsistent,
-                            &resource,
-                            &permission,
-                            &subject_type,
-                            Some(relation.as_str()),
-                            Page::default(),
+                            &SubjectLookup {
+                                resource: &resource,
+                                permission: &permission,
+                                subject_type: &subject_type,
+                                subject_relation: Some(relation.as_str()),
+                                page: Page::default(),
+                            },
                         )
                         .map_err(|e| e.to_string())?;
-                    for subject in found.subjects {
+                    for subject in found.value {
                         print(&mut out, &subject.id, &subject.excluded)?;
                     }
                     Ok(())

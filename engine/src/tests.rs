@@ -1,6 +1,5 @@
 //! Engine tests: conformance files, reference model, persistence, concurrency, operations.
 
-mod conformance;
 mod operations;
 mod reference_model;
 mod transactions;

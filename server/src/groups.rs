@@ -41,8 +41,9 @@ use axum::http::{Method, StatusCode};
 use axum::routing::MethodRouter;
 use pemba_engine::is_valid_object_id;
 use pemba_engine::{
-    Consistency, Engine, EngineError, ObjectRef, Operation, Page, Precondition, PreconditionKind,
-    RelationshipFilter, Revision, SubjectFilter, SubjectRef, Transaction, Tuple, Update,
+    CheckArgs, Consistency, Engine, ObjectRef, Operation, Page, Precondition, PreconditionKind,
+    ReadPage, RelationshipFilter, Revision, SubjectFilter, SubjectLookup, SubjectRef, Transaction,
+    Tuple, Update, WriteError,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -181,11 +182,13 @@ fn commit(
     transaction: &Transaction,
     on_conflict: impl FnOnce() -> ApiError,
 ) -> Result<Revision, ApiError> {
-    match engine.transact(transaction) {
+    match engine.transact(transaction.clone()) {
         Ok(revision) => Ok(revision),
-        Err(EngineError::FailedPrecondition(_) | EngineError::AlreadyExists(_)) => {
-            Err(on_conflict())
-        }
+        Err(
+            WriteError::PreconditionFailed { .. }
+            | WriteError::MetadataChanged { .. }
+            | WriteError::AlreadyExists(_),
+        ) => Err(on_conflict()),
         Err(error) => Err(error.into()),
     }
 }
@@ -353,7 +356,16 @@ fn read_all(engine: &Engine, filter: &RelationshipFilter) -> Result<Vec<Tuple>, 
     const PAGE: usize = 1000;
     let mut all: Vec<Tuple> = Vec::new();
     loop {
-        let (_, page) = engine.read(Consistency::FullyConsistent, filter, all.last(), PAGE)?;
+        let page = engine
+            .read(
+                Consistency::FullyConsistent,
+                filter,
+                ReadPage {
+                    after: all.last(),
+                    limit: PAGE,
+                },
+            )?
+            .value;
         let done = page.len() < PAGE;
         all.extend(page);
         if done {
@@ -369,13 +381,13 @@ fn allowed(
     permission: &str,
     subject_id: &str,
 ) -> Result<bool, ApiError> {
-    let (allowed, _) = engine.check(
-        Consistency::FullyConsistent,
-        resource,
-        permission,
-        &user(subject_id),
-    )?;
-    Ok(allowed)
+    let subject = user(subject_id);
+    Ok(engine
+        .check(
+            Consistency::FullyConsistent,
+            CheckArgs::new(resource, permission, &subject),
+        )?
+        .value)
 }
 
 /// 403 unless the engine says `actor` has `permission` on `resource`; `what` completes
@@ -424,12 +436,16 @@ fn role_of(engine: &Engine, ws: &str, user_id: &str) -> Result<Option<Role>, Api
     if !is_valid_object_id(user_id) {
         return Ok(None);
     }
-    let (_, found) = engine.read(
-        Consistency::FullyConsistent,
-        &role_filter(ws, user_id),
-        None,
-        8,
-    )?;
+    let found = engine
+        .read(
+            Consistency::FullyConsistent,
+            &role_filter(ws, user_id),
+            ReadPage {
+                after: None,
+                limit: 8,
+            },
+        )?
+        .value;
     Ok(found.iter().find_map(|t| Role::from_relation(&t.relation)))
 }
 
@@ -462,13 +478,15 @@ fn workspace_groups(engine: &Engine, ws: &str) -> Result<Vec<(String, GroupInfo)
 fn group_members(engine: &Engine, group: &str) -> Result<Vec<String>, ApiError> {
     let found = engine.lookup_subjects(
         Consistency::FullyConsistent,
-        &object("group", group),
-        "member",
-        "user",
-        None,
-        Page::default(),
+        &SubjectLookup {
+            resource: &object("group", group),
+            permission: "member",
+            subject_type: "user",
+            subject_relation: None,
+            page: Page::default(),
+        },
     )?;
-    Ok(found.subjects.into_iter().map(|s| s.id).collect())
+    Ok(found.value.into_iter().map(|s| s.id).collect())
 }
 
 /// How many members a group has.
@@ -578,11 +596,13 @@ fn other_admin_witness(engine: &Engine, ws: &str, user_id: &str) -> Result<Preco
             relation: Some("admin".to_string()),
             subject: None,
         },
-        None,
-        2,
+        ReadPage {
+            after: None,
+            limit: 2,
+        },
     )?;
     let witness = admins
-        .1
+        .value
         .into_iter()
         .find(|t| t.subject.object.object_id != user_id)
         .ok_or_else(|| {
@@ -595,17 +615,16 @@ fn other_admin_witness(engine: &Engine, ws: &str, user_id: &str) -> Result<Preco
 
 /// The workspace `resource` (a group, connection or workbook) belongs to.
 fn workspace_of(engine: &Engine, resource: &ObjectRef) -> Result<Option<String>, ApiError> {
-    let (_, found) = engine.read(
-        Consistency::FullyConsistent,
-        &RelationshipFilter {
-            resource_type: Some(resource.object_type.clone()),
-            resource_id: Some(resource.object_id.clone()),
-            relation: Some("workspace".to_string()),
-            subject: None,
-        },
-        None,
-        1,
-    )?;
+    let found = engine
+        .read(
+            Consistency::FullyConsistent,
+            &RelationshipFilter::resource(resource).with_relation("workspace"),
+            ReadPage {
+                after: None,
+                limit: 1,
+            },
+        )?
+        .value;
     Ok(found.into_iter().next().map(|t| t.subject.object.object_id))
 }
 

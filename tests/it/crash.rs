@@ -708,24 +708,11 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
 
 /// Every stored relationship in text form.
 pub fn all_tuples(engine: &Engine) -> BTreeSet<String> {
-    let mut tuples = BTreeSet::new();
-    let mut after: Option<Tuple> = None;
-    loop {
-        let (_, page) = engine
-            .read(
-                Consistency::FullyConsistent,
-                &RelationshipFilter::default(),
-                after.as_ref(),
-                10_000,
-            )
-            .unwrap();
-        let Some(last) = page.last().cloned() else {
-            break;
-        };
-        tuples.extend(page.iter().map(ToString::to_string));
-        after = Some(last);
-    }
-    tuples
+    engine
+        .relationships(Consistency::FullyConsistent, &RelationshipFilter::default())
+        .unwrap()
+        .map(|tuple| tuple.unwrap().to_string())
+        .collect()
 }
 
 /// A store with `count` relationships written through the engine, closed again.
@@ -738,12 +725,9 @@ fn make_store(path: &std::path::Path, count: usize) -> BTreeSet<String> {
     for chunk in tuples.chunks(1000) {
         let updates: Vec<pemba_engine::Update> = chunk
             .iter()
-            .map(|t| pemba_engine::Update {
-                operation: Operation::Touch,
-                tuple: Tuple::parse(t).unwrap(),
-            })
+            .map(|t| pemba_engine::Update::touch(Tuple::parse(t).unwrap()))
             .collect();
-        engine.write(&updates, &[]).unwrap();
+        engine.write(updates, &[]).unwrap();
     }
     tuples.into_iter().collect()
 }

@@ -58,14 +58,11 @@ fn import_killed_halfway_keeps_whole_batches_only() {
         let status = child.wait().unwrap();
 
         let engine = Engine::open(&store).expect("a killed import leaves a store that opens");
-        let (_, stored) = engine
-            .read(
-                Consistency::FullyConsistent,
-                &RelationshipFilter::default(),
-                None,
-                usize::MAX,
-            )
-            .unwrap();
+        let stored: Vec<Tuple> = engine
+            .relationships(Consistency::FullyConsistent, &RelationshipFilter::default())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         assert!(
             stored.len() % BATCH == 0 || stored.len() == expected.len(),
             "round {round}: {} relationships stored: not whole batches of {BATCH}",

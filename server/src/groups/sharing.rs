@@ -12,7 +12,8 @@ use axum::routing::{delete, get, put};
 use axum::Json;
 use pemba_engine::is_valid_object_id;
 use pemba_engine::{
-    Consistency, Engine, ObjectRef, Operation, RelationshipFilter, SubjectRef, Transaction,
+    Consistency, Engine, ObjectRef, Operation, ReadPage, RelationshipFilter, SubjectRef,
+    Transaction,
 };
 use serde::{Deserialize, Serialize};
 
@@ -220,7 +221,16 @@ async fn create(
         };
         let taken = || conflict(format!("{} `{id}` already exists", kind.type_name()));
         if let Some(existing) = workspace_of(engine, &resource)? {
-            let (_, owned) = engine.read(Consistency::FullyConsistent, &exact(&owner), None, 1)?;
+            let owned = engine
+                .read(
+                    Consistency::FullyConsistent,
+                    &exact(&owner),
+                    ReadPage {
+                        after: None,
+                        limit: 1,
+                    },
+                )?
+                .value;
             if existing == ws && !owned.is_empty() {
                 return Ok((StatusCode::OK, Json(answer)));
             }
@@ -394,7 +404,16 @@ async fn unshare(
         let mut grants = Vec::new();
         for relation in kind.grant_relations() {
             let grant = tuple(resource.clone(), relation, subject.clone());
-            let (_, found) = engine.read(Consistency::FullyConsistent, &exact(&grant), None, 1)?;
+            let found = engine
+                .read(
+                    Consistency::FullyConsistent,
+                    &exact(&grant),
+                    ReadPage {
+                        after: None,
+                        limit: 1,
+                    },
+                )?
+                .value;
             if !found.is_empty() {
                 grants.push(grant);
             }
