@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use pemba_server::auth::{resolve_key, KeySource};
 use pemba_server::wire;
-use pemba_server::{open_engine, Config, ServeError, STORE_FILE};
+use pemba_server::{open_engine, Config, Limits, ServeError, STORE_FILE};
 
 use crate::client::Client;
 
@@ -39,6 +39,13 @@ pub struct ServeArgs {
     /// data directory on first start).
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+    /// Most connections open at once overall (lowered to what the open-file limit allows).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Most connections open at once from one client address; more are closed at once.
+    /// Raise it when clients reach the server through a proxy that shares one address.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_client)]
+    pub max_connections_per_client: usize,
 }
 
 /// Where a client subcommand reads or writes.
@@ -192,13 +199,12 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             "pemba serving http://{address} with data in {}",
             args.data_dir.display()
         );
-        pemba_server::run(
-            listener,
-            Config::new(args.data_dir.clone(), key),
-            pemba_server::shutdown_signal(),
-        )
-        .await
-        .map_err(|e| open_hint(&e, &args.data_dir))
+        let mut config = Config::new(args.data_dir.clone(), key);
+        config.limits.max_connections = args.max_connections;
+        config.limits.max_connections_per_client = args.max_connections_per_client;
+        pemba_server::run(listener, config, pemba_server::shutdown_signal())
+            .await
+            .map_err(|e| open_hint(&e, &args.data_dir))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

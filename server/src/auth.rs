@@ -104,6 +104,16 @@ pub fn resolve_key(
     Ok((key, KeySource::Generated(path)))
 }
 
+/// Whether `headers` carry `Authorization: Bearer <the key>` (for public routes that show
+/// more to a caller with the key).
+pub fn presents_key(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|presented| state.key.matches(presented.trim()))
+}
+
 /// Middleware: refuses a request without `Authorization: Bearer <key>` (401, code 16).
 pub async fn require_key(
     State(state): State<AppState>,

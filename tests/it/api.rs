@@ -20,6 +20,27 @@ fn assert_error(answer: &(u16, Value), status: u16, code: u64, needle: &str) {
     );
 }
 
+/// Issue 12: `/healthz` is liveness only for outsiders; the revision counter (which shows
+/// write activity) needs the key.
+#[test]
+fn issue_12_healthz_shows_the_revision_only_with_the_key() {
+    let server = TestServer::start();
+    for key in [None, Some("wrong-key")] {
+        let (status, text) = server.get("/healthz", key);
+        assert_eq!(status, 200);
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body, json!({ "status": "ok" }), "{key:?}");
+    }
+    let (status, text) = server.get("/healthz", Some(KEY));
+    assert_eq!(status, 200);
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["status"], "ok");
+    assert!(
+        body["revision"].as_str().unwrap().starts_with("pb1."),
+        "{body}"
+    );
+}
+
 #[test]
 fn healthz_is_public_and_every_other_route_needs_the_key() {
     let server = TestServer::start();

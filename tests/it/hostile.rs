@@ -363,7 +363,7 @@ fn bad_values(pattern: &str, body: &Value) -> Vec<(String, Value)> {
 }
 
 fn health_revision(server: &TestServer) -> String {
-    let (status, text) = server.get("/healthz", None);
+    let (status, text) = server.get("/healthz", Some(KEY));
     assert_eq!(status, 200, "the server stopped serving: {text}");
     let value: Value = serde_json::from_str(&text).unwrap();
     value["revision"].as_str().unwrap().to_string()

@@ -106,7 +106,8 @@ impl ServeProcess {
         }
     }
 
-    /// Waits until `/healthz` answers 200 (the store is open); its body. `None` if the
+    /// Waits until `/healthz` answers 200 (the store is open); its body, with the revision
+    /// (the key is presented). `None` if the
     /// process exited first or `limit` passed.
     pub fn wait_healthy(&mut self, limit: Duration) -> Option<Value> {
         let agent = agent(Duration::from_secs(2));
@@ -115,7 +116,10 @@ impl ServeProcess {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return None;
             }
-            if let Ok(mut response) = agent.get(&format!("{}/healthz", self.base)).call() {
+            let request = agent
+                .get(&format!("{}/healthz", self.base))
+                .header("Authorization", &format!("Bearer {PROCESS_KEY}"));
+            if let Ok(mut response) = request.call() {
                 if response.status().as_u16() == 200 {
                     let text = response.body_mut().read_to_string().unwrap_or_default();
                     return serde_json::from_str(&text).ok();

@@ -106,7 +106,7 @@ fn a_body_sent_too_slowly_is_408_and_nothing_is_written() {
         body_timeout: Duration::from_millis(300),
         ..Limits::default()
     });
-    let before = server.get("/healthz", None).1;
+    let before = server.get("/healthz", Some(KEY)).1;
     for path in ["/v1/relationships/write", "/v1/workspaces/acme"] {
         let method = if path.contains("workspaces") {
             "PUT"
@@ -129,7 +129,7 @@ fn a_body_sent_too_slowly_is_408_and_nothing_is_written() {
             "{body}"
         );
     }
-    assert_eq!(server.get("/healthz", None).1, before);
+    assert_eq!(server.get("/healthz", Some(KEY)).1, before);
 }
 
 #[test]
@@ -249,4 +249,55 @@ fn streamed_answers_end_when_the_client_leaves_or_stops_reading() {
     wait_for_streams(&server, 3);
     drop(watchers);
     wait_for_streams(&server, 0);
+}
+
+/// Issue 12: half-open connections from one address (a request head begun, never ended)
+/// used to fill the global connection cap, so `/healthz` from anyone else waited for the
+/// 30 s header timeout. With a per-client limit, they cannot keep out a client elsewhere.
+#[test]
+fn issue_12_half_open_connections_from_one_address_do_not_keep_others_out() {
+    let server = TestServer::start();
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let attacker: std::net::SocketAddr = "127.0.0.2:0".parse().unwrap();
+    let mut held = Vec::new();
+    let mut refused_in_a_row = 0;
+    while held.len() < 2000 && refused_in_a_row < 3 {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&attacker.into()).unwrap();
+        // A full listen backlog shows as a connect that does not complete.
+        if socket
+            .connect_timeout(&addr.into(), Duration::from_millis(200))
+            .is_err()
+        {
+            refused_in_a_row += 1;
+            continue;
+        }
+        refused_in_a_row = 0;
+        let mut stream: TcpStream = socket.into();
+        // A refused connection may already be closed: the write then fails, as it should.
+        let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\nHo");
+        held.push(stream);
+    }
+    let started = Instant::now();
+    // A cap filled by the attacker leaves this connect in a full backlog: it would not
+    // complete until the attacker's sockets time out.
+    let mut client = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .expect("connected within 3 s beside the half-open connections");
+    client
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // Far below the header timeouts (5 s for a first request, 30 s after) that a cap
+    // filled by the attacker would make this client wait for.
+    let (text, _) = read_until_closed(&mut client, Duration::from_secs(3));
+    let waited = started.elapsed();
+    eprintln!(
+        "healthz from 127.0.0.1 answered in {waited:?} beside {} half-open connections from 127.0.0.2",
+        held.len()
+    );
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "no answer within 3 s: {text:?}"
+    );
+    drop(held);
 }

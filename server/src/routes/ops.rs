@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::Method;
+use axum::http::{HeaderMap, Method};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Json;
@@ -31,12 +31,17 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// Live and ready: the engine is open and answering.
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    Json(serde_json::json!({
-        "status": "ok",
-        "revision": state.engine.revision().token(),
-    }))
+/// Live and ready: the engine is open and answering. The revision (which would let
+/// outsiders watch write activity) is shown only to a caller presenting the key.
+async fn healthz(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    if crate::auth::presents_key(&state, &headers) {
+        Json(serde_json::json!({
+            "status": "ok",
+            "revision": state.engine.revision().token(),
+        }))
+    } else {
+        Json(serde_json::json!({ "status": "ok" }))
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
