@@ -38,6 +38,8 @@ mod service;
 mod store;
 pub mod vocabulary;
 
+#[cfg(test)]
+mod scenarios;
 
 pub use error::GroupsError;
 pub use http::{body_decoder, routes, ACTOR_HEADER};
