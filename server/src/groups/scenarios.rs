@@ -27,17 +27,20 @@
 //! whatever the commands did (see `invariants`). A failure names the file, the step's line
 //! and what differed.
 
+mod assertions;
 mod commands;
 mod invariants;
+mod outcome;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pemba_engine::{Consistency, Engine, Page, Tuple};
+use pemba_engine::Engine;
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
-use super::vocabulary::{group, user};
+use self::outcome::{kind_of, matches_partially, Expected};
+
 use super::{Actor, Groups, GroupsError, NewWorkspace, Role};
 
 /// One test per file; `every_file_has_a_test` catches a file missing here.
@@ -287,77 +290,6 @@ impl World {
         }
     }
 
-    /// Evaluates `key` if it is an assertion: `None` when it is a command.
-    fn assert(&self, key: &str, args: &Value) -> Result<Option<Result<(), String>>, String> {
-        let checked = match key {
-            "allowed" | "denied" => {
-                let want = key == "allowed";
-                let queries: Vec<String> = from(args)?;
-                let mut wrong = Vec::new();
-                for query in queries {
-                    let t = Tuple::parse(&query).map_err(|e| format!("`{query}`: {e}"))?;
-                    let (allowed, _) = self
-                        .engine
-                        .check(
-                            Consistency::FullyConsistent,
-                            &t.resource,
-                            &t.relation,
-                            &t.subject,
-                        )
-                        .map_err(|e| format!("`{query}`: {e}"))?;
-                    if allowed != want {
-                        wrong.push(query);
-                    }
-                }
-                if wrong.is_empty() {
-                    Ok(())
-                } else {
-                    Err(format!("expected {key}, but not: {wrong:?}"))
-                }
-            }
-            "members" => {
-                #[derive(Deserialize)]
-                #[serde(deny_unknown_fields)]
-                struct Members {
-                    group: String,
-                    are: Vec<String>,
-                }
-                let Members { group, mut are } = from(args)?;
-                are.sort();
-                let found = self
-                    .engine
-                    .lookup_subjects(
-                        Consistency::FullyConsistent,
-                        &pemba_engine::ObjectRef::new(group::TYPE, &group),
-                        group::MEMBER,
-                        user::TYPE,
-                        None,
-                        Page::default(),
-                    )
-                    .map_err(|e| e.to_string())?;
-                let got: Vec<String> = found.subjects.into_iter().map(|s| s.id).collect();
-                equal("members of group", &got, &are)
-            }
-            "group_names" => {
-                #[derive(Deserialize)]
-                #[serde(deny_unknown_fields)]
-                struct Names {
-                    workspace: Option<String>,
-                    are: Vec<String>,
-                }
-                let Names { workspace, mut are } = from(args)?;
-                let ws = workspace.unwrap_or_else(|| self.workspace.clone());
-                let mut got = invariants::group_names(&self.engine, &ws)?;
-                got.sort();
-                are.sort();
-                equal("group names", &got, &are)
-            }
-            "relationships" => invariants::relationships(&self.engine, args),
-            _ => return Ok(None),
-        };
-        Ok(Some(checked))
-    }
-
     /// Replaces every `$name` in the strings of `value` by what was saved as `name`.
     fn substitute(&self, value: Value) -> Result<Value, String> {
         Ok(match value {
@@ -421,86 +353,6 @@ impl World {
             self.saved.insert(name, id.to_string());
         }
         Ok(())
-    }
-}
-
-/// The outcome a step expects.
-enum Expected {
-    Ok,
-    Error {
-        kind: String,
-        says: Option<String>,
-        lines: Option<Vec<u64>>,
-    },
-}
-
-impl Expected {
-    fn parse(value: Option<Value>) -> Result<Self, String> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Detailed {
-            error: String,
-            says: Option<String>,
-            lines: Option<Vec<u64>>,
-        }
-        match value {
-            None => Ok(Expected::Ok),
-            Some(Value::String(kind)) if kind == "ok" => Ok(Expected::Ok),
-            Some(Value::String(kind)) => Ok(Expected::Error {
-                kind,
-                says: None,
-                lines: None,
-            }),
-            Some(other) => {
-                let detailed: Detailed = from(&other)?;
-                Ok(Expected::Error {
-                    kind: detailed.error,
-                    says: detailed.says,
-                    lines: detailed.lines,
-                })
-            }
-        }
-    }
-}
-
-/// The error kind a scenario names: the variant, in snake case.
-fn kind_of(error: &GroupsError) -> &'static str {
-    match error {
-        GroupsError::SchemaLacks { .. } => "schema_lacks",
-        GroupsError::NotFound { .. } => "not_found",
-        GroupsError::NotAMember { .. } => "not_a_member",
-        GroupsError::Forbidden { .. } => "forbidden",
-        GroupsError::Conflict(_) => "conflict",
-        GroupsError::Invalid(_) => "invalid",
-        GroupsError::Ineligible { .. } => "ineligible",
-        GroupsError::Unreadable { .. } => "unreadable",
-        GroupsError::ImportRefused { .. } => "import_refused",
-        GroupsError::Corrupt { .. } => "corrupt",
-        GroupsError::NoRandomness { .. } => "no_randomness",
-        GroupsError::Engine(_) => "engine",
-    }
-}
-
-/// Whether `got` has everything `want` says: maps may have more keys, sequences must have
-/// as many items, each matching partially; scalars are equal.
-fn matches_partially(got: &Value, want: &Value) -> Result<(), String> {
-    match (got, want) {
-        (Value::Mapping(got), Value::Mapping(want)) => {
-            for (key, value) in want {
-                let found = got.get(key).ok_or_else(|| format!("no `{}`", yaml(key)))?;
-                matches_partially(found, value).map_err(|why| format!("`{}`: {why}", yaml(key)))?;
-            }
-            Ok(())
-        }
-        (Value::Sequence(got), Value::Sequence(want)) if got.len() == want.len() => got
-            .iter()
-            .zip(want)
-            .enumerate()
-            .try_for_each(|(i, (g, w))| {
-                matches_partially(g, w).map_err(|why| format!("item {i}: {why}"))
-            }),
-        _ if got == want => Ok(()),
-        _ => Err(format!("{} is not {}", yaml(got), yaml(want))),
     }
 }
 

@@ -7,8 +7,8 @@ use pemba_engine::tuple::is_valid_object_id;
 use pemba_engine::{MetadataCondition, MetadataWrite, Transaction};
 
 use super::relations::{
-    create, delete, exact, group_members, group_object, link, membership, must_match,
-    must_not_match, naming, of_object, touch,
+    create, exact, group_members, group_object, link, membership, must_match, must_not_match,
+    naming, of_object, removal, touch,
 };
 use super::{changed_concurrently, new_group_id, Groups, ALL};
 use crate::groups::error::{Action, Conflict, GroupsError, Missing, Purpose};
@@ -211,13 +211,7 @@ impl Groups {
         if !is_valid_object_id(member) {
             return Err(not_member());
         }
-        let membership = membership(id, member);
-        let transaction = Transaction {
-            preconditions: vec![must_match(exact(&membership))],
-            updates: vec![delete(membership)],
-            ..Transaction::default()
-        };
-        self.commit(&transaction, not_member)?;
+        self.commit(&removal(vec![membership(id, member)]), not_member)?;
         Ok(())
     }
 

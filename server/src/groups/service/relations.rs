@@ -4,10 +4,10 @@
 
 use pemba_engine::{
     ObjectRef, Operation, Precondition, PreconditionKind, RelationshipFilter, SubjectFilter,
-    SubjectRef, Tuple, Update,
+    SubjectRef, Transaction, Tuple, Update,
 };
 
-use crate::groups::model::{Resource, ResourceKind, Role};
+use crate::groups::model::{Grantee, Resource, ResourceKind, Role};
 use crate::groups::vocabulary::{connection, group, user as user_type, workbook, workspace};
 
 pub(super) fn object(object_type: &str, id: &str) -> ObjectRef {
@@ -35,6 +35,14 @@ pub(super) fn group_members(id: &str) -> SubjectRef {
     SubjectRef {
         object: group_object(id),
         relation: Some(group::MEMBER.to_string()),
+    }
+}
+
+/// The subject a grant to `grantee` names: a user, or every member of a group.
+pub(super) fn grantee_subject(grantee: &Grantee) -> SubjectRef {
+    match grantee {
+        Grantee::Group(id) => group_members(id),
+        Grantee::User(id) => user(id),
     }
 }
 
@@ -152,6 +160,15 @@ pub(super) fn memberships_of(id: &str) -> RelationshipFilter {
         resource_type: Some(group::TYPE.to_string()),
         relation: Some(group::MEMBER.to_string()),
         ..naming(&user(id))
+    }
+}
+
+/// A transaction deleting exactly `tuples`, committed only if each is still there.
+pub(super) fn removal(tuples: Vec<Tuple>) -> Transaction {
+    Transaction {
+        preconditions: tuples.iter().map(|t| must_match(exact(t))).collect(),
+        updates: tuples.into_iter().map(delete).collect(),
+        ..Transaction::default()
     }
 }
 

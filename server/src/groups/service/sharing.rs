@@ -10,8 +10,8 @@ use pemba_engine::tuple::is_valid_object_id;
 use pemba_engine::{ObjectRef, SubjectRef, Transaction, Update};
 
 use super::relations::{
-    create, delete, exact, grant_relations, group_members, group_object, link, must_match,
-    must_not_match, of_object, owner_relation, resource_object, roles, touch, tuple, user,
+    create, delete, exact, grant_relations, grantee_subject, group_object, link, must_match,
+    must_not_match, of_object, owner_relation, removal, resource_object, roles, touch, tuple, user,
     workspace_relation,
 };
 use super::{changed_concurrently, Groups, ALL};
@@ -92,19 +92,23 @@ impl Groups {
         let object = self.admit_resource(actor, ws, resource)?;
         // Group shares check the group before the role, user shares the role before the
         // user: the order the refusals have always come in.
-        let (relation, role, subject, mut preconditions) = match grantee {
+        let (relation, role, mut preconditions) = match grantee {
             Grantee::Group(id) => {
                 self.group_record(ws, id)?;
                 let (relation, role) = grant(kind, role)?;
                 let in_ws = must_match(exact(&link(&group_object(id), ws)));
-                (relation, role, group_members(id), vec![in_ws])
+                (relation, role, vec![in_ws])
             }
             Grantee::User(id) => {
                 let (relation, role) = grant(kind, role)?;
-                let members = self.eligible(ws, [id], Purpose::Grantees(kind))?;
-                (relation, role, user(id), members)
+                (
+                    relation,
+                    role,
+                    self.eligible(ws, [id], Purpose::Grantees(kind))?,
+                )
             }
         };
+        let subject = grantee_subject(grantee);
         preconditions.push(must_match(exact(&link(&object, ws))));
         let transaction = Transaction {
             preconditions,
@@ -135,10 +139,7 @@ impl Groups {
         grantee: &Grantee,
     ) -> Result<(), GroupsError> {
         let object = self.admit_resource(actor, ws, resource)?;
-        let subject = match grantee {
-            Grantee::Group(id) => group_members(id),
-            Grantee::User(id) => user(id),
-        };
+        let subject = grantee_subject(grantee);
         let not_shared = || {
             Missing::Grant {
                 kind: resource.kind,
@@ -160,12 +161,7 @@ impl Groups {
         if grants.is_empty() {
             return Err(not_shared());
         }
-        let transaction = Transaction {
-            preconditions: grants.iter().map(|g| must_match(exact(g))).collect(),
-            updates: grants.into_iter().map(delete).collect(),
-            ..Transaction::default()
-        };
-        self.commit(&transaction, not_shared)?;
+        self.commit(&removal(grants), not_shared)?;
         Ok(())
     }
 
