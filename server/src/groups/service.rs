@@ -1,9 +1,9 @@
 //! [`Groups`]: the user-groups rules of SPEC section 6 as a service over an [`Engine`], with
 //! typed commands in and typed results or a [`GroupsError`] out. It knows no protocol.
 //!
-//! Every decision is an engine check under the shipped schema, made by [`Groups::allowed`];
-//! every change is one engine transaction, committed by [`Groups::commit`]; every
-//! relationship read pages through [`Groups::relationships`]. Those three are the only
+//! Every decision is an engine check under the shipped schema, made by `Groups::allowed`;
+//! every change is one engine transaction, committed by `Groups::commit`; every
+//! relationship read pages through `Groups::relationships`. Those three are the only
 //! places that call the engine's check, transact and read, so an engine API change touches
 //! three functions. The commands live in one file per family: `members` (workspaces and
 //! their members), `directory` (groups), `sharing` (connections and workbooks) and
@@ -65,7 +65,7 @@ impl Checked {
     }
 }
 
-/// "No limit" for [`Groups::relationships`].
+/// "No limit" for `Groups::relationships`.
 const ALL: usize = usize::MAX;
 
 /// A group's stored record with the exact text it was read from, which a transaction

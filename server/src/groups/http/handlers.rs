@@ -37,12 +37,18 @@ fn added_or_ok(added: bool) -> StatusCode {
 
 /// Connections or workbooks: the kind, and the patterns of its routes.
 pub(super) trait Kind: Send + 'static {
+    /// Which kind.
     const KIND: ResourceKind;
+    /// `PUT` creates one.
     const BASE: &'static str;
+    /// `GET` lists the access.
     const ACCESS: &'static str;
+    /// `PUT` / `DELETE` a group's grant.
     const GROUP: &'static str;
+    /// `PUT` / `DELETE` a user's grant.
     const USER: &'static str;
 
+    /// The resource `id` of this kind.
     fn resource(id: String) -> Resource {
         Resource {
             kind: Self::KIND,
@@ -51,6 +57,7 @@ pub(super) trait Kind: Send + 'static {
     }
 }
 
+/// The connection routes.
 pub(super) struct Connections;
 
 impl Kind for Connections {
@@ -61,6 +68,7 @@ impl Kind for Connections {
     const USER: &'static str = "/v1/workspaces/{ws}/connections/{id}/access/users/{user}";
 }
 
+/// The workbook routes.
 pub(super) struct Workbooks;
 
 impl Kind for Workbooks {

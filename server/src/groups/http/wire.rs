@@ -372,6 +372,7 @@ impl From<ResourceCreated> for CreatedJson {
 #[derive(Serialize)]
 #[serde(untagged)]
 pub(crate) enum SharedJson {
+    /// Shared with a group.
     Group {
         group: String,
         #[serde(rename = "memberCount")]
@@ -379,6 +380,7 @@ pub(crate) enum SharedJson {
         #[serde(skip_serializing_if = "Option::is_none")]
         role: Option<&'static str>,
     },
+    /// Shared with a user.
     User {
         user: String,
         #[serde(skip_serializing_if = "Option::is_none")]
