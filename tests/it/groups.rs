@@ -168,6 +168,21 @@ impl App {
             .map(|g| g["name"].as_str().unwrap().to_string())
             .collect()
     }
+
+    /// A refused request: its status, gRPC code, and the start of its message.
+    #[track_caller]
+    fn refuses(
+        &self,
+        (status, code): (u16, u64),
+        (method, path, actor, body): (&str, &str, &str, Option<Value>),
+        message: &str,
+    ) {
+        let answer = self.expect(status, method, path, actor, body);
+        assert_eq!(answer["code"], code, "{method} {path}: {answer}");
+        let text = answer["message"].as_str().unwrap();
+        assert!(text.starts_with(message), "{method} {path}: {text}");
+        assert_eq!(answer["details"], json!([]));
+    }
 }
 
 /// Workspace `acme`: admin `alice`, editor `bob`, viewer `carol`, and `dave` (editor).
@@ -363,31 +378,48 @@ fn refusals_have_their_status_and_code() {
     let app = acme();
     let eng = app.group("acme", "alice", "Engineering", &["bob"]);
     let groups = "/v1/workspaces/acme/groups";
-    let cases: Vec<(u16, u64, &str, String, &str, Option<Value>, String)> = vec![
-        (403, 7, "POST", groups.to_string(), "bob", Some(json!({ "name": "X" })),
-         "`bob` may not create groups (only admins can) (`workspace:acme#manage_groups` does not include them)".to_string()),
-        (403, 7, "GET", groups.to_string(), "mallory", None,
-         "`mallory` is not a member of workspace `acme`".to_string()),
-        (404, 5, "GET", format!("{groups}/gnope"), "alice", None,
-         "no group `gnope` in workspace `acme`".to_string()),
-        (409, 9, "POST", groups.to_string(), "alice", Some(json!({ "name": "ENGINEERING" })),
-         format!("workspace `acme` already has a group named `ENGINEERING` (`{eng}`); names are compared ignoring case")),
-        (409, 9, "DELETE", "/v1/workspaces/acme/members/alice".to_string(), "alice", None,
-         "`alice` is the last admin of workspace `acme`; make another member admin first".to_string()),
-        (422, 3, "POST", groups.to_string(), "alice", Some(json!({ "name": "x".repeat(51) })),
-         format!("a group name has at most 50 characters; `{}` has 51", "x".repeat(51))),
-        (422, 3, "PUT", format!("{groups}/{eng}/members/zoe"), "alice", None,
-         "group members must be members of the workspace: `zoe` is not a member of workspace `acme`".to_string()),
-        (422, 3, "POST", groups.to_string(), "alice", Some(json!({ "nme": "X" })),
-         "invalid request body: unknown field `nme`".to_string()),
-    ];
-    for (status, code, method, path, actor, body, message) in cases {
-        let answer = app.expect(status, method, &path, actor, body);
-        assert_eq!(answer["code"], code, "{method} {path}: {answer}");
-        let text = answer["message"].as_str().unwrap();
-        assert!(text.starts_with(&message), "{method} {path}: {text}");
-        assert_eq!(answer["details"], json!([]));
-    }
+    let name = |name: &str| Some(json!({ "name": name }));
+    app.refuses(
+        (403, 7),
+        ("POST", groups, "bob", name("X")),
+        "`bob` may not create groups (only admins can) (`workspace:acme#manage_groups` does not include them)",
+    );
+    app.refuses(
+        (403, 7),
+        ("GET", groups, "mallory", None),
+        "`mallory` is not a member of workspace `acme`",
+    );
+    app.refuses(
+        (404, 5),
+        ("GET", &format!("{groups}/gnope"), "alice", None),
+        "no group `gnope` in workspace `acme`",
+    );
+    app.refuses(
+        (409, 9),
+        ("POST", groups, "alice", name("ENGINEERING")),
+        &format!("workspace `acme` already has a group named `ENGINEERING` (`{eng}`); names are compared ignoring case"),
+    );
+    app.refuses(
+        (409, 9),
+        ("DELETE", "/v1/workspaces/acme/members/alice", "alice", None),
+        "`alice` is the last admin of workspace `acme`; make another member admin first",
+    );
+    let long = "x".repeat(51);
+    app.refuses(
+        (422, 3),
+        ("POST", groups, "alice", name(&long)),
+        &format!("a group name has at most 50 characters; `{long}` has 51"),
+    );
+    app.refuses(
+        (422, 3),
+        ("PUT", &format!("{groups}/{eng}/members/zoe"), "alice", None),
+        "group members must be members of the workspace: `zoe` is not a member of workspace `acme`",
+    );
+    app.refuses(
+        (422, 3),
+        ("POST", groups, "alice", Some(json!({ "nme": "X" }))),
+        "invalid request body: unknown field `nme`",
+    );
     // Path and query errors are the protocol's own: 400.
     app.expect(
         400,
