@@ -259,6 +259,33 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<crate::groups::GroupsError> for ApiError {
+    /// The one place user-groups refusals get a status: 404 unknown, 403 not allowed, 409
+    /// a conflict with what is stored or a schema without the feature's names (as for a
+    /// store without a schema), 422 an input the feature refuses; internals are logged.
+    fn from(error: crate::groups::GroupsError) -> Self {
+        use crate::groups::GroupsError as E;
+        let message = error.to_string();
+        match error {
+            E::NotFound { .. } => ApiError::not_found(message),
+            E::NotAMember { .. } | E::Forbidden { .. } => ApiError::forbidden(message),
+            E::Conflict(_) | E::SchemaLacks { .. } => {
+                ApiError::new(StatusCode::CONFLICT, Code::FailedPrecondition, message)
+            }
+            E::Invalid(_)
+            | E::Ineligible { .. }
+            | E::Unreadable { .. }
+            | E::ImportRefused { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Code::InvalidArgument,
+                message,
+            ),
+            E::Engine(error) => error.into(),
+            _ => ApiError::internal(message),
+        }
+    }
+}
+
 impl From<tokio::task::JoinError> for ApiError {
     fn from(error: tokio::task::JoinError) -> Self {
         ApiError::internal(error)

@@ -62,6 +62,8 @@ pub struct AppState {
     pub stop: Arc<tokio::sync::watch::Sender<bool>>,
     /// How many watch streams are open, capped by [`Limits::max_watch_streams`].
     pub watchers: Arc<std::sync::atomic::AtomicUsize>,
+    /// The user-groups feature over the same engine.
+    pub groups: Arc<groups::Groups>,
 }
 
 impl AppState {
@@ -73,6 +75,7 @@ impl AppState {
     /// State with explicit limits.
     pub fn with_limits(engine: Arc<Engine>, key: ApiKey, limits: Limits) -> Self {
         AppState {
+            groups: Arc::new(groups::Groups::new(engine.clone())),
             engine,
             key: Arc::new(key),
             limits,
@@ -207,6 +210,10 @@ pub async fn run(
     let engine = Arc::new(engine);
     let state = AppState::with_limits(engine.clone(), config.key, config.limits);
     let router = app(state.clone());
+    if let Err(lacks) = state.groups.check_schema() {
+        // The general API still serves; every user-groups route refuses with this.
+        tracing::warn!("{lacks}");
+    }
     tracing::info!(address = ?listener.local_addr().ok(), revision = engine.revision().0, "serving");
     let limits = state.limits;
     serve::serve(listener, router, limits, async move {

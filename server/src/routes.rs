@@ -162,8 +162,11 @@ pub fn decode_body(
     body: &[u8],
 ) -> Option<Result<(), crate::ApiError>> {
     use crate::error::decode_json;
-    if method != Method::POST || !path.starts_with("/v1/") || path.starts_with("/v1/workspaces") {
-        return crate::groups::decode_body(method, path, body);
+    if let Some(decode) = crate::groups::body_decoder(method, path) {
+        return Some(decode(body));
+    }
+    if method != Method::POST {
+        return None;
     }
     let decoded = match path {
         "/v1/permissions/check" => decode_json::<permissions::CheckRequestBody>(body).map(drop),

@@ -1,0 +1,232 @@
+//! Workspaces and their members: create a workspace with its first admin, add a member or
+//! change a role, remove a member (out of every group, every grant in the workspace
+//! revoked), list members with their groups, and one member's groups.
+
+use std::collections::BTreeMap;
+
+use pemba_engine::is_valid_object_id;
+use pemba_engine::{MetadataCondition, MetadataWrite, Transaction};
+
+use super::relations::{
+    delete, exact, memberships_of, must_match, must_not_match, role_tuple, roles, touch,
+};
+use super::{changed_concurrently, Groups, ALL};
+use crate::groups::error::{Action, Conflict, GroupsError, Invalid, Missing};
+use crate::groups::model::{
+    Actor, GroupRef, Input, Member, NewWorkspace, Role, RoleSet, WorkspaceCreated,
+};
+use crate::groups::names::sort_by_name;
+use crate::groups::store::{group_key, workspace_key, GroupInfo, WORKSPACE_VALUE};
+
+impl Groups {
+    /// Creates workspace `ws` with its first admin. No actor: the calling service vouches
+    /// for the admin. Refused when `ws` exists.
+    pub fn create_workspace(
+        &self,
+        ws: &str,
+        request: Input<NewWorkspace>,
+    ) -> Result<WorkspaceCreated, GroupsError> {
+        self.check_schema()?;
+        let request = request?;
+        if !is_valid_object_id(ws) {
+            return Err(Invalid::WorkspaceId { id: ws.to_string() }.into());
+        }
+        let admin = request
+            .admin
+            .map(|a| a.trim().to_string())
+            .ok_or(Invalid::AdminRequired)?;
+        if !is_valid_object_id(&admin) {
+            return Err(Invalid::UserId { id: admin }.into());
+        }
+        let key = workspace_key(ws);
+        let exists = || {
+            Conflict::WorkspaceExists {
+                workspace: ws.to_string(),
+            }
+            .into()
+        };
+        if self.engine.metadata(&key)?.is_some() {
+            return Err(exists());
+        }
+        let transaction = Transaction {
+            metadata_conditions: vec![MetadataCondition {
+                key: key.clone(),
+                expected: None,
+            }],
+            updates: vec![touch(role_tuple(ws, Role::Admin, &admin))],
+            metadata: vec![MetadataWrite {
+                key,
+                value: Some(WORKSPACE_VALUE.to_string()),
+            }],
+            ..Transaction::default()
+        };
+        self.commit(transaction, exists)?;
+        Ok(WorkspaceCreated {
+            id: ws.to_string(),
+            admin,
+        })
+    }
+
+    /// Adds `member` to `ws` with `role`, or changes their role (a no-op when it already is
+    /// that role). Admins only; refused when it would leave the workspace without an admin.
+    pub fn set_role(
+        &self,
+        actor: &Actor,
+        ws: &str,
+        member: &str,
+        role: Input<Role>,
+    ) -> Result<RoleSet, GroupsError> {
+        self.admit(actor, ws, Action::SetRoles)?;
+        let role = role?;
+        if !is_valid_object_id(member) {
+            return Err(Invalid::UserId {
+                id: member.to_string(),
+            }
+            .into());
+        }
+        if self.is_group(ws, member)? {
+            return Err(Invalid::GroupNotUser {
+                id: member.to_string(),
+            }
+            .into());
+        }
+        let current = self.role_of(ws, member)?;
+        let answer = RoleSet {
+            user: member.to_string(),
+            role,
+            added: current.is_none(),
+        };
+        if current == Some(role) {
+            return Ok(answer);
+        }
+        let mut preconditions = Vec::new();
+        let mut updates = Vec::new();
+        match current {
+            None => preconditions.push(must_not_match(roles(ws, Some(member)))),
+            Some(old) => {
+                let old_tuple = role_tuple(ws, old, member);
+                preconditions.push(must_match(exact(&old_tuple)));
+                updates.push(delete(old_tuple));
+                if old == Role::Admin {
+                    preconditions.push(self.other_admin_witness(ws, member)?);
+                }
+            }
+        }
+        updates.push(touch(role_tuple(ws, role, member)));
+        let transaction = Transaction {
+            preconditions,
+            updates,
+            ..Transaction::default()
+        };
+        self.commit(transaction, changed_concurrently)?;
+        Ok(answer)
+    }
+
+    /// Removes `member` from `ws` in one transaction: their role, every group membership
+    /// and every grant or ownership they had in this workspace. Admins only; refused for
+    /// the last admin.
+    pub fn remove_from_workspace(
+        &self,
+        actor: &Actor,
+        ws: &str,
+        member: &str,
+    ) -> Result<(), GroupsError> {
+        self.admit(actor, ws, Action::RemoveMembers)?;
+        let role = self
+            .role_of(ws, member)?
+            .ok_or_else(|| Missing::WorkspaceMember {
+                workspace: ws.to_string(),
+                user: member.to_string(),
+            })?;
+        let mut preconditions = vec![must_match(exact(&role_tuple(ws, role, member)))];
+        if role == Role::Admin {
+            preconditions.push(self.other_admin_witness(ws, member)?);
+        }
+        let doomed = self.relationships_in_workspace(ws, member)?;
+        let transaction = Transaction {
+            preconditions,
+            updates: doomed.into_iter().map(delete).collect(),
+            ..Transaction::default()
+        };
+        self.commit(transaction, changed_concurrently)?;
+        // A grant committed between our read and our commit (it needed the role, which
+        // is gone now) gives nothing, since every permission is intersected with
+        // `workspace->member`; remove such stragglers too so nothing is left behind.
+        let stragglers = self.relationships_in_workspace(ws, member)?;
+        if !stragglers.is_empty() {
+            let cleanup = Transaction {
+                preconditions: vec![must_not_match(roles(ws, Some(member)))],
+                updates: stragglers.into_iter().map(delete).collect(),
+                ..Transaction::default()
+            };
+            self.commit(cleanup, changed_concurrently)?;
+        }
+        Ok(())
+    }
+
+    /// Every member of `ws` by id, with role and groups (by name). Any member may ask.
+    pub fn list_members(&self, actor: &Actor, ws: &str) -> Result<Vec<Member>, GroupsError> {
+        self.admit(actor, ws, Action::ListMembers)?;
+        let mut members: BTreeMap<String, Member> = BTreeMap::new();
+        for t in self.relationships(&roles(ws, None), ALL)? {
+            if let Some(role) = Role::from_name(&t.relation) {
+                let id = t.subject.object.object_id;
+                members.insert(
+                    id.clone(),
+                    Member {
+                        id,
+                        role,
+                        groups: Vec::new(),
+                    },
+                );
+            }
+        }
+        for (group, info) in self.workspace_groups(ws)? {
+            for member in self.members_of(&group)? {
+                if let Some(entry) = members.get_mut(&member) {
+                    entry.groups.push(GroupRef {
+                        id: group.clone(),
+                        name: info.name.clone(),
+                    });
+                }
+            }
+        }
+        let mut members: Vec<Member> = members.into_values().collect();
+        for member in &mut members {
+            sort_by_name(&mut member.groups, |g| (&g.name, &g.id));
+        }
+        Ok(members)
+    }
+
+    /// The groups of `ws` that `member` is in, by name. Any member may ask about any.
+    pub fn member_groups(
+        &self,
+        actor: &Actor,
+        ws: &str,
+        member: &str,
+    ) -> Result<Vec<GroupRef>, GroupsError> {
+        self.admit(actor, ws, Action::SeeGroups)?;
+        if self.role_of(ws, member)?.is_none() {
+            return Err(Missing::WorkspaceMember {
+                workspace: ws.to_string(),
+                user: member.to_string(),
+            }
+            .into());
+        }
+        let mut groups = Vec::new();
+        for t in self.relationships(&memberships_of(member), ALL)? {
+            let id = t.resource.object_id;
+            let key = group_key(ws, &id);
+            // Memberships in other workspaces' groups have no record under this one.
+            if let Some(raw) = self.engine.metadata(&key)? {
+                let info = GroupInfo::decode(&key, &raw)?;
+                groups.push(GroupRef {
+                    id,
+                    name: info.name,
+                });
+            }
+        }
+        sort_by_name(&mut groups, |g| (&g.name, &g.id));
+        Ok(groups)
+    }
+}

@@ -1,0 +1,81 @@
+//! What the feature keeps in engine metadata beside its relationships: the keys (layout in
+//! docs/storage.md) and the stored group record. The record is JSON because it always was
+//! on disk; that is a storage format, not the wire, and this is the one place that knows it.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::GroupsError;
+use super::names::fold;
+
+/// `groups/workspace/{ws}`: present (as `{}`) once the workspace exists.
+pub(crate) fn workspace_key(ws: &str) -> String {
+    format!("groups/workspace/{ws}")
+}
+
+/// The value stored at [`workspace_key`].
+pub(crate) const WORKSPACE_VALUE: &str = "{}";
+
+/// `groups/group/{ws}:{group}`: the [`GroupInfo`] of a group of `ws`.
+pub(crate) fn group_key(ws: &str, group: &str) -> String {
+    format!("{}{group}", group_prefix(ws))
+}
+
+/// The prefix of every [`group_key`] of `ws`: workspace ids never contain `:`.
+pub(crate) fn group_prefix(ws: &str) -> String {
+    format!("groups/group/{ws}:")
+}
+
+/// `groups/name/{ws}:{folded name}`: the id of the group with that name.
+pub(crate) fn name_key(ws: &str, name: &str) -> String {
+    format!("groups/name/{ws}:{}", fold(name))
+}
+
+/// A group's name and description, stored at its [`group_key`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct GroupInfo {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) description: String,
+}
+
+impl GroupInfo {
+    /// The stored form.
+    pub(crate) fn encode(&self) -> String {
+        // A struct of two strings always serializes; the fallback only satisfies the type.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The record stored at `key`.
+    pub(crate) fn decode(key: &str, text: &str) -> Result<Self, GroupsError> {
+        serde_json::from_str(text).map_err(|error| GroupsError::Corrupt {
+            key: key.to_string(),
+            reason: error.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_back_and_keep_the_stored_layout() {
+        let info = GroupInfo {
+            name: "Data \"team\"".to_string(),
+            description: String::new(),
+        };
+        let text = info.encode();
+        assert_eq!(text, r#"{"name":"Data \"team\"","description":""}"#);
+        assert_eq!(GroupInfo::decode("k", &text).unwrap(), info);
+        assert_eq!(
+            GroupInfo::decode("k", r#"{"name":"old"}"#).unwrap().name,
+            "old"
+        );
+        assert!(matches!(
+            GroupInfo::decode("k", "nope"),
+            Err(GroupsError::Corrupt { .. })
+        ));
+        assert_eq!(name_key("ws", "  Eng "), "groups/name/ws:eng");
+        assert_eq!(group_key("ws", "g1"), "groups/group/ws:g1");
+    }
+}
