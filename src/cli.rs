@@ -4,6 +4,9 @@
 //! Each works on a data directory (`--data-dir`, opening the redb store directly) or on a
 //! running server (`--endpoint URL`, with `--key`, `--key-file` or `PEMBA_KEY`). Functions
 //! return a process exit code; messages go to stderr, answers to stdout.
+//!
+//! One piece: each subcommand is a short function over the shared `Target` (a store or a
+//! server); splitting them would spread that one seam over several files.
 
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};

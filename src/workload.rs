@@ -3,6 +3,9 @@
 //!
 //! Expected answers are computed from the generator's own model of the schema, never by
 //! the engine, so benchmarks that verify answers test the engine against something else.
+//!
+//! One piece because the generator and its model of expected answers must change together:
+//! the model is only trustworthy next to the code it mirrors.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;

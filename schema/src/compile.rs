@@ -1,5 +1,8 @@
 //! Compiler: resolves the names of an [`ast::Schema`] and validates it, producing a
 //! [`CompiledSchema`].
+//!
+//! One piece: name resolution and validation walk the same AST in one pass and share the
+//! error collector.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Range;

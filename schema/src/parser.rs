@@ -3,6 +3,9 @@
 //!
 //! Precedence, loosest first: `-`, `&`, `+`, `->`; all binary operators left-associative
 //! (SpiceDB's grammar: `a - b + c` is `a - (b + c)`).
+//!
+//! One piece: a recursive-descent parser is one grammar; its productions call each other
+//! and share the recovery logic.
 
 use std::ops::Range;
 

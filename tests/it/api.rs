@@ -1,4 +1,6 @@
 //! Every route over a real socket: auth, errors, limits, consistency, cursors, watch.
+//!
+//! One piece: a flat list of independent route tests sharing the support fixture.
 
 use std::time::Duration;
 

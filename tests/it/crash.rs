@@ -11,6 +11,9 @@
 //!
 //! `PEMBA_CRASH_KILLS` sets the number of kills (default 20), `PEMBA_CRASH_SEED` the seed
 //! (printed at the start), `PEMBA_CRASH_IMPORT_SIZE` the relationships per import.
+//!
+//! One piece because the writers, the killer and the final audit share one model of what
+//! was acknowledged; split, each part would have to re-derive it.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -1,6 +1,9 @@
 //! The user-groups routes over HTTP: the wire contract (statuses, JSON shapes, headers,
 //! error codes, the CSV route) and the races that only a server shows. The rules
 //! themselves are scenario files run against the service (`server/src/groups/scenarios`).
+//!
+//! One piece: one test per route and refusal kind, sharing one `App` fixture; it is a table
+//! of the wire contract read top to bottom, not logic.
 
 use serde_json::{json, Value};
 

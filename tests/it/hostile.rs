@@ -3,6 +3,9 @@
 //! length), deep nesting, batches over their limits, forbidden id characters, unknown
 //! names and invalid tokens. Each must answer the API's JSON error with the right status,
 //! write nothing (the revision stays put), and leave the server serving.
+//!
+//! One piece because every case is driven from one table over the route table; the table
+//! is long, the logic short.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

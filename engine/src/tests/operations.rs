@@ -1,4 +1,7 @@
 //! Write, read, delete, watch, schema and persistence behaviour of [`Engine`].
+//!
+//! One piece: independent tests over one schema and its helpers (which `transactions.rs`
+//! shares).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

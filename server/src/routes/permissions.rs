@@ -3,6 +3,9 @@
 //! Checks take microseconds and run directly on the runtime. Lookups with a page limit are
 //! bounded and run directly too; an unlimited lookup may return a whole type, so it is
 //! computed on the blocking pool, once, at one revision, and streamed.
+//!
+//! One piece because the five routes share the wire types of SpiceDB's
+//! PermissionsService (subjects, cursors, permissionship); most of the length is those types.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
