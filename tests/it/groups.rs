@@ -574,6 +574,36 @@ fn the_server_names_the_missing_schema_names_at_start_up() {
     );
 }
 
+/// Issue 12: behind a proxy that appends headers, "the first `Pemba-Actor` wins" let a
+/// client act as anyone. Two actor headers are a 400, whoever they name.
+#[test]
+fn issue_12_two_actor_headers_are_refused() {
+    let app = acme();
+    for (first, second) in [("mallory", "alice"), ("alice", "alice")] {
+        let request = ureq::http::Request::builder()
+            .method("GET")
+            .uri(app.server.url("/v1/workspaces/acme/groups"))
+            .header("Authorization", format!("Bearer {KEY}"))
+            .header("Pemba-Actor", first)
+            .header("Pemba-Actor", second)
+            .body(())
+            .unwrap();
+        let mut response = agent().run(request).unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{first}, {second}");
+        let body: Value =
+            serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+        assert_eq!(body["code"], 3);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("more than one `Pemba-Actor`"),
+            "{body}"
+        );
+    }
+    app.expect(200, "GET", "/v1/workspaces/acme/groups", "alice", None);
+}
+
 #[test]
 fn identity_missing_actor_401_outsider_403_unknown_workspace_404() {
     let app = acme();

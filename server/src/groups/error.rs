@@ -5,7 +5,9 @@
 use pemba_engine::EngineError;
 
 use super::model::{Grantee, ResourceKind};
-use super::names::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
+use super::names::{
+    MAX_CODE_POINTS_PER_CHAR, MAX_DESCRIPTION_CHARS, MAX_NAME_BYTES, MAX_NAME_CHARS,
+};
 
 /// Why a command of [`super::Groups`] was refused.
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +221,20 @@ pub enum Conflict {
         /// The id of the group that has it.
         id: String,
     },
+    /// Another group of the workspace has a name a reader could take for this one.
+    #[error(
+        "workspace `{workspace}` has a group named `{existing}` (`{id}`), which `{name}` could be mistaken for; choose a name that looks different"
+    )]
+    NameConfusable {
+        /// Workspace id.
+        workspace: String,
+        /// The name asked for.
+        name: String,
+        /// The existing group's name.
+        existing: String,
+        /// The existing group's id.
+        id: String,
+    },
     /// What the command read changed before it committed; retrying may succeed.
     #[error("the workspace changed while this request ran; nothing was written, retry it")]
     ChangedConcurrently,
@@ -266,6 +282,26 @@ pub enum Invalid {
     /// The name has control characters.
     #[error("a group name cannot contain control characters")]
     NameControl,
+    /// The name has an invisible format character (zero-width, byte-order mark, bidi).
+    #[error("a group name cannot contain the invisible character U+{code_point:04X}")]
+    NameInvisible {
+        /// The character's code point.
+        code_point: u32,
+    },
+    /// One character of the name carries too many combining marks.
+    #[error(
+        "a character of a group name may carry at most {MAX_CODE_POINTS_PER_CHAR} code points"
+    )]
+    NameOverloaded,
+    /// The name is over [`MAX_NAME_BYTES`].
+    #[error("a group name has at most {MAX_NAME_BYTES} bytes of UTF-8, not {bytes}")]
+    NameTooManyBytes {
+        /// Its length in bytes.
+        bytes: usize,
+    },
+    /// The description has NUL or control characters other than newline and tab.
+    #[error("a description cannot contain control characters other than newline and tab")]
+    DescriptionControl,
     /// The description is over [`MAX_DESCRIPTION_CHARS`].
     #[error("a description has at most {MAX_DESCRIPTION_CHARS} characters, not {chars}")]
     DescriptionTooLong {
@@ -325,8 +361,13 @@ impl Invalid {
     /// The input at fault: `name`, `description`, `role`, `user`, `workspace`, `admin` or `id`.
     pub fn field(&self) -> &'static str {
         match self {
-            Invalid::NameRequired | Invalid::NameTooLong { .. } | Invalid::NameControl => "name",
-            Invalid::DescriptionTooLong { .. } => "description",
+            Invalid::NameRequired
+            | Invalid::NameTooLong { .. }
+            | Invalid::NameControl
+            | Invalid::NameInvisible { .. }
+            | Invalid::NameOverloaded
+            | Invalid::NameTooManyBytes { .. } => "name",
+            Invalid::DescriptionTooLong { .. } | Invalid::DescriptionControl => "description",
             Invalid::RoleRequired
             | Invalid::UnknownRole { .. }
             | Invalid::WorkbookRoleRequired

@@ -221,9 +221,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let value = parts.headers.get(ACTOR_HEADER).ok_or_else(|| {
+        let mut values = parts.headers.get_all(ACTOR_HEADER).iter();
+        let value = values.next().ok_or_else(|| {
             ApiError::unauthenticated("missing `Pemba-Actor: USER_ID` header naming who acts")
         })?;
+        // Behind a proxy that appends headers, "the first one wins" would let a client
+        // name any actor: more than one is refused, never resolved.
+        if values.next().is_some() {
+            return Err(ApiError::invalid(
+                "more than one `Pemba-Actor` header: send exactly one, naming who acts",
+            ));
+        }
         let id = value.to_str().map(str::trim).unwrap_or_default();
         Actor::new(id).ok_or_else(|| {
             ApiError::unauthenticated(

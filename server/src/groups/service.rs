@@ -22,7 +22,7 @@ use std::sync::{Arc, PoisonError, RwLock, Weak};
 
 use pemba_engine::is_valid_object_id;
 use pemba_engine::{
-    CheckArgs, Consistency, Engine, LoadedSchema, ObjectRef, Page, Precondition,
+    CheckArgs, CheckCondition, Consistency, Engine, LoadedSchema, ObjectRef, Page, Precondition,
     RelationshipFilter, Revision, SubjectLookup, Transaction, Tuple, WriteError,
 };
 
@@ -129,20 +129,47 @@ impl Groups {
             .collect::<Result<Vec<Tuple>, _>>()?)
     }
 
-    /// Commits `transaction`; a failed precondition or metadata condition (something read
-    /// changed before the commit) becomes `on_conflict()`.
+    /// Commits `transaction` on behalf of an authorized actor: the check that authorized
+    /// them goes into the transaction as a check condition, so the engine refuses the
+    /// commit if the actor lost the permission in the meantime (demoted, removed from the
+    /// workspace, no longer the owner). That refusal is the same `Forbidden` the check
+    /// gave; a failed precondition or metadata condition (something read changed before
+    /// the commit) becomes `on_conflict()`.
+    ///
+    /// Every change of the feature goes through here, and an [`Authorized`] can only come
+    /// from [`Self::authorize`]: there is no way to commit a command's change without the
+    /// authorization holding at the commit revision.
     fn commit(
+        &self,
+        authorized: &Authorized,
+        mut transaction: Transaction,
+        on_conflict: impl FnOnce() -> GroupsError,
+    ) -> Result<Revision, GroupsError> {
+        transaction.checks.push(authorized.condition.clone());
+        match self.engine.transact(transaction) {
+            Ok(revision) => Ok(revision),
+            Err(WriteError::CheckFailed { .. }) => Err(authorized.refusal()),
+            Err(
+                WriteError::PreconditionFailed { .. }
+                | WriteError::MetadataChanged { .. }
+                | WriteError::AlreadyExists(_),
+            ) => Err(on_conflict()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Commits the one change no member authorizes: creating a workspace with its first
+    /// admin (the workspace must not exist yet, a metadata condition of `transaction`).
+    fn commit_bootstrap(
         &self,
         transaction: Transaction,
         on_conflict: impl FnOnce() -> GroupsError,
     ) -> Result<Revision, GroupsError> {
         match self.engine.transact(transaction) {
             Ok(revision) => Ok(revision),
-            Err(
-                WriteError::PreconditionFailed { .. }
-                | WriteError::MetadataChanged { .. }
-                | WriteError::AlreadyExists(_),
-            ) => Err(on_conflict()),
+            Err(WriteError::PreconditionFailed { .. } | WriteError::MetadataChanged { .. }) => {
+                Err(on_conflict())
+            }
             Err(error) => Err(error.into()),
         }
     }
@@ -168,25 +195,23 @@ impl Groups {
     // Who may do what
 
     /// [`GroupsError::Forbidden`] unless the engine gives `actor` the permission `action`
-    /// needs on `resource`.
+    /// needs on `resource`; the check itself, to be held again at commit, when it does.
     fn authorize(
         &self,
         actor: &Actor,
         resource: &ObjectRef,
         action: Action,
-    ) -> Result<(), GroupsError> {
+    ) -> Result<Authorized, GroupsError> {
         let permission = permission_for(action);
+        let authorized = Authorized {
+            condition: CheckCondition::holds(resource.clone(), permission, user(actor.id())),
+            actor: actor.id().to_string(),
+            action,
+        };
         if self.allowed(resource, permission, actor.id())? {
-            Ok(())
+            Ok(authorized)
         } else {
-            Err(GroupsError::Forbidden {
-                actor: actor.id().to_string(),
-                action,
-                check: format!(
-                    "{}:{}#{permission}",
-                    resource.object_type, resource.object_id
-                ),
-            })
+            Err(authorized.refusal())
         }
     }
 
@@ -211,7 +236,7 @@ impl Groups {
     }
 
     /// [`Self::enter`], then `action` on the workspace itself.
-    fn admit(&self, actor: &Actor, ws: &str, action: Action) -> Result<(), GroupsError> {
+    fn admit(&self, actor: &Actor, ws: &str, action: Action) -> Result<Authorized, GroupsError> {
         self.enter(actor, ws)?;
         self.authorize(actor, &workspace_object(ws), action)
     }
@@ -224,11 +249,11 @@ impl Groups {
         ws: &str,
         id: &str,
         action: Action,
-    ) -> Result<StoredGroup, GroupsError> {
+    ) -> Result<(StoredGroup, Authorized), GroupsError> {
         self.enter(actor, ws)?;
         let stored = self.group_record(ws, id)?;
-        self.authorize(actor, &group_object(id), action)?;
-        Ok(stored)
+        let authorized = self.authorize(actor, &group_object(id), action)?;
+        Ok((stored, authorized))
     }
 
     // -----------------------------------------------------------------------------------
@@ -441,3 +466,32 @@ fn new_group_id() -> Result<String, GroupsError> {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     Ok(format!("g{hex}"))
 }
+
+/// Proof that an actor passed the check an action needs: the check, kept to be held again
+/// when the change commits (see [`Groups::commit`]). Only [`Groups::authorize`] makes one.
+pub(super) struct Authorized {
+    condition: CheckCondition,
+    actor: String,
+    action: Action,
+}
+
+impl Authorized {
+    /// The refusal for an actor without the permission, now or at commit.
+    fn refusal(&self) -> GroupsError {
+        let check = &self.condition.check;
+        GroupsError::Forbidden {
+            actor: self.actor.clone(),
+            action: self.action,
+            check: format!(
+                "{}:{}#{}",
+                check.resource.object_type, check.resource.object_id, check.permission
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod races;
+
+#[cfg(test)]
+mod unicode;

@@ -15,7 +15,7 @@ use crate::groups::error::{Action, Conflict, GroupsError, Missing, Purpose};
 use crate::groups::model::{
     Actor, GrantedResource, GroupChanges, GroupDetail, GroupMember, GroupSummary, Input, NewGroup,
 };
-use crate::groups::names::{fold, sort_by_name, valid_description, valid_name};
+use crate::groups::names::{fold, skeleton, sort_by_name, valid_description, valid_name};
 use crate::groups::store::{group_key, name_key, GroupInfo};
 
 impl Groups {
@@ -47,7 +47,7 @@ impl Groups {
         ws: &str,
         request: Input<NewGroup>,
     ) -> Result<GroupDetail, GroupsError> {
-        self.admit(actor, ws, Action::CreateGroups)?;
+        let authorized = self.admit(actor, ws, Action::CreateGroups)?;
         let request = request?;
         let name = valid_name(request.name.as_deref())?;
         let description = valid_description(request.description.as_deref())?;
@@ -56,7 +56,7 @@ impl Groups {
             .iter()
             .map(|m| m.trim().to_string())
             .collect();
-        self.name_free(ws, &name)?;
+        self.name_free(ws, &name, None)?;
         let mut transaction = Transaction {
             preconditions: self.eligible(ws, &members, Purpose::GroupMembers)?,
             ..Transaction::default()
@@ -64,8 +64,8 @@ impl Groups {
         let id = new_group_id()?;
         let info = GroupInfo { name, description };
         add_group(&mut transaction, ws, &id, &info, &members);
-        self.commit(transaction, || {
-            self.name_free(ws, &info.name)
+        self.commit(&authorized, transaction, || {
+            self.name_free(ws, &info.name, None)
                 .err()
                 .unwrap_or_else(changed_concurrently)
         })?;
@@ -74,7 +74,7 @@ impl Groups {
 
     /// Group `id` of `ws` with its members and their roles. Any member may ask.
     pub fn get_group(&self, actor: &Actor, ws: &str, id: &str) -> Result<GroupDetail, GroupsError> {
-        let stored = self.admit_group(actor, ws, id, Action::SeeGroup)?;
+        let (stored, _) = self.admit_group(actor, ws, id, Action::SeeGroup)?;
         self.detail(ws, id.to_string(), stored.info)
     }
 
@@ -86,7 +86,7 @@ impl Groups {
         id: &str,
         changes: Input<GroupChanges>,
     ) -> Result<GroupSummary, GroupsError> {
-        let stored = self.admit_group(actor, ws, id, Action::EditGroup)?;
+        let (stored, authorized) = self.admit_group(actor, ws, id, Action::EditGroup)?;
         let changes = changes?;
         let old = stored.info;
         let mut new = old.clone();
@@ -110,7 +110,7 @@ impl Groups {
         }];
         let renamed = fold(&new.name) != fold(&old.name);
         if renamed {
-            self.name_free(ws, &new.name)?;
+            self.name_free(ws, &new.name, Some(id))?;
             metadata_conditions.push(MetadataCondition {
                 key: name_key(ws, &new.name),
                 expected: None,
@@ -129,9 +129,9 @@ impl Groups {
             metadata,
             ..Transaction::default()
         };
-        self.commit(transaction, || {
+        self.commit(&authorized, transaction, || {
             if renamed {
-                if let Err(taken) = self.name_free(ws, &new.name) {
+                if let Err(taken) = self.name_free(ws, &new.name, Some(id)) {
                     return taken;
                 }
             }
@@ -143,7 +143,7 @@ impl Groups {
     /// Deletes group `id`: the group, its memberships and every grant to it go in one
     /// transaction, so its members lose the access it gave. Admins only; irreversible.
     pub fn delete_group(&self, actor: &Actor, ws: &str, id: &str) -> Result<(), GroupsError> {
-        let stored = self.admit_group(actor, ws, id, Action::DeleteGroup)?;
+        let (stored, authorized) = self.admit_group(actor, ws, id, Action::DeleteGroup)?;
         let transaction = Transaction {
             metadata_conditions: vec![MetadataCondition {
                 key: group_key(ws, id),
@@ -167,7 +167,7 @@ impl Groups {
             ],
             ..Transaction::default()
         };
-        self.commit(transaction, changed_concurrently)?;
+        self.commit(&authorized, transaction, changed_concurrently)?;
         Ok(())
     }
 
@@ -180,7 +180,7 @@ impl Groups {
         id: &str,
         member: &str,
     ) -> Result<GroupSummary, GroupsError> {
-        let stored = self.admit_group(actor, ws, id, Action::AddGroupMembers)?;
+        let (stored, authorized) = self.admit_group(actor, ws, id, Action::AddGroupMembers)?;
         let mut preconditions = self.eligible(ws, [&member.to_string()], Purpose::GroupMembers)?;
         preconditions.push(must_match(exact(&link(&group_object(id), ws))));
         let transaction = Transaction {
@@ -188,7 +188,7 @@ impl Groups {
             updates: vec![touch(membership(id, member))],
             ..Transaction::default()
         };
-        self.commit(transaction, changed_concurrently)?;
+        self.commit(&authorized, transaction, changed_concurrently)?;
         self.summary(id.to_string(), stored.info)
     }
 
@@ -200,7 +200,7 @@ impl Groups {
         id: &str,
         member: &str,
     ) -> Result<(), GroupsError> {
-        self.admit_group(actor, ws, id, Action::RemoveGroupMembers)?;
+        let (_, authorized) = self.admit_group(actor, ws, id, Action::RemoveGroupMembers)?;
         let not_member = || {
             Missing::GroupMember {
                 group: id.to_string(),
@@ -211,7 +211,11 @@ impl Groups {
         if !is_valid_object_id(member) {
             return Err(not_member());
         }
-        self.commit(removal(vec![membership(id, member)]), not_member)?;
+        self.commit(
+            &authorized,
+            removal(vec![membership(id, member)]),
+            not_member,
+        )?;
         Ok(())
     }
 
@@ -240,16 +244,32 @@ impl Groups {
     }
 
     /// Refused with the group that already has `name` in `ws`, if one does.
-    fn name_free(&self, ws: &str, name: &str) -> Result<(), GroupsError> {
-        match self.engine.metadata(&name_key(ws, name))? {
-            None => Ok(()),
-            Some(id) => Err(Conflict::NameTaken {
-                workspace: ws.to_string(),
-                name: name.to_string(),
-                id,
+    /// Whether `name` is free in `ws`: no group (but `except`, the one being renamed) has
+    /// it once folded, nor a name it could be mistaken for.
+    fn name_free(&self, ws: &str, name: &str, except: Option<&str>) -> Result<(), GroupsError> {
+        if let Some(id) = self.engine.metadata(&name_key(ws, name))? {
+            if except != Some(id.as_str()) {
+                return Err(Conflict::NameTaken {
+                    workspace: ws.to_string(),
+                    name: name.to_string(),
+                    id,
+                }
+                .into());
             }
-            .into()),
         }
+        let wanted = skeleton(name);
+        for (id, info) in self.workspace_groups(ws)? {
+            if except != Some(id.as_str()) && skeleton(&info.name) == wanted {
+                return Err(Conflict::NameConfusable {
+                    workspace: ws.to_string(),
+                    name: name.to_string(),
+                    existing: info.name,
+                    id,
+                }
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// A group opened: its members with their roles.

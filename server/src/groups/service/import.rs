@@ -8,10 +8,10 @@ use pemba_engine::Transaction;
 
 use super::directory::add_group;
 use super::relations::{must_match, roles};
-use super::{changed_concurrently, new_group_id, Groups};
+use super::{changed_concurrently, new_group_id, Authorized, Groups};
 use crate::groups::error::{Action, Conflict, GroupsError, Ineligibility, RowError, RowProblem};
 use crate::groups::model::{Actor, GroupSummary};
-use crate::groups::names::{fold, valid_name};
+use crate::groups::names::{fold, skeleton, valid_name};
 use crate::groups::store::{name_key, GroupInfo};
 
 /// The most data rows one import accepts.
@@ -33,9 +33,9 @@ impl Groups {
         ws: &str,
         csv: &[u8],
     ) -> Result<Vec<GroupSummary>, GroupsError> {
-        self.admit(actor, ws, Action::CreateGroups)?;
+        let authorized = self.admit(actor, ws, Action::CreateGroups)?;
         let planned = self.plan(ws, csv)?;
-        self.create_all(ws, planned)
+        self.create_all(&authorized, ws, planned)
     }
 
     /// Parses and checks the whole file: the groups to create, or every bad row.
@@ -50,6 +50,12 @@ impl Groups {
         let mut planned: Vec<Planned> = Vec::new();
         let mut by_name: HashMap<String, usize> = HashMap::new();
         let mut reasons: HashMap<String, Option<Ineligibility>> = HashMap::new();
+        // Skeletons of the workspace's groups, then of the file's names as they are planned
+        // (with the folded name and where it came from), for the confusable check.
+        let mut skeletons: HashMap<String, (String, String, String)> = HashMap::new();
+        for (id, info) in self.workspace_groups(ws)? {
+            skeletons.insert(skeleton(&info.name), (fold(&info.name), info.name, id));
+        }
         let mut header_seen = false;
         let mut count = 0usize;
         for (index, record) in reader.records().enumerate() {
@@ -118,6 +124,21 @@ impl Groups {
                     row_ok = false;
                 }
             }
+            if row_ok {
+                match skeletons.get(&skeleton(&name)) {
+                    Some((other_fold, existing, id)) if *other_fold != folded => {
+                        let confusable = Conflict::NameConfusable {
+                            workspace: ws.to_string(),
+                            name: name.clone(),
+                            existing: existing.clone(),
+                            id: id.clone(),
+                        };
+                        bad(line, RowProblem::Taken(confusable));
+                        row_ok = false;
+                    }
+                    _ => {}
+                }
+            }
             if !member.is_empty() {
                 let reason = match reasons.get(&member) {
                     Some(reason) => reason.clone(),
@@ -135,6 +156,9 @@ impl Groups {
             if !row_ok {
                 continue;
             }
+            skeletons
+                .entry(skeleton(&name))
+                .or_insert_with(|| (folded.clone(), name.clone(), format!("line {line}")));
             let slot = *by_name.entry(folded).or_insert_with(|| {
                 planned.push(Planned {
                     name,
@@ -162,6 +186,7 @@ impl Groups {
     /// member is still a workspace member.
     fn create_all(
         &self,
+        authorized: &Authorized,
         ws: &str,
         planned: Vec<Planned>,
     ) -> Result<Vec<GroupSummary>, GroupsError> {
@@ -189,7 +214,7 @@ impl Groups {
                 .map(|member| must_match(roles(ws, Some(member)))),
         );
         if !created.is_empty() {
-            self.commit(transaction, changed_concurrently)?;
+            self.commit(authorized, transaction, changed_concurrently)?;
         }
         Ok(created)
     }

@@ -60,7 +60,7 @@ impl Groups {
             }],
             ..Transaction::default()
         };
-        self.commit(transaction, exists)?;
+        self.commit_bootstrap(transaction, exists)?;
         Ok(WorkspaceCreated {
             id: ws.to_string(),
             admin,
@@ -76,7 +76,7 @@ impl Groups {
         member: &str,
         role: Input<Role>,
     ) -> Result<RoleSet, GroupsError> {
-        self.admit(actor, ws, Action::SetRoles)?;
+        let authorized = self.admit(actor, ws, Action::SetRoles)?;
         let role = role?;
         if !is_valid_object_id(member) {
             return Err(Invalid::UserId {
@@ -118,7 +118,7 @@ impl Groups {
             updates,
             ..Transaction::default()
         };
-        self.commit(transaction, changed_concurrently)?;
+        self.commit(&authorized, transaction, changed_concurrently)?;
         Ok(answer)
     }
 
@@ -131,7 +131,7 @@ impl Groups {
         ws: &str,
         member: &str,
     ) -> Result<(), GroupsError> {
-        self.admit(actor, ws, Action::RemoveMembers)?;
+        let authorized = self.admit(actor, ws, Action::RemoveMembers)?;
         let role = self
             .role_of(ws, member)?
             .ok_or_else(|| Missing::WorkspaceMember {
@@ -148,7 +148,7 @@ impl Groups {
             updates: doomed.into_iter().map(delete).collect(),
             ..Transaction::default()
         };
-        self.commit(transaction, changed_concurrently)?;
+        self.commit(&authorized, transaction, changed_concurrently)?;
         // A grant committed between our read and our commit (it needed the role, which
         // is gone now) gives nothing, since every permission is intersected with
         // `workspace->member`; remove such stragglers too so nothing is left behind.
@@ -159,7 +159,7 @@ impl Groups {
                 updates: stragglers.into_iter().map(delete).collect(),
                 ..Transaction::default()
             };
-            self.commit(cleanup, changed_concurrently)?;
+            self.commit(&authorized, cleanup, changed_concurrently)?;
         }
         Ok(())
     }

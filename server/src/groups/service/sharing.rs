@@ -14,7 +14,7 @@ use super::relations::{
     must_not_match, of_object, owner_relation, removal, resource_object, roles, touch, tuple, user,
     workspace_relation,
 };
-use super::{changed_concurrently, Groups, ALL};
+use super::{changed_concurrently, Authorized, Groups, ALL};
 use crate::groups::error::{Action, Conflict, GroupsError, Invalid, Missing, Purpose};
 use crate::groups::model::{
     Access, Actor, Grantee, GroupAccess, Input, Resource, ResourceCreated, ResourceKind, Shared,
@@ -33,7 +33,7 @@ impl Groups {
         resource: &Resource,
     ) -> Result<ResourceCreated, GroupsError> {
         let kind = resource.kind;
-        self.admit(actor, ws, Action::CreateResources(kind))?;
+        let authorized = self.admit(actor, ws, Action::CreateResources(kind))?;
         if !is_valid_object_id(&resource.id) {
             return Err(Invalid::ResourceId {
                 kind,
@@ -74,7 +74,7 @@ impl Groups {
             updates: vec![create(link(&object, ws)), touch(owner)],
             ..Transaction::default()
         };
-        self.commit(transaction, taken)?;
+        self.commit(&authorized, transaction, taken)?;
         Ok(answer)
     }
 
@@ -89,7 +89,7 @@ impl Groups {
         role: Input<Option<WorkbookRole>>,
     ) -> Result<Shared, GroupsError> {
         let kind = resource.kind;
-        let object = self.admit_resource(actor, ws, resource)?;
+        let (object, authorized) = self.admit_resource(actor, ws, resource)?;
         // Group shares check the group before the role, user shares the role before the
         // user: the order the refusals have always come in.
         let (relation, role, mut preconditions) = match grantee {
@@ -115,7 +115,7 @@ impl Groups {
             updates: grant_updates(kind, &object, relation, &subject),
             ..Transaction::default()
         };
-        self.commit(transaction, changed_concurrently)?;
+        self.commit(&authorized, transaction, changed_concurrently)?;
         Ok(match grantee {
             Grantee::Group(id) => Shared::Group {
                 member_count: self.members_of(id)?.len(),
@@ -138,7 +138,7 @@ impl Groups {
         resource: &Resource,
         grantee: &Grantee,
     ) -> Result<(), GroupsError> {
-        let object = self.admit_resource(actor, ws, resource)?;
+        let (object, authorized) = self.admit_resource(actor, ws, resource)?;
         let subject = grantee_subject(grantee);
         let not_shared = || {
             Missing::Grant {
@@ -161,7 +161,7 @@ impl Groups {
         if grants.is_empty() {
             return Err(not_shared());
         }
-        self.commit(removal(grants), not_shared)?;
+        self.commit(&authorized, removal(grants), not_shared)?;
         Ok(())
     }
 
@@ -173,7 +173,7 @@ impl Groups {
         resource: &Resource,
     ) -> Result<Access, GroupsError> {
         let kind = resource.kind;
-        let object = self.admit_resource(actor, ws, resource)?;
+        let (object, _) = self.admit_resource(actor, ws, resource)?;
         let mut access = Access {
             owners: Vec::new(),
             users: Vec::new(),
@@ -219,7 +219,7 @@ impl Groups {
         actor: &Actor,
         ws: &str,
         resource: &Resource,
-    ) -> Result<ObjectRef, GroupsError> {
+    ) -> Result<(ObjectRef, Authorized), GroupsError> {
         self.enter(actor, ws)?;
         let object = resource_object(resource);
         let here =
@@ -232,8 +232,8 @@ impl Groups {
             }
             .into());
         }
-        self.authorize(actor, &object, Action::Share(resource.kind))?;
-        Ok(object)
+        let authorized = self.authorize(actor, &object, Action::Share(resource.kind))?;
+        Ok((object, authorized))
     }
 }
 

@@ -1,0 +1,189 @@
+//! Issue 12 §1: authorization holds at the revision a change commits. Each test races a
+//! command against the change that takes its actor's permission away, many times over a
+//! durable store (an fsync is a wide window between another writer's check and its commit),
+//! and checks in the change log that no change by the actor committed after the revision
+//! that took the permission away.
+
+use std::sync::{Arc, Barrier};
+
+use pemba_engine::{Engine, Operation, Revision, Tuple};
+
+use crate::groups::model::{Actor, Grantee, NewGroup, NewWorkspace, Resource, ResourceKind, Role};
+use crate::groups::{Groups, GroupsError};
+
+const ROUNDS: usize = 60;
+
+fn groups() -> (tempfile::TempDir, Arc<Engine>, Arc<Groups>) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(Engine::open(&dir.path().join("store.redb")).unwrap());
+    engine.write_schema(crate::DEFAULT_SCHEMA).unwrap();
+    let groups = Arc::new(Groups::new(engine.clone()));
+    (dir, engine, groups)
+}
+
+fn actor(id: &str) -> Actor {
+    Actor::new(id).unwrap()
+}
+
+/// The revision at which the change log first shows `operation` of `tuple`.
+fn revision_of(engine: &Engine, operation: Operation, tuple: &str) -> Option<Revision> {
+    let tuple = Tuple::parse(tuple).unwrap();
+    engine
+        .changes_after(Revision(0), usize::MAX)
+        .unwrap()
+        .into_iter()
+        .find(|set| {
+            set.changes
+                .iter()
+                .any(|c| c.operation == operation && c.tuple == tuple)
+        })
+        .map(|set| set.revision)
+}
+
+/// Runs `a` and `b` at the same moment; their results.
+fn race<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    let barrier = Barrier::new(2);
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| {
+            barrier.wait();
+            a()
+        });
+        let second = scope.spawn(|| {
+            barrier.wait();
+            b()
+        });
+        (first.join().unwrap(), second.join().unwrap())
+    })
+}
+
+#[test]
+fn issue_12_two_admins_demoting_each_other_cannot_both_win() {
+    for round in 0..ROUNDS {
+        let (_dir, _engine, groups) = groups();
+        let admin = Some("ann".to_string());
+        groups
+            .create_workspace("acme", Ok(NewWorkspace { admin }))
+            .unwrap();
+        for (user, role) in [("bob", Role::Admin), ("carol", Role::Admin)] {
+            groups
+                .set_role(&actor("ann"), "acme", user, Ok(role))
+                .unwrap();
+        }
+        let (ann, bob) = race(
+            || groups.set_role(&actor("ann"), "acme", "bob", Ok(Role::Viewer)),
+            || groups.set_role(&actor("bob"), "acme", "ann", Ok(Role::Viewer)),
+        );
+        assert!(
+            ann.is_ok() != bob.is_ok(),
+            "round {round}: exactly one demotion lands: {ann:?} / {bob:?}"
+        );
+        let loser = if ann.is_ok() { bob } else { ann };
+        assert!(
+            matches!(loser, Err(GroupsError::Forbidden { .. })),
+            "round {round}: {loser:?}"
+        );
+    }
+}
+
+#[test]
+fn issue_12_an_owner_removed_from_the_workspace_shares_nothing_afterwards() {
+    for round in 0..ROUNDS {
+        let (_dir, engine, groups) = groups();
+        let admin = Some("ann".to_string());
+        groups
+            .create_workspace("acme", Ok(NewWorkspace { admin }))
+            .unwrap();
+        groups
+            .set_role(&actor("ann"), "acme", "olga", Ok(Role::Editor))
+            .unwrap();
+        let group = groups
+            .create_group(
+                &actor("ann"),
+                "acme",
+                Ok(NewGroup {
+                    name: Some("Eng".into()),
+                    ..NewGroup::default()
+                }),
+            )
+            .unwrap()
+            .id;
+        let connection = Resource {
+            kind: ResourceKind::Connection,
+            id: format!("c{round}"),
+        };
+        groups
+            .create_resource(&actor("olga"), "acme", &connection)
+            .unwrap();
+        let (removed, shared) = race(
+            || groups.remove_from_workspace(&actor("ann"), "acme", "olga"),
+            || {
+                groups.share(
+                    &actor("olga"),
+                    "acme",
+                    &connection,
+                    &Grantee::Group(group.clone()),
+                    Ok(None),
+                )
+            },
+        );
+        removed.unwrap();
+        let removal = revision_of(
+            &engine,
+            Operation::Delete,
+            "workspace:acme#editor@user:olga",
+        )
+        .expect("the removal is logged");
+        let grant = format!("connection:c{round}#grantee@group:{group}#member");
+        if let Some(granted) = revision_of(&engine, Operation::Touch, &grant) {
+            assert!(
+                granted < removal,
+                "round {round}: shared at {granted:?}, after the owner left at {removal:?}"
+            );
+            assert!(shared.is_ok());
+        } else {
+            assert!(shared.is_err(), "round {round}: {shared:?}");
+        }
+    }
+}
+
+#[test]
+fn issue_12_an_admin_removed_from_the_workspace_creates_no_group_afterwards() {
+    for round in 0..ROUNDS {
+        let (_dir, engine, groups) = groups();
+        let admin = Some("ann".to_string());
+        groups
+            .create_workspace("acme", Ok(NewWorkspace { admin }))
+            .unwrap();
+        groups
+            .set_role(&actor("ann"), "acme", "adam", Ok(Role::Admin))
+            .unwrap();
+        let (removed, created) = race(
+            || groups.remove_from_workspace(&actor("ann"), "acme", "adam"),
+            || {
+                groups.create_group(
+                    &actor("adam"),
+                    "acme",
+                    Ok(NewGroup {
+                        name: Some("Late".into()),
+                        ..NewGroup::default()
+                    }),
+                )
+            },
+        );
+        removed.unwrap();
+        let removal = revision_of(&engine, Operation::Delete, "workspace:acme#admin@user:adam")
+            .expect("the removal is logged");
+        if let Ok(group) = created {
+            let made = revision_of(
+                &engine,
+                Operation::Touch,
+                &format!("group:{}#workspace@workspace:acme", group.id),
+            )
+            .expect("the group is logged");
+            assert!(
+                made < removal,
+                "round {round}: group created at {made:?}, after its creator left at {removal:?}"
+            );
+        }
+    }
+}
