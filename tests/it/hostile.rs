@@ -35,8 +35,10 @@ pub fn raw(
 ) -> Raw {
     let address = base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).unwrap();
+    // The answer may take a while on a loaded machine; once it starts, a short wait ends
+    // the read (streamed answers never end on their own).
     stream
-        .set_read_timeout(Some(Duration::from_millis(500)))
+        .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
     for (name, value) in headers {
@@ -64,7 +66,10 @@ pub fn raw(
     loop {
         match stream.read(&mut buffer) {
             Ok(0) => break,
-            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            Ok(n) => {
+                answer.extend_from_slice(&buffer[..n]);
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            }
             Err(_) => break,
         }
     }

@@ -22,8 +22,9 @@ use std::sync::{Arc, PoisonError, RwLock, Weak};
 
 use pemba_engine::is_valid_object_id;
 use pemba_engine::{
-    CheckArgs, CheckCondition, Consistency, Engine, LoadedSchema, ObjectRef, Page, Precondition,
-    RelationshipFilter, Revision, SubjectLookup, Transaction, Tuple, WriteError,
+    CheckArgs, CheckCondition, Consistency, Engine, LoadedSchema, MetadataWrite, ObjectRef,
+    Operation, Page, Precondition, RelationshipFilter, Revision, SubjectLookup, Transaction, Tuple,
+    WriteError,
 };
 
 use self::relations::{
@@ -32,7 +33,7 @@ use self::relations::{
 };
 use super::error::{Action, Conflict, GroupsError, Ineligibility, Missing, Purpose};
 use super::model::{Actor, GroupSummary, Role};
-use super::store::{group_key, group_prefix, workspace_key, GroupInfo};
+use super::store::{group_key, group_prefix, member_version_key, workspace_key, GroupInfo};
 use super::vocabulary::{self, connection, group, user as user_type, workbook, workspace};
 
 /// The user-groups feature over one engine. Cheap to share behind an `Arc`; every command
@@ -146,6 +147,26 @@ impl Groups {
         on_conflict: impl FnOnce() -> GroupsError,
     ) -> Result<Revision, GroupsError> {
         transaction.checks.push(authorized.condition.clone());
+        // Every user this change relates to something gets a new member version, which a
+        // concurrent removal from the workspace conditions its commit on.
+        let mut related: Vec<&str> = transaction
+            .updates
+            .iter()
+            .filter(|u| u.operation != Operation::Delete)
+            .map(|u| &u.tuple.subject)
+            .filter(|s| s.object.object_type == user_type::TYPE && s.relation.is_none())
+            .map(|s| s.object.object_id.as_str())
+            .collect();
+        related.sort_unstable();
+        related.dedup();
+        let mut versions = Vec::with_capacity(related.len());
+        for user in related {
+            versions.push(MetadataWrite {
+                key: member_version_key(&authorized.workspace, user),
+                value: Some(random_hex()?),
+            });
+        }
+        transaction.metadata.extend(versions);
         match self.engine.transact(transaction) {
             Ok(revision) => Ok(revision),
             Err(WriteError::CheckFailed { .. }) => Err(authorized.refusal()),
@@ -199,6 +220,7 @@ impl Groups {
     fn authorize(
         &self,
         actor: &Actor,
+        ws: &str,
         resource: &ObjectRef,
         action: Action,
     ) -> Result<Authorized, GroupsError> {
@@ -206,6 +228,7 @@ impl Groups {
         let authorized = Authorized {
             condition: CheckCondition::holds(resource.clone(), permission, user(actor.id())),
             actor: actor.id().to_string(),
+            workspace: ws.to_string(),
             action,
         };
         if self.allowed(resource, permission, actor.id())? {
@@ -238,7 +261,7 @@ impl Groups {
     /// [`Self::enter`], then `action` on the workspace itself.
     fn admit(&self, actor: &Actor, ws: &str, action: Action) -> Result<Authorized, GroupsError> {
         self.enter(actor, ws)?;
-        self.authorize(actor, &workspace_object(ws), action)
+        self.authorize(actor, ws, &workspace_object(ws), action)
     }
 
     /// [`Self::enter`], the group exists in `ws`, then `action` on the group. The group's
@@ -252,7 +275,7 @@ impl Groups {
     ) -> Result<(StoredGroup, Authorized), GroupsError> {
         self.enter(actor, ws)?;
         let stored = self.group_record(ws, id)?;
-        let authorized = self.authorize(actor, &group_object(id), action)?;
+        let authorized = self.authorize(actor, ws, &group_object(id), action)?;
         Ok((stored, authorized))
     }
 
@@ -459,12 +482,16 @@ fn changed_concurrently() -> GroupsError {
 
 /// A fresh group id: `g` and 16 random hex digits.
 fn new_group_id() -> Result<String, GroupsError> {
+    Ok(format!("g{}", random_hex()?))
+}
+
+/// 64 random bits in hex.
+fn random_hex() -> Result<String, GroupsError> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).map_err(|error| GroupsError::NoRandomness {
         reason: error.to_string(),
     })?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("g{hex}"))
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Proof that an actor passed the check an action needs: the check, kept to be held again
@@ -472,6 +499,8 @@ fn new_group_id() -> Result<String, GroupsError> {
 pub(super) struct Authorized {
     condition: CheckCondition,
     actor: String,
+    /// The workspace the action is in.
+    workspace: String,
     action: Action,
 }
 

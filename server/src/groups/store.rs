@@ -30,6 +30,13 @@ pub(crate) fn name_key(ws: &str, name: &str) -> String {
     format!("groups/name/{ws}:{}", fold(name))
 }
 
+/// `groups/member-version/{ws}:{user}`: changes (to a fresh random value) with every commit
+/// that gives `user` a relationship in `ws`, so that a removal from the workspace, which
+/// must delete all of them, can require at commit that none appeared since it read them.
+pub(crate) fn member_version_key(ws: &str, user: &str) -> String {
+    format!("groups/member-version/{ws}:{user}")
+}
+
 /// A group's name and description, stored at its [`group_key`].
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct GroupInfo {

@@ -16,7 +16,13 @@ use crate::groups::model::{
     Actor, GroupRef, Input, Member, NewWorkspace, Role, RoleSet, WorkspaceCreated,
 };
 use crate::groups::names::sort_by_name;
-use crate::groups::store::{group_key, workspace_key, GroupInfo, WORKSPACE_VALUE};
+use crate::groups::store::{
+    group_key, member_version_key, workspace_key, GroupInfo, WORKSPACE_VALUE,
+};
+
+/// How often a removal from the workspace starts over when the member gained a
+/// relationship while it ran.
+const REMOVAL_ATTEMPTS: usize = 8;
 
 impl Groups {
     /// Creates workspace `ws` with its first admin. No actor: the calling service vouches
@@ -123,8 +129,13 @@ impl Groups {
     }
 
     /// Removes `member` from `ws` in one transaction: their role, every group membership
-    /// and every grant or ownership they had in this workspace. Admins only; refused for
-    /// the last admin.
+    /// and every grant or ownership they had in this workspace, as of the revision it
+    /// commits. Admins only; refused for the last admin.
+    ///
+    /// The relationships to delete are read first, so the commit is conditioned on the
+    /// member's version (see [`member_version_key`]): if anything gave them a relationship
+    /// here since the read, nothing is written and the removal starts over, a bounded
+    /// number of times. A removal that answers success removed everything.
     pub fn remove_from_workspace(
         &self,
         actor: &Actor,
@@ -132,36 +143,35 @@ impl Groups {
         member: &str,
     ) -> Result<(), GroupsError> {
         let authorized = self.admit(actor, ws, Action::RemoveMembers)?;
-        let role = self
-            .role_of(ws, member)?
-            .ok_or_else(|| Missing::WorkspaceMember {
-                workspace: ws.to_string(),
-                user: member.to_string(),
-            })?;
-        let mut preconditions = vec![must_match(exact(&role_tuple(ws, role, member)))];
-        if role == Role::Admin {
-            preconditions.push(self.other_admin_witness(ws, member)?);
-        }
-        let doomed = self.relationships_in_workspace(ws, member)?;
-        let transaction = Transaction {
-            preconditions,
-            updates: doomed.into_iter().map(delete).collect(),
-            ..Transaction::default()
-        };
-        self.commit(&authorized, transaction, changed_concurrently)?;
-        // A grant committed between our read and our commit (it needed the role, which
-        // is gone now) gives nothing, since every permission is intersected with
-        // `workspace->member`; remove such stragglers too so nothing is left behind.
-        let stragglers = self.relationships_in_workspace(ws, member)?;
-        if !stragglers.is_empty() {
-            let cleanup = Transaction {
-                preconditions: vec![must_not_match(roles(ws, Some(member)))],
-                updates: stragglers.into_iter().map(delete).collect(),
+        for _ in 0..REMOVAL_ATTEMPTS {
+            let version_key = member_version_key(ws, member);
+            let version = self.engine.metadata(&version_key)?;
+            let role = self
+                .role_of(ws, member)?
+                .ok_or_else(|| Missing::WorkspaceMember {
+                    workspace: ws.to_string(),
+                    user: member.to_string(),
+                })?;
+            let mut preconditions = vec![must_match(exact(&role_tuple(ws, role, member)))];
+            if role == Role::Admin {
+                preconditions.push(self.other_admin_witness(ws, member)?);
+            }
+            let doomed = self.relationships_in_workspace(ws, member)?;
+            let transaction = Transaction {
+                preconditions,
+                metadata_conditions: vec![MetadataCondition {
+                    key: version_key,
+                    expected: version,
+                }],
+                updates: doomed.into_iter().map(delete).collect(),
                 ..Transaction::default()
             };
-            self.commit(&authorized, cleanup, changed_concurrently)?;
+            match self.commit(&authorized, transaction, changed_concurrently) {
+                Err(GroupsError::Conflict(Conflict::ChangedConcurrently)) => continue,
+                outcome => return outcome.map(drop),
+            }
         }
-        Ok(())
+        Err(changed_concurrently())
     }
 
     /// Every member of `ws` by id, with role and groups (by name). Any member may ask.

@@ -187,3 +187,76 @@ fn issue_12_an_admin_removed_from_the_workspace_creates_no_group_afterwards() {
         }
     }
 }
+
+/// Issue 12 §2: a removal from the workspace that answers success removed every
+/// membership as of its commit, and one that answers failure wrote nothing, whatever an
+/// add-to-group and a re-add to the workspace did at the same moment.
+#[test]
+fn issue_12_a_removal_from_the_workspace_is_all_or_nothing_and_says_which() {
+    for round in 0..ROUNDS {
+        let (_dir, engine, groups) = groups();
+        let admin = Some("ann".to_string());
+        groups
+            .create_workspace("acme", Ok(NewWorkspace { admin }))
+            .unwrap();
+        groups
+            .set_role(&actor("ann"), "acme", "bob", Ok(Role::Editor))
+            .unwrap();
+        let new_group = |name: &str, members: Vec<String>| {
+            groups
+                .create_group(
+                    &actor("ann"),
+                    "acme",
+                    Ok(NewGroup {
+                        name: Some(name.into()),
+                        members,
+                        ..NewGroup::default()
+                    }),
+                )
+                .unwrap()
+                .id
+        };
+        let first = new_group("First", vec!["bob".into()]);
+        let second = new_group("Second", Vec::new());
+        let barrier = Barrier::new(3);
+        let (removed, _added, _readded) = std::thread::scope(|scope| {
+            let removal = scope.spawn(|| {
+                barrier.wait();
+                groups.remove_from_workspace(&actor("ann"), "acme", "bob")
+            });
+            let addition = scope.spawn(|| {
+                barrier.wait();
+                groups.add_member(&actor("ann"), "acme", &second, "bob")
+            });
+            let readdition = scope.spawn(|| {
+                barrier.wait();
+                std::thread::yield_now();
+                groups.set_role(&actor("ann"), "acme", "bob", Ok(Role::Viewer))
+            });
+            (
+                removal.join().unwrap(),
+                addition.join().unwrap(),
+                readdition.join().unwrap(),
+            )
+        });
+        let first_membership = format!("group:{first}#member@user:bob");
+        let second_membership = format!("group:{second}#member@user:bob");
+        let removed_at = revision_of(&engine, Operation::Delete, &first_membership);
+        match removed {
+            Ok(()) => {
+                let removed_at = removed_at.expect("a successful removal deleted the membership");
+                if let Some(added_at) = revision_of(&engine, Operation::Touch, &second_membership) {
+                    let deleted = revision_of(&engine, Operation::Delete, &second_membership);
+                    assert!(
+                        added_at > removed_at || deleted == Some(removed_at),
+                        "round {round}: a membership added at {added_at:?} survived the removal at {removed_at:?}"
+                    );
+                }
+            }
+            Err(error) => assert_eq!(
+                removed_at, None,
+                "round {round}: the removal answered {error:?} but deleted the membership"
+            ),
+        }
+    }
+}

@@ -232,7 +232,7 @@ impl Groups {
             }
             .into());
         }
-        let authorized = self.authorize(actor, &object, Action::Share(resource.kind))?;
+        let authorized = self.authorize(actor, ws, &object, Action::Share(resource.kind))?;
         Ok((object, authorized))
     }
 }
