@@ -42,7 +42,7 @@ pub mod vocabulary;
 mod scenarios;
 
 pub use error::GroupsError;
-pub use http::{body_decoder, routes, ACTOR_HEADER};
+pub use http::{routes, ACTOR_HEADER};
 pub use model::{
     Access, Actor, GrantedResource, Grantee, GroupAccess, GroupChanges, GroupDetail, GroupMember,
     GroupRef, GroupSummary, Input, Member, NewGroup, NewWorkspace, Resource, ResourceCreated,

@@ -1,6 +1,6 @@
 //! The user-groups routes over HTTP: extractors for the actor, path ids and bodies, one
 //! line per handler calling [`Groups`] on the blocking pool, and the route table, whose
-//! entries also carry each route's body decoder (for fuzzing, see [`body_decoder`]).
+//! entries also carry each route's body decoder (for fuzzing, see [`crate::routes::decode_body`]).
 //!
 //! Errors become the API's error body through `From<GroupsError> for ApiError`
 //! (`crate::error`); this layer adds only the protocol's own refusals (401 for the actor
@@ -8,8 +8,6 @@
 
 mod handlers;
 mod wire;
-
-use std::sync::OnceLock;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
@@ -23,15 +21,11 @@ use self::handlers as h;
 use self::wire::WireBody;
 use super::{Actor, Groups, GroupsError, Input};
 use crate::error::ApiError;
-use crate::routes::Route;
+use crate::routes::{BodyDecoder, Route};
 use crate::AppState;
 
 /// The header naming the workspace member a request acts for.
 pub const ACTOR_HEADER: &str = "pemba-actor";
-
-/// A route's body decoding alone, as its handler decodes (without authorizing or acting):
-/// `Err` is the 4xx the route would answer for that body.
-pub type BodyDecoder = fn(&[u8]) -> Result<(), ApiError>;
 
 /// Every route of the feature, for [`crate::routes::table`].
 pub fn routes() -> Vec<Route> {
@@ -43,24 +37,9 @@ pub fn routes() -> Vec<Route> {
             public: false,
             body_limit: None,
             handler: e.handler,
+            decode: e.decode,
         })
         .collect()
-}
-
-/// The body decoder of the feature's route `method path` (a pattern of [`routes`]), taken
-/// from the same table that builds the routes; `None` for routes that read no JSON body.
-pub fn body_decoder(method: &Method, path: &str) -> Option<BodyDecoder> {
-    static DECODERS: OnceLock<Vec<(Method, &'static str, BodyDecoder)>> = OnceLock::new();
-    DECODERS
-        .get_or_init(|| {
-            endpoints()
-                .into_iter()
-                .filter_map(|e| Some((e.method, e.path, e.decode?)))
-                .collect()
-        })
-        .iter()
-        .find(|(m, p, _)| m == method && *p == path)
-        .map(|(_, _, decode)| *decode)
 }
 
 /// One route: what [`Route`] needs, plus the decoder of the JSON body its handler reads.

@@ -20,6 +20,7 @@ pub fn routes() -> Vec<Route> {
             public: true,
             body_limit: None,
             handler: get(healthz),
+            decode: None,
         },
         Route {
             method: Method::GET,
@@ -27,6 +28,7 @@ pub fn routes() -> Vec<Route> {
             public: false,
             body_limit: None,
             handler: get(metrics),
+            decode: None,
         },
     ]
 }

@@ -25,11 +25,11 @@ use crate::AppState;
 /// The routes of this group.
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::post("/v1/permissions/check", post(check)),
-        Route::post("/v1/permissions/checkbulk", post(check_bulk)),
-        Route::post("/v1/permissions/resources", post(lookup_resources)),
-        Route::post("/v1/permissions/subjects", post(lookup_subjects)),
-        Route::post("/v1/permissions/expand", post(expand)),
+        Route::post::<CheckRequestBody>("/v1/permissions/check", post(check)),
+        Route::post::<CheckBulkRequest>("/v1/permissions/checkbulk", post(check_bulk)),
+        Route::post::<LookupResourcesRequest>("/v1/permissions/resources", post(lookup_resources)),
+        Route::post::<LookupSubjectsRequest>("/v1/permissions/subjects", post(lookup_subjects)),
+        Route::post::<ExpandRequest>("/v1/permissions/expand", post(expand)),
     ]
 }
 

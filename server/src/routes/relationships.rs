@@ -27,11 +27,11 @@ pub const IMPORT_PATH: &str = "/v1/relationships/importbulk";
 /// The routes of this group.
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::post("/v1/relationships/write", post(write)),
-        Route::post("/v1/relationships/delete", post(delete)),
-        Route::post("/v1/relationships/read", post(read)),
-        Route::post(IMPORT_PATH, post(import_bulk)),
-        Route::post("/v1/relationships/exportbulk", post(export_bulk)),
+        Route::post::<WriteRequest>("/v1/relationships/write", post(write)),
+        Route::post::<DeleteRequest>("/v1/relationships/delete", post(delete)),
+        Route::post::<ReadRequest>("/v1/relationships/read", post(read)),
+        Route::post::<ImportRequest>(IMPORT_PATH, post(import_bulk)),
+        Route::post::<ExportRequest>("/v1/relationships/exportbulk", post(export_bulk)),
     ]
 }
 

@@ -14,8 +14,8 @@ use crate::AppState;
 /// The routes of this group.
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::post("/v1/schema/write", post(write)),
-        Route::post("/v1/schema/read", post(read)),
+        Route::post::<WriteSchemaRequest>("/v1/schema/write", post(write)),
+        Route::post::<ReadSchemaRequest>("/v1/schema/read", post(read)),
     ]
 }
 

@@ -21,7 +21,7 @@ use crate::AppState;
 
 /// The routes of this group.
 pub fn routes() -> Vec<Route> {
-    vec![Route::post("/v1/watch", post(watch))]
+    vec![Route::post::<WatchRequest>("/v1/watch", post(watch))]
 }
 
 /// `WatchRequest`.
