@@ -209,9 +209,9 @@ pub enum Missing {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Conflict {
-    /// Another group of the workspace has the name (compared ignoring case).
+    /// Another group of the workspace has the name (compared after NFKC and case folding).
     #[error(
-        "workspace `{workspace}` already has a group named `{name}` (`{id}`); names are compared ignoring case"
+        "workspace `{workspace}` already has a group named `{name}` (`{id}`); names are compared after Unicode normalization and case folding"
     )]
     NameTaken {
         /// Workspace id.
