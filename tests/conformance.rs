@@ -7,9 +7,12 @@
 //! file the engine cannot load or does not pass in-process is ignored here with the
 //! reason: that is the engine tests' failure, not the HTTP layer's.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+#[path = "shared/corpus.rs"]
+mod corpus;
 use serde_json::{json, Value};
 
 #[path = "it/support.rs"]
@@ -26,66 +29,24 @@ mod support;
 
 use support::{rel, split_check, TestServer};
 
-/// The variable naming the folder of SpiceDB validation files.
-const VARIABLE: &str = "PEMBA_CONFORMANCE_DIR";
-
-/// Why the cases are skipped when [`VARIABLE`] is unset.
-const UNSET: &str = "PEMBA_CONFORMANCE_DIR is unset: set it to the SpiceDB validation files \
-                     (../shared/conformance/spicedb) to run them over HTTP";
-
 fn main() {
     let args = Arguments::from_args();
     libtest_mimic::run(&args, trials()).exit();
 }
 
-/// One case per file, or a single ignored or failing case when there are no files.
+/// One case per file, or the one ignored or failing case that stands for them.
 fn trials() -> Vec<Trial> {
-    let Some(dir) = std::env::var_os(VARIABLE) else {
-        return vec![Trial::ignorable_test("spicedb_over_http", || {
-            Ok(Completion::ignored_with(UNSET))
-        })];
-    };
-    let dir = PathBuf::from(dir);
-    match yaml_files(&dir) {
-        Ok(files) if !files.is_empty() => files
+    match corpus::files("spicedb_over_http", "to run them over HTTP", 1) {
+        Ok(files) => files
             .into_iter()
-            .map(|path| Trial::ignorable_test(case_name(&path), move || run_file(&path)))
+            .map(|path| {
+                Trial::ignorable_test(corpus::case_name("spicedb_over_http", &path), move || {
+                    run_file(&path)
+                })
+            })
             .collect(),
-        Ok(_) => {
-            let message = format!(
-                "{VARIABLE} is `{}`, which holds no `.yaml` files",
-                dir.display()
-            );
-            vec![Trial::test(
-                "spicedb_over_http",
-                move || Err(message.into()),
-            )]
-        }
-        Err(message) => vec![Trial::test(
-            "spicedb_over_http",
-            move || Err(message.into()),
-        )],
+        Err(stand_in) => vec![stand_in],
     }
-}
-
-/// The `.yaml` files directly in `dir`, sorted.
-fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let cannot = |e: std::io::Error| format!("{VARIABLE} is `{}`: {e}", dir.display());
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(cannot)? {
-        let path = entry.map_err(cannot)?.path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// `spicedb_over_http::NAME` for `NAME.yaml`.
-fn case_name(path: &Path) -> String {
-    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-    format!("spicedb_over_http::{stem}")
 }
 
 /// Loads one file into a fresh server and checks every assertion over HTTP; each wrong

@@ -8,15 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
-use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+#[path = "../../tests/shared/corpus.rs"]
+mod corpus;
 use pemba_engine::validation_file;
-
-/// The variable naming the folder of SpiceDB validation files.
-const VARIABLE: &str = "PEMBA_CONFORMANCE_DIR";
-
-/// Why the cases are skipped when [`VARIABLE`] is unset.
-const UNSET: &str = "PEMBA_CONFORMANCE_DIR is unset: set it to the SpiceDB validation files \
-                     (../shared/conformance/spicedb) to run them";
 
 /// SpiceDB ships more validation files than this; fewer means the wrong folder.
 const MIN_FILES: usize = 30;
@@ -30,56 +26,27 @@ fn main() {
     libtest_mimic::run(&args, trials()).exit();
 }
 
-/// One case per file, or a single ignored or failing case when there are no files.
+/// One case per file and one for the assertions in all, or the one ignored or failing
+/// case that stands for them.
 fn trials() -> Vec<Trial> {
-    let Some(dir) = std::env::var_os(VARIABLE) else {
-        return vec![Trial::ignorable_test("spicedb", || {
-            Ok(Completion::ignored_with(UNSET))
-        })];
-    };
-    let dir = PathBuf::from(dir);
-    match yaml_files(&dir) {
-        Ok(files) if files.len() >= MIN_FILES => {
+    match corpus::files("spicedb", "to run them", MIN_FILES) {
+        Ok(files) => {
             let mut trials: Vec<Trial> = files
                 .iter()
                 .cloned()
-                .map(|path| Trial::test(case_name(&path), move || run_file(&path).map(drop)))
+                .map(|path| {
+                    Trial::test(corpus::case_name("spicedb", &path), move || {
+                        run_file(&path).map(drop)
+                    })
+                })
                 .collect();
             trials.push(Trial::test("spicedb_assertions", move || {
                 count_assertions(&files)
             }));
             trials
         }
-        Ok(files) => {
-            let message = format!(
-                "{VARIABLE} is `{}`, which holds {} `.yaml` files, not the SpiceDB validation files (at least {MIN_FILES})",
-                dir.display(),
-                files.len()
-            );
-            vec![Trial::test("spicedb", move || Err(message.into()))]
-        }
-        Err(message) => vec![Trial::test("spicedb", move || Err(message.into()))],
+        Err(stand_in) => vec![stand_in],
     }
-}
-
-/// The `.yaml` files directly in `dir`, sorted.
-fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let cannot = |e: std::io::Error| format!("{VARIABLE} is `{}`: {e}", dir.display());
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(cannot)? {
-        let path = entry.map_err(cannot)?.path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// `spicedb::NAME` for `NAME.yaml`.
-fn case_name(path: &Path) -> String {
-    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-    format!("spicedb::{stem}")
 }
 
 /// Fails if the files that pass evaluate fewer than [`MIN_ASSERTIONS`] assertions in all

@@ -5,64 +5,31 @@
 //! unset there is one case, ignored with the reason; a folder that cannot be read or
 //! holds no `.yaml` files fails.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use libtest_mimic::{Arguments, Failed, Trial};
 
-/// The variable naming the folder of SpiceDB validation files.
-const VARIABLE: &str = "PEMBA_CONFORMANCE_DIR";
-
-/// Why the cases are skipped when [`VARIABLE`] is unset.
-const UNSET: &str = "PEMBA_CONFORMANCE_DIR is unset: set it to the SpiceDB validation files \
-                     (../shared/conformance/spicedb) to compile their schemas";
+#[path = "../../tests/shared/corpus.rs"]
+mod corpus;
 
 fn main() {
     let args = Arguments::from_args();
     libtest_mimic::run(&args, trials()).exit();
 }
 
-/// One case per file, or a single ignored or failing case when there are no files.
+/// One case per file, or the one ignored or failing case that stands for them.
 fn trials() -> Vec<Trial> {
-    let Some(dir) = std::env::var_os(VARIABLE) else {
-        return vec![Trial::ignorable_test("spicedb_schemas", || {
-            Ok(Completion::ignored_with(UNSET))
-        })];
-    };
-    let dir = PathBuf::from(dir);
-    match yaml_files(&dir) {
-        Ok(files) if !files.is_empty() => files
+    match corpus::files("spicedb_schemas", "to compile their schemas", 1) {
+        Ok(files) => files
             .into_iter()
-            .map(|path| Trial::test(case_name(&path), move || compile_file(&path)))
+            .map(|path| {
+                Trial::test(corpus::case_name("spicedb_schemas", &path), move || {
+                    compile_file(&path)
+                })
+            })
             .collect(),
-        Ok(_) => {
-            let message = format!(
-                "{VARIABLE} is `{}`, which holds no `.yaml` files",
-                dir.display()
-            );
-            vec![Trial::test("spicedb_schemas", move || Err(message.into()))]
-        }
-        Err(message) => vec![Trial::test("spicedb_schemas", move || Err(message.into()))],
+        Err(stand_in) => vec![stand_in],
     }
-}
-
-/// The `.yaml` files directly in `dir`, sorted.
-fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let cannot = |e: std::io::Error| format!("{VARIABLE} is `{}`: {e}", dir.display());
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(cannot)? {
-        let path = entry.map_err(cannot)?.path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// `spicedb_schemas::NAME` for `NAME.yaml`.
-fn case_name(path: &Path) -> String {
-    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-    format!("spicedb_schemas::{stem}")
 }
 
 /// Compiles the file's schema, prints it and compiles the print to the same schema.

@@ -13,12 +13,38 @@ use crate::groups::{Groups, GroupsError};
 
 const ROUNDS: usize = 60;
 
-fn groups() -> (tempfile::TempDir, Arc<Engine>, Arc<Groups>) {
+/// Workspace `acme` on a durable store, with admin `ann` and `members` in their roles.
+fn acme(members: &[(&str, Role)]) -> (tempfile::TempDir, Arc<Engine>, Arc<Groups>) {
     let dir = tempfile::tempdir().unwrap();
     let engine = Arc::new(Engine::open(&dir.path().join("store.redb")).unwrap());
     engine.write_schema(crate::DEFAULT_SCHEMA).unwrap();
     let groups = Arc::new(Groups::new(engine.clone()));
+    let admin = Some("ann".to_string());
+    groups
+        .create_workspace("acme", Ok(NewWorkspace { admin }))
+        .unwrap();
+    for (user, role) in members {
+        groups
+            .set_role(&actor("ann"), "acme", user, Ok(*role))
+            .unwrap();
+    }
     (dir, engine, groups)
+}
+
+/// A group of `acme` created by `ann`; its id.
+fn group(groups: &Groups, name: &str, members: Vec<String>) -> String {
+    groups
+        .create_group(
+            &actor("ann"),
+            "acme",
+            Ok(NewGroup {
+                name: Some(name.into()),
+                members,
+                ..NewGroup::default()
+            }),
+        )
+        .unwrap()
+        .id
 }
 
 fn actor(id: &str) -> Actor {
@@ -59,16 +85,7 @@ fn race<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + 
 #[test]
 fn issue_12_two_admins_demoting_each_other_cannot_both_win() {
     for round in 0..ROUNDS {
-        let (_dir, _engine, groups) = groups();
-        let admin = Some("ann".to_string());
-        groups
-            .create_workspace("acme", Ok(NewWorkspace { admin }))
-            .unwrap();
-        for (user, role) in [("bob", Role::Admin), ("carol", Role::Admin)] {
-            groups
-                .set_role(&actor("ann"), "acme", user, Ok(role))
-                .unwrap();
-        }
+        let (_dir, _engine, groups) = acme(&[("bob", Role::Admin), ("carol", Role::Admin)]);
         let (ann, bob) = race(
             || groups.set_role(&actor("ann"), "acme", "bob", Ok(Role::Viewer)),
             || groups.set_role(&actor("bob"), "acme", "ann", Ok(Role::Viewer)),
@@ -88,25 +105,8 @@ fn issue_12_two_admins_demoting_each_other_cannot_both_win() {
 #[test]
 fn issue_12_an_owner_removed_from_the_workspace_shares_nothing_afterwards() {
     for round in 0..ROUNDS {
-        let (_dir, engine, groups) = groups();
-        let admin = Some("ann".to_string());
-        groups
-            .create_workspace("acme", Ok(NewWorkspace { admin }))
-            .unwrap();
-        groups
-            .set_role(&actor("ann"), "acme", "olga", Ok(Role::Editor))
-            .unwrap();
-        let group = groups
-            .create_group(
-                &actor("ann"),
-                "acme",
-                Ok(NewGroup {
-                    name: Some("Eng".into()),
-                    ..NewGroup::default()
-                }),
-            )
-            .unwrap()
-            .id;
+        let (_dir, engine, groups) = acme(&[("olga", Role::Editor)]);
+        let group = group(&groups, "Eng", Vec::new());
         let connection = Resource {
             kind: ResourceKind::Connection,
             id: format!("c{round}"),
@@ -149,14 +149,7 @@ fn issue_12_an_owner_removed_from_the_workspace_shares_nothing_afterwards() {
 #[test]
 fn issue_12_an_admin_removed_from_the_workspace_creates_no_group_afterwards() {
     for round in 0..ROUNDS {
-        let (_dir, engine, groups) = groups();
-        let admin = Some("ann".to_string());
-        groups
-            .create_workspace("acme", Ok(NewWorkspace { admin }))
-            .unwrap();
-        groups
-            .set_role(&actor("ann"), "acme", "adam", Ok(Role::Admin))
-            .unwrap();
+        let (_dir, engine, groups) = acme(&[("adam", Role::Admin)]);
         let (removed, created) = race(
             || groups.remove_from_workspace(&actor("ann"), "acme", "adam"),
             || {
@@ -194,30 +187,9 @@ fn issue_12_an_admin_removed_from_the_workspace_creates_no_group_afterwards() {
 #[test]
 fn issue_12_a_removal_from_the_workspace_is_all_or_nothing_and_says_which() {
     for round in 0..ROUNDS {
-        let (_dir, engine, groups) = groups();
-        let admin = Some("ann".to_string());
-        groups
-            .create_workspace("acme", Ok(NewWorkspace { admin }))
-            .unwrap();
-        groups
-            .set_role(&actor("ann"), "acme", "bob", Ok(Role::Editor))
-            .unwrap();
-        let new_group = |name: &str, members: Vec<String>| {
-            groups
-                .create_group(
-                    &actor("ann"),
-                    "acme",
-                    Ok(NewGroup {
-                        name: Some(name.into()),
-                        members,
-                        ..NewGroup::default()
-                    }),
-                )
-                .unwrap()
-                .id
-        };
-        let first = new_group("First", vec!["bob".into()]);
-        let second = new_group("Second", Vec::new());
+        let (_dir, engine, groups) = acme(&[("bob", Role::Editor)]);
+        let first = group(&groups, "First", vec!["bob".into()]);
+        let second = group(&groups, "Second", Vec::new());
         let barrier = Barrier::new(3);
         let (removed, _added, _readded) = std::thread::scope(|scope| {
             let removal = scope.spawn(|| {
