@@ -604,6 +604,40 @@ fn issue_12_two_actor_headers_are_refused() {
     app.expect(200, "GET", "/v1/workspaces/acme/groups", "alice", None);
 }
 
+/// Issue 16: `PUT /v1/workspaces/{ws}` of a workspace that relationships written through
+/// the general API already name is a 409, not a silent adoption (which could leave two
+/// admins); nothing is written.
+#[test]
+fn issue_16_a_workspace_named_by_relationships_is_not_adopted() {
+    let app = acme();
+    for (ws, written) in [
+        ("beta", "workspace:beta#admin@user:mallory"),
+        ("gamma", "group:gx#workspace@workspace:gamma"),
+    ] {
+        app.server.ok(
+            "/v1/relationships/write",
+            json!({ "updates": [{
+                "operation": "OPERATION_TOUCH",
+                "relationship": crate::support::rel(written),
+            }]}),
+        );
+        let (status, answer) = app.send(
+            "PUT",
+            &format!("/v1/workspaces/{ws}"),
+            None,
+            Some(("application/json", json!({ "admin": "zed" }).to_string())),
+        );
+        assert_eq!(status, 409, "{ws}: {answer}");
+        let (status, _) = app.send(
+            "GET",
+            &format!("/v1/workspaces/{ws}/groups"),
+            Some("zed"),
+            None,
+        );
+        assert_eq!(status, 404, "{ws} was not created");
+    }
+}
+
 #[test]
 fn identity_missing_actor_401_outsider_403_unknown_workspace_404() {
     let app = acme();

@@ -5,10 +5,13 @@
 use std::collections::BTreeMap;
 
 use pemba_engine::is_valid_object_id;
-use pemba_engine::{MetadataCondition, MetadataWrite, Transaction};
+use pemba_engine::{
+    MetadataCondition, MetadataWrite, RelationshipFilter, SubjectFilter, Transaction,
+};
 
 use super::relations::{
     delete, exact, memberships_of, must_match, must_not_match, role_tuple, roles, touch,
+    workspace_object,
 };
 use super::{changed_concurrently, Groups, ALL};
 use crate::groups::error::{Action, Conflict, GroupsError, Invalid, Missing};
@@ -54,7 +57,17 @@ impl Groups {
         if self.engine.metadata(&key)?.is_some() {
             return Err(exists());
         }
+        // A workspace that relationships written through the general API already name is not
+        // adopted: it would keep whatever admins those gave it.
+        let this = workspace_object(ws);
         let transaction = Transaction {
+            preconditions: vec![
+                must_not_match(RelationshipFilter::resource(&this)),
+                must_not_match(RelationshipFilter::subject(
+                    SubjectFilter::of_type(this.object_type.clone())
+                        .with_id(this.object_id.clone()),
+                )),
+            ],
             metadata_conditions: vec![MetadataCondition {
                 key: key.clone(),
                 expected: None,
