@@ -136,7 +136,6 @@ impl Iterator for Relationships<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(tuple) = self.page.next() {
-                self.last = Some(tuple.clone());
                 return Some(Ok(tuple));
             }
             if self.done {
@@ -149,6 +148,8 @@ impl Iterator for Relationships<'_> {
             match read {
                 Ok(answer) => {
                     self.done = answer.value.len() < ITER_PAGE;
+                    // The next page starts after this one's last: one copy per page.
+                    self.last = answer.value.last().cloned();
                     self.page = answer.value.into_iter();
                 }
                 Err(error) => {

@@ -85,15 +85,14 @@ impl Engine {
                 .get(at)
                 .is_none_or(|pending| !pending.transaction.checks.is_empty());
             if starts_segment && !segment.is_empty() {
-                if let Some(error) = &failed {
-                    for index in segment.drain(..) {
-                        if let Some(slot) = outcomes.get_mut(index) {
-                            *slot = Some(Err(error.clone().into()));
-                        }
-                    }
-                } else if let Err(error) = self.commit_segment(&group, &segment, &mut outcomes) {
-                    for index in segment.drain(..) {
-                        if let Some(slot) = outcomes.get_mut(index) {
+                let committed = match &failed {
+                    Some(error) => Err(error.clone()),
+                    None => self.commit_segment(&group, &segment, &mut outcomes),
+                };
+                // A store failure ends this segment and every later one with the same error.
+                if let Err(error) = committed {
+                    for index in &segment {
+                        if let Some(slot) = outcomes.get_mut(*index) {
                             *slot = Some(Err(error.clone().into()));
                         }
                     }
