@@ -104,14 +104,23 @@ pub fn resolve_key(
     Ok((key, KeySource::Generated(path)))
 }
 
+/// The key a request presents as `Authorization: Bearer KEY`, or why it presents none.
+fn presented(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    let header = headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthenticated("missing `Authorization: Bearer KEY` header"))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::unauthenticated("the `Authorization` header must be `Bearer KEY`"))
+}
+
 /// Whether `headers` carry `Authorization: Bearer <the key>` (for public routes that show
 /// more to a caller with the key).
 pub fn presents_key(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
-    headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .is_some_and(|presented| state.key.matches(presented.trim()))
+    presented(headers).is_ok_and(|key| state.key.matches(key))
 }
 
 /// Middleware: refuses a request without `Authorization: Bearer <key>` (401, code 16).
@@ -120,18 +129,8 @@ pub async fn require_key(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let header = request
-        .headers()
-        .get(AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthenticated("missing `Authorization: Bearer KEY` header"))?;
-    let presented = header
-        .to_str()
-        .ok()
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::unauthenticated("the `Authorization` header must be `Bearer KEY`")
-        })?;
-    if !state.key.matches(presented.trim()) {
+    let presented = presented(request.headers())?;
+    if !state.key.matches(presented) {
         return Err(ApiError::unauthenticated("invalid API key"));
     }
     Ok(next.run(request).await)
