@@ -28,6 +28,8 @@ use crate::client::Client;
 pub const DEFAULT_DATA_DIR: &str = "pemba-data";
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default gRPC listen address (SpiceDB's).
+pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:50051";
 
 /// `pemba serve` flags.
 #[derive(Debug, clap::Args)]
@@ -38,6 +40,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     pub listen: String,
+    /// Address to serve SpiceDB's gRPC API (`authzed.api.v1`) on.
+    #[arg(long, value_name = "ADDR", env = "PEMBA_GRPC_LISTEN", default_value = DEFAULT_GRPC_LISTEN)]
+    pub grpc_listen: String,
     /// File holding the API key (otherwise `PEMBA_KEY`, otherwise a key generated into the
     /// data directory on first start).
     #[arg(long, value_name = "FILE")]
@@ -198,16 +203,33 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         let address = listener
             .local_addr()
             .map_err(|e| format!("cannot read the bound address: {e}"))?;
+        let grpc_listener = tokio::net::TcpListener::bind(&args.grpc_listen)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot listen on `{}` (--grpc-listen): {e}",
+                    args.grpc_listen
+                )
+            })?;
+        let grpc_address = grpc_listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the bound gRPC address: {e}"))?;
         eprintln!(
             "pemba serving http://{address} with data in {}",
             args.data_dir.display()
         );
+        eprintln!("pemba serving grpc://{grpc_address}");
         let mut config = Config::new(args.data_dir.clone(), key);
         config.limits.max_connections = args.max_connections;
         config.limits.max_connections_per_client = args.max_connections_per_client;
-        pemba_server::run(listener, config, pemba_server::shutdown_signal())
-            .await
-            .map_err(|e| open_hint(&e, &args.data_dir))
+        pemba_server::run_with_grpc(
+            listener,
+            Some(grpc_listener),
+            config,
+            pemba_server::shutdown_signal(),
+        )
+        .await
+        .map_err(|e| open_hint(&e, &args.data_dir))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

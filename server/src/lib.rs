@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod error;
 pub mod groups; // user-groups feature (issue 5)
+pub mod grpc;
 pub mod limits;
 pub mod metrics;
 pub mod routes;
@@ -189,6 +190,17 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    run_with_grpc(listener, None, config, shutdown).await
+}
+
+/// [`run`], also serving SpiceDB's gRPC API ([`grpc`]) on `grpc_listener` when given: one
+/// engine, key and set of limits under both; `shutdown` stops both.
+pub async fn run_with_grpc(
+    listener: TcpListener,
+    grpc_listener: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let data_dir = config.data_dir.clone();
     let engine = tokio::task::spawn_blocking(move || open_engine(&data_dir))
         .await
@@ -216,12 +228,26 @@ pub async fn run(
     }
     tracing::info!(address = ?listener.local_addr().ok(), revision = engine.revision().0, "serving");
     let limits = state.limits;
-    serve::serve(listener, router, limits, async move {
+    let grpc = async {
+        let Some(grpc_listener) = grpc_listener else {
+            return Ok(());
+        };
+        let mut stop = state.stop.subscribe();
+        grpc::serve(grpc_listener, state.clone(), async move {
+            // Ends when shutdown begins, or when the state (and so the sender) is gone.
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        })
+        .await
+    };
+    let stopping = state.clone();
+    let http = serve::serve(listener, router, limits, async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
-        state.begin_shutdown();
-    })
-    .await?;
+        stopping.begin_shutdown();
+    });
+    let (http, grpc) = tokio::join!(http, grpc);
+    http?;
+    grpc?;
     // Requests are done; dropping the last handles closes the redb file cleanly.
     drop(engine);
     tracing::info!("store closed");

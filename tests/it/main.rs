@@ -14,6 +14,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod groups;
+mod grpc;
 mod hostile;
 mod import_crash;
 mod process;

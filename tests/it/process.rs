@@ -63,6 +63,8 @@ impl ServeProcess {
             .arg(data_dir)
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .arg("--grpc-listen")
+            .arg("127.0.0.1:0")
             .args(args)
             .env("PEMBA_KEY", PROCESS_KEY)
             .env("RUST_LOG", "info")

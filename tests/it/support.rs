@@ -28,6 +28,8 @@ definition doc {
 
 pub struct TestServer {
     pub base: String,
+    /// `http://ADDR` of the gRPC listener, for tonic clients.
+    pub grpc: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -51,19 +53,23 @@ impl TestServer {
                 .unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx
+                    .send((listener.local_addr().unwrap(), grpc.local_addr().unwrap()))
+                    .unwrap();
                 let mut config = Config::new(data_dir, ApiKey::new(KEY).unwrap());
                 config.limits = limits;
-                pemba_server::run(listener, config, async move {
+                pemba_server::run_with_grpc(listener, Some(grpc), config, async move {
                     let _ = stopped.await;
                 })
                 .await
                 .unwrap();
             });
         });
-        let addr = addr_rx.recv().unwrap();
+        let (addr, grpc) = addr_rx.recv().unwrap();
         let server = TestServer {
             base: format!("http://{addr}"),
+            grpc: format!("http://{grpc}"),
             stop: Some(stop),
             thread: Some(thread),
             _dir: dir,

@@ -334,8 +334,8 @@ pub struct LookupResourcesResult {
     pub after_result_cursor: Token,
 }
 
-const RESOURCES_CURSOR: &str = "lr";
-const SUBJECTS_CURSOR: &str = "ls";
+pub(crate) const RESOURCES_CURSOR: &str = "lr";
+pub(crate) const SUBJECTS_CURSOR: &str = "ls";
 
 async fn lookup_resources(
     State(state): State<AppState>,

@@ -229,10 +229,10 @@ pub struct ReadResult {
     pub after_result_cursor: Token,
 }
 
-const READ_CURSOR: &str = "rd";
-const EXPORT_CURSOR: &str = "ex";
+pub(crate) const READ_CURSOR: &str = "rd";
+pub(crate) const EXPORT_CURSOR: &str = "ex";
 
-fn tuple_cursor(cursor: Option<&Token>, kind: &str) -> Result<Option<Tuple>, ApiError> {
+pub(crate) fn tuple_cursor(cursor: Option<&Token>, kind: &str) -> Result<Option<Tuple>, ApiError> {
     wire::decode_cursor(cursor, kind)?
         .map(|text| {
             Tuple::parse(&text).map_err(|_| ApiError::invalid("optionalCursor: malformed cursor"))
@@ -241,7 +241,7 @@ fn tuple_cursor(cursor: Option<&Token>, kind: &str) -> Result<Option<Tuple>, Api
 }
 
 /// Reads one page on the blocking pool.
-async fn read_page(
+pub(crate) async fn read_page(
     state: &AppState,
     consistency: Consistency,
     filter: RelationshipFilter,

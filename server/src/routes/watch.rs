@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
-use pemba_engine::{Operation, RelationshipFilter, Revision};
+use pemba_engine::{Change, Operation, RelationshipFilter, Revision};
 use serde::{Deserialize, Serialize};
 
 use super::Route;
@@ -64,7 +64,7 @@ pub struct WatchResult {
 /// How many change sets one log read returns.
 const BATCH: usize = 256;
 
-/// Decrements the open-stream count when the stream ends, however it ends.
+/// A place in [`AppState::watchers`]: taken when a stream opens, given back on drop.
 struct Slot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
 impl Drop for Slot {
@@ -73,21 +73,157 @@ impl Drop for Slot {
     }
 }
 
+/// The changes of one commit that a watch stream sends.
+pub(crate) struct Matched {
+    /// The revision the commit made.
+    pub(crate) revision: Revision,
+    /// Its changes that match the request, in commit order.
+    pub(crate) changes: Vec<Change>,
+}
+
+/// An open watch, shared by the HTTP and gRPC streams: what it matches, where in the
+/// change log it is, and its place among [`Limits::max_watch_streams`](crate::Limits).
+pub(crate) struct Watcher {
+    types: Vec<String>,
+    filters: Vec<RelationshipFilter>,
+    after: Revision,
+    commits: tokio::sync::watch::Receiver<Revision>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    _slot: Slot,
+}
+
+impl Watcher {
+    /// Opens a watch of `types` or `filters` (not both) from `start` (none: from now).
+    /// Refuses unknown types, a start revision this store never made, and a stream over
+    /// the cap (`RESOURCE_EXHAUSTED`, 429).
+    pub(crate) fn open(
+        state: &AppState,
+        types: Vec<String>,
+        filters: Vec<RelationshipFilter>,
+        start: Option<Revision>,
+    ) -> Result<Self, ApiError> {
+        if !types.is_empty() && !filters.is_empty() {
+            return Err(ApiError::invalid(
+                "optionalObjectTypes and optionalRelationshipFilters cannot both be set",
+            ));
+        }
+        if let Some(schema) = state.engine.schema() {
+            for (i, name) in types.iter().enumerate() {
+                if schema.compiled.type_by_name(name).is_none() {
+                    return Err(ApiError::invalid(format!(
+                        "optionalObjectTypes[{i}]: object type `{name}` is not defined in the schema"
+                    )));
+                }
+            }
+        }
+        // Subscribe before reading the revision so no commit falls between the two.
+        let commits = state.engine.subscribe();
+        let newest = state.engine.revision();
+        let after = match start {
+            Some(revision) if revision > newest => {
+                return Err(ApiError::invalid(format!(
+                    "optionalStartCursor: revision {} is newer than the newest ({}): the token does not come from this store",
+                    revision.0, newest.0
+                )))
+            }
+            Some(revision) => revision,
+            None => newest,
+        };
+        let open = state.watchers.fetch_add(1, Ordering::SeqCst);
+        let slot = Slot(state.watchers.clone());
+        if open >= state.limits.max_watch_streams {
+            return Err(ApiError::exhausted(format!(
+                "too many watch streams: the limit is {}",
+                state.limits.max_watch_streams
+            )));
+        }
+        Ok(Watcher {
+            types,
+            filters,
+            after,
+            commits,
+            stop: state.stop.subscribe(),
+            _slot: slot,
+        })
+    }
+
+    /// The next commits with matching changes, waiting for new commits when caught up.
+    /// `None` when the stream should end: `closed` resolved (the client left), or the
+    /// server is shutting down.
+    pub(crate) async fn next(
+        &mut self,
+        state: &AppState,
+        closed: impl std::future::Future<Output = ()>,
+    ) -> Option<Result<Vec<Matched>, ApiError>> {
+        tokio::pin!(closed);
+        loop {
+            let engine = state.engine.clone();
+            let after = self.after;
+            let sets = match tokio::task::spawn_blocking(move || engine.changes_after(after, BATCH))
+                .await
+                .map_err(ApiError::from)
+                .and_then(|r| r.map_err(ApiError::from))
+            {
+                Ok(sets) => sets,
+                Err(error) => return Some(Err(error)),
+            };
+            let caught_up = sets.len() < BATCH;
+            let mut matched = Vec::new();
+            for set in sets {
+                self.after = set.revision;
+                let changes: Vec<Change> = set
+                    .changes
+                    .into_iter()
+                    .filter(|c| {
+                        (self.types.is_empty()
+                            || self.types.contains(&c.tuple.resource.object_type))
+                            && (self.filters.is_empty()
+                                || self.filters.iter().any(|f| f.matches(&c.tuple)))
+                    })
+                    .collect();
+                if !changes.is_empty() {
+                    matched.push(Matched {
+                        revision: set.revision,
+                        changes,
+                    });
+                }
+            }
+            if !matched.is_empty() {
+                return Some(Ok(matched));
+            }
+            if !caught_up {
+                continue;
+            }
+            if *self.stop.borrow() {
+                return None;
+            }
+            // Wait for a commit newer than what was read.
+            if *self.commits.borrow_and_update() <= self.after {
+                tokio::select! {
+                    changed = self.commits.changed() => if changed.is_err() { return None },
+                    () = &mut closed => return None,
+                    _ = self.stop.changed() => return None,
+                }
+            }
+        }
+    }
+}
+
+/// The names of `optionalUpdateKinds` this server honours (relationship updates only).
+pub(crate) fn update_kind_supported(kind: &str) -> bool {
+    kind == "WATCH_KIND_UNSPECIFIED" || kind == "WATCH_KIND_INCLUDE_RELATIONSHIP_UPDATES"
+}
+
 async fn watch(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<WatchRequest>,
 ) -> Result<Response, ApiError> {
     for kind in &body.optional_update_kinds {
-        if kind != "WATCH_KIND_UNSPECIFIED" && kind != "WATCH_KIND_INCLUDE_RELATIONSHIP_UPDATES" {
+        if !update_kind_supported(kind) {
             return Err(ApiError::invalid(format!(
                 "optionalUpdateKinds: `{kind}` is not supported"
             )));
         }
-    }
-    if !body.optional_object_types.is_empty() && !body.optional_relationship_filters.is_empty() {
-        return Err(ApiError::invalid(
-            "optionalObjectTypes and optionalRelationshipFilters cannot both be set",
-        ));
     }
     let filters = body
         .optional_relationship_filters
@@ -95,99 +231,40 @@ async fn watch(
         .enumerate()
         .map(|(i, f)| wire::filter(f, &format!("optionalRelationshipFilters[{i}]")))
         .collect::<Result<Vec<RelationshipFilter>, _>>()?;
-    if let Some(schema) = state.engine.schema() {
-        for (i, name) in body.optional_object_types.iter().enumerate() {
-            if schema.compiled.type_by_name(name).is_none() {
-                return Err(ApiError::invalid(format!(
-                    "optionalObjectTypes[{i}]: object type `{name}` is not defined in the schema"
-                )));
-            }
-        }
-    }
-    let types = body.optional_object_types;
-    // Subscribe before reading the revision so no commit falls between the two.
-    let mut commits = state.engine.subscribe();
-    let start = match &body.optional_start_cursor {
-        Some(token) => {
-            let revision = wire::revision(token, "optionalStartCursor")?;
-            if revision > state.engine.revision() {
-                return Err(ApiError::invalid(format!(
-                    "optionalStartCursor: revision {} is newer than the newest ({}): the token does not come from this store",
-                    revision.0,
-                    state.engine.revision().0
-                )));
-            }
-            revision
-        }
-        None => state.engine.revision(),
-    };
-    let open = state.watchers.fetch_add(1, Ordering::SeqCst);
-    let slot = Slot(state.watchers.clone());
-    if open >= state.limits.max_watch_streams {
-        return Err(ApiError::exhausted(format!(
-            "too many watch streams: the limit is {}",
-            state.limits.max_watch_streams
-        )));
-    }
-    let mut stop = state.stop.subscribe();
+    let start = body
+        .optional_start_cursor
+        .as_ref()
+        .map(|token| wire::revision(token, "optionalStartCursor"))
+        .transpose()?;
+    let mut watcher = Watcher::open(&state, body.optional_object_types, filters, start)?;
     Ok(stream::respond(&state.clone(), move |lines| async move {
-        let _slot = slot;
-        let mut after: Revision = start;
         loop {
-            let engine = state.engine.clone();
-            let sets = match tokio::task::spawn_blocking(move || engine.changes_after(after, BATCH))
-                .await
-                .map_err(ApiError::from)
-                .and_then(|r| r.map_err(ApiError::from))
-            {
-                Ok(sets) => sets,
-                Err(error) => {
+            let matched = match watcher.next(&state, lines.closed()).await {
+                None => return,
+                Some(Ok(matched)) => matched,
+                Some(Err(error)) => {
                     let _ = lines.error(&error).await;
                     return;
                 }
             };
-            let caught_up = sets.len() < BATCH;
-            for set in sets {
-                after = set.revision;
-                let updates: Vec<WatchUpdate> = set
-                    .changes
-                    .iter()
-                    .filter(|c| {
-                        (types.is_empty() || types.contains(&c.tuple.resource.object_type))
-                            && (filters.is_empty() || filters.iter().any(|f| f.matches(&c.tuple)))
-                    })
-                    .map(|c| WatchUpdate {
-                        operation: match c.operation {
-                            Operation::Delete => "OPERATION_DELETE",
-                            Operation::Create | Operation::Touch => "OPERATION_TOUCH",
-                        }
-                        .to_string(),
-                        relationship: wire::to_relationship(&c.tuple),
-                    })
-                    .collect();
-                if updates.is_empty() {
-                    continue;
-                }
+            for set in matched {
                 let result = WatchResult {
-                    updates,
+                    updates: set
+                        .changes
+                        .iter()
+                        .map(|c| WatchUpdate {
+                            operation: match c.operation {
+                                Operation::Delete => "OPERATION_DELETE",
+                                Operation::Create | Operation::Touch => "OPERATION_TOUCH",
+                            }
+                            .to_string(),
+                            relationship: wire::to_relationship(&c.tuple),
+                        })
+                        .collect(),
                     changes_through: Token::revision(set.revision),
                 };
                 if lines.result(&result).await.is_err() {
                     return;
-                }
-            }
-            if !caught_up {
-                continue;
-            }
-            if *stop.borrow() {
-                return;
-            }
-            // Wait for a commit newer than what was sent.
-            if *commits.borrow_and_update() <= after {
-                tokio::select! {
-                    changed = commits.changed() => if changed.is_err() { return },
-                    () = lines.closed() => return,
-                    _ = stop.changed() => return,
                 }
             }
         }

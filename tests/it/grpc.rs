@@ -1,0 +1,889 @@
+//! SpiceDB's gRPC API over a real socket, with the tonic clients `spicedb-rs-proto`
+//! generates (the same messages the official clients send): every RPC, auth, SpiceDB's
+//! status codes and `ErrorInfo` reasons, limits, cancellation, and refused requests that
+//! must change nothing.
+//!
+//! Tests run on a multi-threaded runtime so the clients' connection tasks still run (and
+//! close on the server's GOAWAY) while the test thread waits for the server to stop.
+
+use std::time::Duration;
+
+use pb::permissions_service_client::PermissionsServiceClient;
+use pb::schema_service_client::SchemaServiceClient;
+use pb::watch_service_client::WatchServiceClient;
+use pemba_server::Limits;
+use serde_json::json;
+use spicedb_rs_proto::authzed::api::v1 as pb;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
+
+use crate::support::{TestServer, KEY};
+
+type Auth = Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send>;
+
+fn auth(key: Option<&'static str>) -> Auth {
+    Box::new(move |mut request: Request<()>| {
+        if let Some(key) = key {
+            let value: MetadataValue<_> = format!("Bearer {key}").parse().unwrap();
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    })
+}
+
+struct Clients {
+    permissions: PermissionsServiceClient<InterceptedService<Channel, Auth>>,
+    schema: SchemaServiceClient<InterceptedService<Channel, Auth>>,
+    watch: WatchServiceClient<InterceptedService<Channel, Auth>>,
+}
+
+async fn clients_with(server: &TestServer, key: Option<&'static str>) -> Clients {
+    let channel = Channel::from_shared(server.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    Clients {
+        permissions: PermissionsServiceClient::with_interceptor(channel.clone(), auth(key)),
+        schema: SchemaServiceClient::with_interceptor(channel.clone(), auth(key)),
+        watch: WatchServiceClient::with_interceptor(channel, auth(key)),
+    }
+}
+
+async fn clients(server: &TestServer) -> Clients {
+    clients_with(server, Some(KEY)).await
+}
+
+fn object(text: &str) -> pb::ObjectReference {
+    let (object_type, object_id) = text.split_once(':').unwrap();
+    pb::ObjectReference {
+        object_type: object_type.into(),
+        object_id: object_id.into(),
+    }
+}
+
+fn subject(text: &str) -> pb::SubjectReference {
+    let (object_text, relation) = text.split_once('#').unwrap_or((text, ""));
+    pb::SubjectReference {
+        object: Some(object(object_text)),
+        optional_relation: relation.into(),
+    }
+}
+
+/// `type:id#relation@subject`.
+fn relationship(text: &str) -> pb::Relationship {
+    let (resource, rest) = text.split_once('#').unwrap();
+    let (relation, subject_text) = rest.split_once('@').unwrap();
+    pb::Relationship {
+        resource: Some(object(resource)),
+        relation: relation.into(),
+        subject: Some(subject(subject_text)),
+        optional_caveat: None,
+        optional_expires_at: None,
+    }
+}
+
+fn update(operation: pb::relationship_update::Operation, text: &str) -> pb::RelationshipUpdate {
+    pb::RelationshipUpdate {
+        operation: operation as i32,
+        relationship: Some(relationship(text)),
+    }
+}
+
+fn touch(texts: &[&str]) -> pb::WriteRelationshipsRequest {
+    pb::WriteRelationshipsRequest {
+        updates: texts
+            .iter()
+            .map(|t| update(pb::relationship_update::Operation::Touch, t))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn fully_consistent() -> Option<pb::Consistency> {
+    Some(pb::Consistency {
+        requirement: Some(pb::consistency::Requirement::FullyConsistent(true)),
+    })
+}
+
+fn at_least(token: &pb::ZedToken) -> Option<pb::Consistency> {
+    Some(pb::Consistency {
+        requirement: Some(pb::consistency::Requirement::AtLeastAsFresh(token.clone())),
+    })
+}
+
+fn check_request(text: &str, consistency: Option<pb::Consistency>) -> pb::CheckPermissionRequest {
+    let (resource, rest) = text.split_once('#').unwrap();
+    let (permission, subject_text) = rest.split_once('@').unwrap();
+    pb::CheckPermissionRequest {
+        consistency,
+        resource: Some(object(resource)),
+        permission: permission.into(),
+        subject: Some(subject(subject_text)),
+        ..Default::default()
+    }
+}
+
+async fn allowed(clients: &mut Clients, text: &str) -> bool {
+    let answer = clients
+        .permissions
+        .check_permission(check_request(text, fully_consistent()))
+        .await
+        .unwrap()
+        .into_inner();
+    answer.permissionship == pb::check_permission_response::Permissionship::HasPermission as i32
+}
+
+async fn with_schema(server: &TestServer) -> Clients {
+    let mut clients = clients(server).await;
+    clients
+        .schema
+        .write_schema(pb::WriteSchemaRequest {
+            schema: crate::support::SCHEMA.into(),
+        })
+        .await
+        .unwrap();
+    clients
+}
+
+/// Every stored relationship, over HTTP, so a gRPC refusal is checked by the other protocol.
+fn stored(server: &TestServer) -> Vec<serde_json::Value> {
+    server.results(
+        "/v1/relationships/read",
+        json!({"relationshipFilter": {"resourceType": "doc"}}),
+    )
+}
+
+fn reason(status: &Status) -> Option<String> {
+    status.get_details_error_info().map(|info| info.reason)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn schema_write_read_and_unimplemented_reflection() {
+    let server = TestServer::start();
+    let mut clients = with_schema(&server).await;
+    let read = clients
+        .schema
+        .read_schema(pb::ReadSchemaRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        read.schema_text.contains("definition doc"),
+        "{}",
+        read.schema_text
+    );
+    assert!(read.read_at.is_some());
+    let bad = clients
+        .schema
+        .write_schema(pb::WriteSchemaRequest {
+            schema: "definition doc { relation owner: nobody }".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
+    assert_eq!(
+        reason(&bad).as_deref(),
+        Some("ERROR_REASON_SCHEMA_PARSE_ERROR")
+    );
+    let reflect = clients
+        .schema
+        .reflect_schema(pb::ReflectSchemaRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(reflect.code(), Code::Unimplemented);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn writes_checks_and_tokens_shared_with_http() {
+    let server = TestServer::start();
+    let mut clients = with_schema(&server).await;
+    let written = clients
+        .permissions
+        .write_relationships(touch(&[
+            "doc:readme#owner@user:alice",
+            "group:eng#member@user:bob",
+            "doc:readme#viewer@group:eng#member",
+        ]))
+        .await
+        .unwrap()
+        .into_inner()
+        .written_at
+        .unwrap();
+    // Each consistency mode answers, and a gRPC token is valid over HTTP.
+    for consistency in [
+        None,
+        Some(pb::Consistency {
+            requirement: Some(pb::consistency::Requirement::MinimizeLatency(true)),
+        }),
+        at_least(&written),
+        fully_consistent(),
+    ] {
+        let answer = clients
+            .permissions
+            .check_permission(check_request("doc:readme#view@user:bob", consistency))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(answer.checked_at.is_some());
+    }
+    assert!(allowed(&mut clients, "doc:readme#view@user:bob").await);
+    assert!(!allowed(&mut clients, "doc:readme#edit@user:bob").await);
+    let over_http = server.ok(
+        "/v1/permissions/check",
+        json!({
+            "consistency": {"atLeastAsFresh": {"token": written.token}},
+            "resource": {"objectType": "doc", "objectId": "readme"},
+            "permission": "view",
+            "subject": {"object": {"objectType": "user", "objectId": "bob"}},
+        }),
+    );
+    assert_eq!(over_http["permissionship"], "PERMISSIONSHIP_HAS_PERMISSION");
+    // And an HTTP token is valid over gRPC.
+    let http_token = server.touch(&["doc:other#owner@user:carol"]);
+    let answer = clients
+        .permissions
+        .check_permission(check_request(
+            "doc:other#edit@user:carol",
+            at_least(&pb::ZedToken { token: http_token }),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        answer.permissionship,
+        pb::check_permission_response::Permissionship::HasPermission as i32
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn bulk_check_answers_each_item_or_its_error() {
+    let server = TestServer::start();
+    let mut clients = with_schema(&server).await;
+    clients
+        .permissions
+        .write_relationships(touch(&["doc:a#owner@user:alice"]))
+        .await
+        .unwrap();
+    let item = |text: &str| {
+        let request = check_request(text, None);
+        pb::CheckBulkPermissionsRequestItem {
+            resource: request.resource,
+            permission: request.permission,
+            subject: request.subject,
+            context: None,
+        }
+    };
+    let answer = clients
+        .permissions
+        .check_bulk_permissions(pb::CheckBulkPermissionsRequest {
+            consistency: fully_consistent(),
+            items: vec![
+                item("doc:a#edit@user:alice"),
+                item("doc:a#edit@user:bob"),
+                item("doc:a#nope@user:bob"),
+            ],
+            with_tracing: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    use pb::check_bulk_permissions_pair::Response;
+    let has = pb::check_permission_response::Permissionship::HasPermission as i32;
+    let no = pb::check_permission_response::Permissionship::NoPermission as i32;
+    let got: Vec<_> = answer
+        .pairs
+        .iter()
+        .map(|pair| match pair.response.as_ref().unwrap() {
+            Response::Item(item) => Ok(item.permissionship),
+            Response::Error(status) => Err(status.code),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![Ok(has), Ok(no), Err(Code::FailedPrecondition as i32)]
+    );
+    assert_eq!(answer.pairs[0].request.as_ref().unwrap().permission, "edit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn lookups_expand_and_cursors_over_many_results() {
+    let server = TestServer::start();
+    let mut clients = with_schema(&server).await;
+    let texts: Vec<String> = (0..2500)
+        .map(|i| format!("doc:d{i:05}#viewer@user:alice"))
+        .collect();
+    for chunk in texts.chunks(1000) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        clients
+            .permissions
+            .write_relationships(touch(&refs))
+            .await
+            .unwrap();
+    }
+    let alice = subject("user:alice");
+    let lookup = |cursor: Option<pb::Cursor>, limit: u32| pb::LookupResourcesRequest {
+        consistency: fully_consistent(),
+        resource_object_type: "doc".into(),
+        permission: "view".into(),
+        subject: Some(alice.clone()),
+        optional_limit: limit,
+        optional_cursor: cursor,
+        ..Default::default()
+    };
+    // Unlimited: every result in one stream.
+    let mut stream = clients
+        .permissions
+        .lookup_resources(lookup(None, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut all = Vec::new();
+    while let Some(item) = stream.message().await.unwrap() {
+        all.push(item.resource_object_id);
+    }
+    assert_eq!(all.len(), 2500);
+    // Pages of 1000 with cursors give the same ids in the same order.
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let mut stream = clients
+            .permissions
+            .lookup_resources(lookup(cursor.clone(), 1000))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut n = 0;
+        while let Some(item) = stream.message().await.unwrap() {
+            cursor = item.after_result_cursor.clone();
+            paged.push(item.resource_object_id);
+            n += 1;
+        }
+        if n < 1000 {
+            break;
+        }
+    }
+    assert_eq!(paged, all);
+    // Reads page the same way, with their own cursors.
+    let mut read = Vec::new();
+    let mut cursor = None;
+    loop {
+        let mut stream = clients
+            .permissions
+            .read_relationships(pb::ReadRelationshipsRequest {
+                consistency: fully_consistent(),
+                relationship_filter: Some(pb::RelationshipFilter {
+                    resource_type: "doc".into(),
+                    ..Default::default()
+                }),
+                optional_limit: 1000,
+                optional_cursor: cursor.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut n = 0;
+        while let Some(item) = stream.message().await.unwrap() {
+            cursor = item.after_result_cursor.clone();
+            read.push(item.relationship.unwrap().resource.unwrap().object_id);
+            n += 1;
+        }
+        if n < 1000 {
+            break;
+        }
+    }
+    assert_eq!(read, all);
+    // A lookup cursor is not a read cursor.
+    let wrong = clients
+        .permissions
+        .read_relationships(pb::ReadRelationshipsRequest {
+            relationship_filter: Some(pb::RelationshipFilter {
+                resource_type: "doc".into(),
+                ..Default::default()
+            }),
+            optional_cursor: Some(pb::Cursor {
+                token: "bm90LWEtY3Vyc29y".into(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::InvalidArgument);
+    assert_eq!(
+        reason(&wrong).as_deref(),
+        Some("ERROR_REASON_INVALID_CURSOR")
+    );
+
+    let mut subjects = clients
+        .permissions
+        .lookup_subjects(pb::LookupSubjectsRequest {
+            consistency: fully_consistent(),
+            resource: Some(object("doc:d00007")),
+            permission: "view".into(),
+            subject_object_type: "user".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ids = Vec::new();
+    while let Some(item) = subjects.message().await.unwrap() {
+        ids.push(item.subject.unwrap().subject_object_id);
+    }
+    assert_eq!(ids, vec!["alice".to_string()]);
+
+    let tree = clients
+        .permissions
+        .expand_permission_tree(pb::ExpandPermissionTreeRequest {
+            consistency: fully_consistent(),
+            resource: Some(object("doc:d00007")),
+            permission: "view".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tree_root
+        .unwrap();
+    assert_eq!(tree.expanded_relation, "view");
+    assert!(matches!(
+        tree.tree_type,
+        Some(pb::permission_relationship_tree::TreeType::Intermediate(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn import_export_and_delete() {
+    let server = TestServer::start();
+    let mut clients = with_schema(&server).await;
+    let batches: Vec<pb::ImportBulkRelationshipsRequest> = (0..3)
+        .map(|b| pb::ImportBulkRelationshipsRequest {
+            relationships: (0..1000)
+                .map(|i| relationship(&format!("doc:b{b}x{i:04}#viewer@user:u{i}")))
+                .collect(),
+        })
+        .collect();
+    let loaded = clients
+        .permissions
+        .import_bulk_relationships(tokio_stream::iter(batches))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(loaded.num_loaded, 3000);
+    let mut export = clients
+        .permissions
+        .export_bulk_relationships(pb::ExportBulkRelationshipsRequest {
+            consistency: fully_consistent(),
+            optional_limit: 700,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut exported = 0;
+    while let Some(page) = export.message().await.unwrap() {
+        assert!(page.relationships.len() <= 700);
+        assert!(page.after_result_cursor.is_some());
+        exported += page.relationships.len();
+    }
+    assert_eq!(exported, 3000);
+    // An import with one bad relationship loads nothing.
+    let bad = clients
+        .permissions
+        .import_bulk_relationships(tokio_stream::iter(vec![
+            pb::ImportBulkRelationshipsRequest {
+                relationships: vec![
+                    relationship("doc:fresh#viewer@user:new"),
+                    relationship("doc:fresh#nope@user:new"),
+                ],
+            },
+        ]))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::FailedPrecondition, "{bad:?}");
+    assert!(!allowed(&mut clients, "doc:fresh#view@user:new").await);
+
+    let deleted = clients
+        .permissions
+        .delete_relationships(pb::DeleteRelationshipsRequest {
+            relationship_filter: Some(pb::RelationshipFilter {
+                resource_type: "doc".into(),
+                optional_resource_id: "b1x0001".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.relationships_deleted_count, 1);
+    assert_eq!(
+        deleted.deletion_progress,
+        pb::delete_relationships_response::DeletionProgress::Complete as i32
+    );
+    assert!(!allowed(&mut clients, "doc:b1x0001#view@user:u1").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn watch_replays_from_a_cursor_and_follows_new_commits() {
+    let server = TestServer::start();
+    let mut clients = with_schema(&server).await;
+    let first = clients
+        .permissions
+        .write_relationships(touch(&["doc:w1#owner@user:alice"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .written_at
+        .unwrap();
+    let second = clients
+        .permissions
+        .write_relationships(touch(&["doc:w2#owner@user:alice"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .written_at
+        .unwrap();
+    let mut stream = clients
+        .watch
+        .watch(pb::WatchRequest {
+            optional_start_cursor: Some(first.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let replayed = stream.message().await.unwrap().unwrap();
+    assert_eq!(replayed.changes_through, Some(second));
+    assert_eq!(
+        replayed.updates[0].relationship.as_ref().unwrap().resource,
+        Some(object("doc:w2"))
+    );
+    let deleted = server.write(vec![("OPERATION_DELETE", "doc:w1#owner@user:alice")]);
+    let live = stream.message().await.unwrap().unwrap();
+    assert_eq!(live.changes_through.unwrap().token, deleted);
+    assert_eq!(
+        live.updates[0].operation,
+        pb::relationship_update::Operation::Delete as i32
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn watch_streams_share_the_http_cap_and_free_it_on_cancel() {
+    let server = TestServer::start_with(Limits {
+        max_watch_streams: 1,
+        ..Limits::default()
+    });
+    let mut clients = with_schema(&server).await;
+    let stream = clients
+        .watch
+        .watch(pb::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let second = clients
+        .watch
+        .watch(pb::WatchRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(second.code(), Code::ResourceExhausted);
+    let (status, _) = server.post("/v1/watch", json!({}));
+    assert_eq!(status, 429);
+    // Cancelling the gRPC stream gives its place back (once the server sees the reset).
+    drop(stream);
+    let mut reopened = None;
+    for _ in 0..500 {
+        match clients.watch.watch(pb::WatchRequest::default()).await {
+            Ok(stream) => {
+                reopened = Some(stream);
+                break;
+            }
+            Err(status) => assert_eq!(status.code(), Code::ResourceExhausted),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(reopened.is_some(), "a cancelled watch kept its place");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn auth_as_spicedb_preshared_key() {
+    let server = TestServer::start();
+    let mut missing = clients_with(&server, None).await;
+    let status = missing
+        .schema
+        .read_schema(pb::ReadSchemaRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let mut wrong = clients_with(&server, Some("not-the-key")).await;
+    let status = wrong
+        .permissions
+        .write_relationships(touch(&["doc:x#owner@user:alice"]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    // Health needs no key, so load balancers can probe it.
+    let channel = Channel::from_shared(server.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for service in ["", "authzed.api.v1.PermissionsService"] {
+        let answer = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            answer.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+    }
+}
+
+/// Requests each refused with SpiceDB's code and reason, none of which may write anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn refused_requests_change_nothing() {
+    use pb::relationship_update::Operation::{Create, Touch};
+    let server = TestServer::start_with(Limits {
+        max_updates_per_write: 3,
+        max_preconditions: 1,
+        ..Limits::default()
+    });
+    let mut clients = with_schema(&server).await;
+    clients
+        .permissions
+        .write_relationships(touch(&["doc:kept#owner@user:alice"]))
+        .await
+        .unwrap();
+    let before = stored(&server);
+    let write = |updates: Vec<pb::RelationshipUpdate>| pb::WriteRelationshipsRequest {
+        updates,
+        ..Default::default()
+    };
+    let precondition = |resource_type: &str| pb::Precondition {
+        operation: pb::precondition::Operation::MustMatch as i32,
+        filter: Some(pb::RelationshipFilter {
+            resource_type: resource_type.into(),
+            optional_resource_id: "missing".into(),
+            ..Default::default()
+        }),
+    };
+    let mut caveated = relationship("doc:new#viewer@user:bob");
+    caveated.optional_caveat = Some(pb::ContextualizedCaveat {
+        caveat_name: "ip".into(),
+        context: None,
+    });
+    let mut expiring = relationship("doc:new#viewer@user:bob");
+    expiring.optional_expires_at = Some(prost_types_timestamp());
+    let cases: Vec<(&str, pb::WriteRelationshipsRequest, Code, Option<&str>)> = vec![
+        (
+            "unknown type",
+            write(vec![update(Touch, "folder:x#owner@user:bob")]),
+            Code::FailedPrecondition,
+            Some("ERROR_REASON_UNKNOWN_DEFINITION"),
+        ),
+        (
+            "unknown relation",
+            write(vec![update(Touch, "doc:new#nope@user:bob")]),
+            Code::FailedPrecondition,
+            Some("ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION"),
+        ),
+        (
+            "disallowed subject type",
+            write(vec![update(Touch, "doc:new#owner@group:eng")]),
+            Code::InvalidArgument,
+            Some("ERROR_REASON_INVALID_SUBJECT_TYPE"),
+        ),
+        (
+            "write to a permission",
+            write(vec![update(Touch, "doc:new#view@user:bob")]),
+            Code::InvalidArgument,
+            Some("ERROR_REASON_CANNOT_UPDATE_PERMISSION"),
+        ),
+        (
+            "create of a present relationship",
+            write(vec![
+                update(Touch, "doc:new#viewer@user:bob"),
+                update(Create, "doc:kept#owner@user:alice"),
+            ]),
+            Code::AlreadyExists,
+            Some("ERROR_REASON_ATTEMPT_TO_RECREATE_RELATIONSHIP"),
+        ),
+        (
+            "same relationship twice",
+            write(vec![
+                update(Touch, "doc:new#viewer@user:bob"),
+                update(Touch, "doc:new#viewer@user:bob"),
+            ]),
+            Code::InvalidArgument,
+            Some("ERROR_REASON_UPDATES_ON_SAME_RELATIONSHIP"),
+        ),
+        (
+            "too many updates",
+            write(
+                (0..4)
+                    .map(|i| update(Touch, &format!("doc:n{i}#viewer@user:bob")))
+                    .collect(),
+            ),
+            Code::InvalidArgument,
+            Some("ERROR_REASON_TOO_MANY_UPDATES_IN_REQUEST"),
+        ),
+        (
+            "failed precondition",
+            pb::WriteRelationshipsRequest {
+                updates: vec![update(Touch, "doc:new#viewer@user:bob")],
+                optional_preconditions: vec![precondition("doc")],
+                optional_transaction_metadata: None,
+            },
+            Code::FailedPrecondition,
+            Some("ERROR_REASON_WRITE_OR_DELETE_PRECONDITION_FAILURE"),
+        ),
+        (
+            "too many preconditions",
+            pb::WriteRelationshipsRequest {
+                updates: vec![update(Touch, "doc:new#viewer@user:bob")],
+                optional_preconditions: vec![precondition("doc"), precondition("doc")],
+                optional_transaction_metadata: None,
+            },
+            Code::InvalidArgument,
+            Some("ERROR_REASON_TOO_MANY_PRECONDITIONS_IN_REQUEST"),
+        ),
+        (
+            "caveat",
+            write(vec![pb::RelationshipUpdate {
+                operation: Touch as i32,
+                relationship: Some(caveated),
+            }]),
+            Code::Unimplemented,
+            None,
+        ),
+        (
+            "expiration",
+            write(vec![pb::RelationshipUpdate {
+                operation: Touch as i32,
+                relationship: Some(expiring),
+            }]),
+            Code::Unimplemented,
+            None,
+        ),
+        (
+            "malformed id",
+            write(vec![update(Touch, "doc:bad id#viewer@user:bob")]),
+            Code::InvalidArgument,
+            None,
+        ),
+        (
+            "unknown operation",
+            write(vec![pb::RelationshipUpdate {
+                operation: 99,
+                relationship: Some(relationship("doc:new#viewer@user:bob")),
+            }]),
+            Code::InvalidArgument,
+            None,
+        ),
+        (
+            "missing relationship",
+            write(vec![pb::RelationshipUpdate {
+                operation: Touch as i32,
+                relationship: None,
+            }]),
+            Code::InvalidArgument,
+            None,
+        ),
+    ];
+    for (name, request, code, expected_reason) in cases {
+        let status = clients
+            .permissions
+            .write_relationships(request)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), code, "{name}: {status:?}");
+        assert_eq!(reason(&status).as_deref(), expected_reason, "{name}");
+        assert!(!status.message().is_empty(), "{name}");
+        assert_eq!(stored(&server), before, "{name} changed the store");
+    }
+    // A refused delete deletes nothing.
+    let status = clients
+        .permissions
+        .delete_relationships(pb::DeleteRelationshipsRequest {
+            relationship_filter: Some(pb::RelationshipFilter {
+                resource_type: "doc".into(),
+                ..Default::default()
+            }),
+            optional_preconditions: vec![precondition("doc")],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(stored(&server), before);
+    // Questions about unknown names are SpiceDB's FAILED_PRECONDITION too.
+    let status = clients
+        .permissions
+        .check_permission(check_request("folder:x#view@user:bob", None))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(
+        reason(&status).as_deref(),
+        Some("ERROR_REASON_UNKNOWN_DEFINITION")
+    );
+    let mut context = check_request("doc:kept#view@user:bob", None);
+    context.context = Some(prost_types_struct());
+    let status = clients
+        .permissions
+        .check_permission(context)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+    let status = clients
+        .permissions
+        .check_permission(pb::CheckPermissionRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+fn prost_types_timestamp() -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: 2_000_000_000,
+        nanos: 0,
+    }
+}
+
+fn prost_types_struct() -> prost_types::Struct {
+    let mut fields = std::collections::BTreeMap::new();
+    fields.insert(
+        "ip".to_string(),
+        prost_types::Value {
+            kind: Some(prost_types::value::Kind::StringValue("10.0.0.1".into())),
+        },
+    );
+    prost_types::Struct { fields }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn oversized_messages_are_refused() {
+    let server = TestServer::start_with(Limits {
+        max_body_bytes: 1024,
+        ..Limits::default()
+    });
+    let mut clients = clients(&server).await;
+    let status = clients
+        .schema
+        .write_schema(pb::WriteSchemaRequest {
+            schema: format!("definition user {{}}\n// {}", "x".repeat(4096)),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange),
+        "{status:?}"
+    );
+}
