@@ -107,6 +107,28 @@ pub async fn routes(state: &AppState) -> tonic::service::Routes {
     ))
 }
 
+/// tonic refuses a message over `max_decoding_message_size` with `OUT_OF_RANGE`; grpc-go,
+/// and so SpiceDB, says `RESOURCE_EXHAUSTED`, which clients retry differently. The refusal
+/// is a trailers-only answer, so its status is in the headers: rewrite that one code,
+/// keeping tonic's message (it names the size and the limit).
+fn size_refusal_as_exhausted(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers_mut();
+    let out_of_range = headers
+        .get("grpc-status")
+        .is_some_and(|code| code.as_bytes() == b"11");
+    let too_large = headers.get("grpc-message").is_some_and(|message| {
+        message
+            .as_bytes()
+            .starts_with(b"Error,%20decoded%20message%20length%20too%20large")
+    });
+    if out_of_range && too_large {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    response
+}
+
 /// How long in-flight calls may run once shutdown begins. tonic's graceful shutdown waits
 /// for every connection to close, and a client that ignores GOAWAY would hold the server
 /// open forever; past this the remaining connections are dropped.
@@ -122,6 +144,9 @@ pub async fn serve(
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            size_refusal_as_exhausted,
+        ))
         .add_routes(routes(&state).await)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
