@@ -91,6 +91,14 @@ pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Sets `field` of a JSON object (nothing for another value: every caller builds or
+/// receives an object).
+pub(crate) fn set_field(value: &mut Value, field: &str, to: Value) {
+    if let Some(object) = value.as_object_mut() {
+        object.insert(field.to_string(), to);
+    }
+}
+
 /// Prints one JSON value on a line (`--json`).
 pub(crate) fn print_json(value: &Value) -> Result<(), String> {
     let mut out = std::io::stdout().lock();

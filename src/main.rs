@@ -32,10 +32,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the HTTP API (default: data in `./pemba-data`, listening on 127.0.0.1:8080).
-    #[command(after_help = "Example:\n  pemba serve --data-dir /var/lib/pemba --listen 0.0.0.0:9000\n  \
+    #[command(
+        after_help = "Example:\n  pemba serve --data-dir /var/lib/pemba --listen 0.0.0.0:9000\n  \
                             API key: generated into /var/lib/pemba/api-key (mode 0600); ...\n  \
                             pemba serving http://0.0.0.0:9000 with data in /var/lib/pemba\n\n\
-                            The `pemba serving` line comes once the store is open and the socket bound.")]
+                            The `pemba serving` line comes once the store is open and the socket bound."
+    )]
     Serve(pemba::cli::ServeArgs),
     /// Read, write or compare the schema.
     #[command(subcommand)]
@@ -67,16 +69,20 @@ enum Command {
     ///
     /// Prints `FILE: ok` for each good file and every error with its position
     /// otherwise; exits with status 1 if any file has an error.
-    #[command(after_help = "Example:\n  pemba validate schemas/user-groups.zed\n  schemas/user-groups.zed: ok")]
+    #[command(
+        after_help = "Example:\n  pemba validate schemas/user-groups.zed\n  schemas/user-groups.zed: ok"
+    )]
     Validate {
         /// Files to check.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
     /// Print a shell completion script.
-    #[command(after_help = "Examples:\n  pemba completions bash > ~/.local/share/bash-completion/completions/pemba\n  \
+    #[command(
+        after_help = "Examples:\n  pemba completions bash > ~/.local/share/bash-completion/completions/pemba\n  \
                             pemba completions zsh > ~/.zfunc/_pemba\n  \
-                            pemba completions fish > ~/.config/fish/completions/pemba.fish")]
+                            pemba completions fish > ~/.config/fish/completions/pemba.fish"
+    )]
     Completions {
         /// The shell.
         #[arg(value_enum)]

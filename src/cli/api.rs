@@ -55,7 +55,8 @@ impl Api {
             Api::Remote(client) => client.post(path, body),
             Api::Local(local) => {
                 let text = local.call(path, body)?;
-                serde_json::from_str(&text).map_err(|e| format!("unreadable answer from `{path}`: {e}"))
+                serde_json::from_str(&text)
+                    .map_err(|e| format!("unreadable answer from `{path}`: {e}"))
             }
         }
     }
@@ -111,12 +112,7 @@ impl LocalApi {
 
     /// One request through the router; a success's status and body text (unless
     /// `strict`, a 404 counts as an answer), the error message otherwise.
-    fn send(
-        &self,
-        path: &str,
-        body: &Value,
-        strict: bool,
-    ) -> Result<(StatusCode, String), String> {
+    fn send(&self, path: &str, body: &Value, strict: bool) -> Result<(StatusCode, String), String> {
         let request = Request::post(path)
             .header(header::AUTHORIZATION, format!("Bearer {}", self.key))
             .header(header::CONTENT_TYPE, "application/json")
@@ -137,9 +133,7 @@ impl LocalApi {
                 .map_err(|e| format!("`{path}`: the answer broke off: {e}"))?
                 .to_bytes();
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            if status.is_success() {
-                Ok((status, text))
-            } else if status == StatusCode::NOT_FOUND && !strict {
+            if status.is_success() || (status == StatusCode::NOT_FOUND && !strict) {
                 Ok((status, text))
             } else {
                 Err(serde_json::from_str::<Value>(&text)

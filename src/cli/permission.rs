@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::api::Api;
 use super::target::GlobalArgs;
-use super::{fail, print_json};
+use super::{fail, print_json, set_field};
 
 /// How many usersets deep an explanation follows (schemas are flat, so real paths are
 /// short; this bounds the requests a hostile store could cause).
@@ -26,31 +26,39 @@ pub enum PermissionCommand {
     /// Check `RESOURCE#PERMISSION@SUBJECT`: prints `true` (exit 0) or `false` (exit 1).
     Check(CheckArgs),
     /// Print the tree of sets behind `RESOURCE#PERMISSION`.
-    #[command(after_help = "Example:\n  pemba permission expand 'connection:sf#use'\n  \
+    #[command(
+        after_help = "Example:\n  pemba permission expand 'connection:sf#use'\n  \
                             connection:sf#use: union\n    connection:sf#owner: empty\n    \
-                            connection:sf#grantee: group:eng#member\n    ...")]
+                            connection:sf#grantee: group:eng#member\n    ..."
+    )]
     Expand {
         /// `TYPE:ID#PERMISSION`, e.g. `connection:sf#use`.
         #[arg(value_name = "RESOURCE#PERMISSION")]
         resource: String,
     },
     /// Ids of every RESOURCE_TYPE object on which SUBJECT has PERMISSION, one a line.
-    #[command(after_help = "Example:\n  pemba permission lookup-resources connection use user:bob\n  sf")]
+    #[command(
+        after_help = "Example:\n  pemba permission lookup-resources connection use user:bob\n  sf"
+    )]
     LookupResources(LookupResourcesArgs),
     /// Ids of every SUBJECT_TYPE subject with PERMISSION on RESOURCE, one a line (`*` for
     /// a wildcard, followed by its exclusions).
-    #[command(after_help = "Example:\n  pemba permission lookup-subjects connection:sf use user\n  alice\n  bob")]
+    #[command(
+        after_help = "Example:\n  pemba permission lookup-subjects connection:sf use user\n  alice\n  bob"
+    )]
     LookupSubjects(LookupSubjectsArgs),
 }
 
 /// `permission check` (and `pemba check`) arguments.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  pemba permission check 'connection:sf#use@user:bob'\n  true\n\n  \
+#[command(
+    after_help = "Examples:\n  pemba permission check 'connection:sf#use@user:bob'\n  true\n\n  \
                         pemba permission check 'connection:sf#use@user:bob' --explain\n  true\n  \
                         connection:sf#use: union, includes user:bob\n    \
                         connection:sf#grantee: includes group:eng#member\n      \
                         group:eng#member: includes user:bob\n\n\
-                        Exit status: 0 for true, 1 for false, 2 for an error.")]
+                        Exit status: 0 for true, 1 for false, 2 for an error."
+)]
 pub struct CheckArgs {
     /// `RESOURCE_TYPE:ID#PERMISSION@SUBJECT_TYPE:ID[#RELATION]`.
     #[arg(value_name = "RESOURCE#PERMISSION@SUBJECT")]
@@ -118,11 +126,14 @@ pub fn check(args: &CheckArgs, global: &GlobalArgs) -> ExitCode {
                 "subject": wire::to_subject(&query.subject),
             }),
         )?;
-        let allowed =
-            answer.get("permissionship").and_then(Value::as_str) == Some("PERMISSIONSHIP_HAS_PERMISSION");
+        let allowed = answer.get("permissionship").and_then(Value::as_str)
+            == Some("PERMISSIONSHIP_HAS_PERMISSION");
         let explanation = if args.explain {
             // Read at the revision the check answered at, so both describe one state.
-            let at = answer.pointer("/checkedAt/token").cloned().unwrap_or(Value::Null);
+            let at = answer
+                .pointer("/checkedAt/token")
+                .cloned()
+                .unwrap_or(Value::Null);
             let explainer = Explainer {
                 api: &api,
                 consistency: json!({ "atLeastAsFresh": { "token": at } }),
@@ -134,7 +145,7 @@ pub fn check(args: &CheckArgs, global: &GlobalArgs) -> ExitCode {
         };
         if global.json {
             if let Some(node) = &explanation {
-                answer["explanation"] = node.to_json();
+                set_field(&mut answer, "explanation", node.to_json());
             }
             print_json(&answer)?;
         } else {
@@ -151,7 +162,11 @@ pub fn check(args: &CheckArgs, global: &GlobalArgs) -> ExitCode {
                 }
             }
         }
-        Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        Ok(if allowed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
     };
     run().unwrap_or_else(fail)
 }
@@ -286,13 +301,20 @@ impl Explained {
     /// every set.
     fn render(&self, out: &mut String, depth: usize, granted: bool, subject: &SubjectRef) {
         let indent = "  ".repeat(depth + 1);
-        let verdict = if self.holds { "includes" } else { "does not include" };
+        let verdict = if self.holds {
+            "includes"
+        } else {
+            "does not include"
+        };
         match self.operation {
             Some(operation) if self.children.is_empty() => {
                 out.push_str(&format!("{indent}{}: {operation}, empty\n", self.set));
             }
             Some(operation) => {
-                out.push_str(&format!("{indent}{}: {operation}, {verdict} {subject}\n", self.set));
+                out.push_str(&format!(
+                    "{indent}{}: {operation}, {verdict} {subject}\n",
+                    self.set
+                ));
             }
             None if self.holds => {
                 let via = self.subjects.first().map(String::as_str).unwrap_or("?");
@@ -327,7 +349,12 @@ struct Explainer<'a> {
 }
 
 impl Explainer<'_> {
-    fn explain(&self, resource: &ObjectRef, permission: &str, depth: usize) -> Result<Explained, String> {
+    fn explain(
+        &self,
+        resource: &ObjectRef,
+        permission: &str,
+        depth: usize,
+    ) -> Result<Explained, String> {
         let answer = self.api.post(
             "/v1/permissions/expand",
             &json!({
@@ -436,7 +463,14 @@ fn lookup_resources(args: &LookupResourcesArgs, global: &GlobalArgs) -> Result<E
             .to_string();
         let explanation = if args.explain {
             let resource = ObjectRef::new(args.resource_type.clone(), id.clone());
-            Some(explain_at(&api, &result, "/lookedUpAt/token", &resource, &args.permission, &subject)?)
+            Some(explain_at(
+                &api,
+                &result,
+                "/lookedUpAt/token",
+                &resource,
+                &args.permission,
+                &subject,
+            )?)
         } else {
             None
         };
@@ -494,11 +528,25 @@ fn lookup_subjects(args: &LookupSubjectsArgs, global: &GlobalArgs) -> Result<Exi
             relation: (!relation.is_empty()).then(|| relation.clone()),
         };
         let explanation = if args.explain {
-            Some(explain_at(&api, &result, "/lookedUpAt/token", &resource, &args.permission, &subject)?)
+            Some(explain_at(
+                &api,
+                &result,
+                "/lookedUpAt/token",
+                &resource,
+                &args.permission,
+                &subject,
+            )?)
         } else {
             None
         };
-        emit(&mut out, global, result.clone(), &line, explanation, &subject)?;
+        emit(
+            &mut out,
+            global,
+            result.clone(),
+            &line,
+            explanation,
+            &subject,
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -532,7 +580,7 @@ fn emit(
 ) -> Result<(), String> {
     let written = if global.json {
         if let Some(node) = &explanation {
-            result["explanation"] = node.to_json();
+            set_field(&mut result, "explanation", node.to_json());
         }
         writeln!(out, "{result}")
     } else {

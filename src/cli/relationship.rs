@@ -9,40 +9,50 @@ use pemba_server::wire;
 use serde_json::{json, Value};
 
 use super::target::GlobalArgs;
-use super::{fail, print_json};
+use super::{fail, print_json, set_field};
 
 /// `pemba relationship ...`.
 #[derive(Debug, clap::Subcommand)]
 pub enum RelationshipCommand {
     /// Create relationships; fails (and writes nothing) if any already exists.
-    #[command(after_help = "Example:\n  pemba relationship create 'group:eng#member@user:bob' \
+    #[command(
+        after_help = "Example:\n  pemba relationship create 'group:eng#member@user:bob' \
                             'connection:sf#grantee@group:eng#member'\n  \
-                            prints the revision token of the write, e.g. pb1.3")]
+                            prints the revision token of the write, e.g. pb1.3"
+    )]
     Create(WriteArgs),
     /// Create relationships or keep them if they exist (upsert).
-    #[command(after_help = "Example:\n  pemba relationship touch 'workspace:acme#viewer@user:bob'\n  \
-                            prints the revision token of the write, e.g. pb1.4")]
+    #[command(
+        after_help = "Example:\n  pemba relationship touch 'workspace:acme#viewer@user:bob'\n  \
+                            prints the revision token of the write, e.g. pb1.4"
+    )]
     Touch(WriteArgs),
     /// Delete relationships (deleting one that is not stored is not an error).
-    #[command(after_help = "Example:\n  pemba relationship delete 'group:eng#member@user:bob'\n  \
-                            prints the revision token of the write, e.g. pb1.5")]
+    #[command(
+        after_help = "Example:\n  pemba relationship delete 'group:eng#member@user:bob'\n  \
+                            prints the revision token of the write, e.g. pb1.5"
+    )]
     Delete(WriteArgs),
     /// List the relationships matching a filter, in a stable order, a page at a time.
-    #[command(after_help = "FILTER is `[TYPE[:ID]][#RELATION][@SUBJECT_TYPE[:ID][#RELATION]]`; \
+    #[command(
+        after_help = "FILTER is `[TYPE[:ID]][#RELATION][@SUBJECT_TYPE[:ID][#RELATION]]`; \
                             every part is optional.\n\nExamples:\n  \
                             pemba relationship read                    # everything\n  \
                             pemba relationship read connection:sf      # one resource\n  \
                             pemba relationship read 'group#member@user:bob'\n  \
                             pemba relationship read connection --limit 100 --cursor TOKEN\n\n\
-                            With --limit, a full page ends with `next page: --cursor TOKEN` on stderr.")]
+                            With --limit, a full page ends with `next page: --cursor TOKEN` on stderr."
+    )]
     Read(ReadArgs),
     /// Delete every relationship matching a filter, after showing how many match.
-    #[command(after_help = "FILTER is `[TYPE[:ID]][#RELATION][@SUBJECT_TYPE[:ID][#RELATION]]`; \
+    #[command(
+        after_help = "FILTER is `[TYPE[:ID]][#RELATION][@SUBJECT_TYPE[:ID][#RELATION]]`; \
                             at least one part is required.\n\nExample:\n  \
                             pemba relationship bulk-delete 'group:eng#member'\n  \
                             3 relationships match `group:eng#member`; delete? [y/N] y\n  \
                             deleted 3 relationships at pb1.9\n\n\
-                            Without a terminal to ask on, it deletes only with --force.")]
+                            Without a terminal to ask on, it deletes only with --force."
+    )]
     BulkDelete(BulkDeleteArgs),
 }
 
@@ -122,10 +132,10 @@ fn read(args: &ReadArgs, global: &GlobalArgs) -> Result<ExitCode, String> {
         "relationshipFilter": wire::to_filter(&filter),
     });
     if let Some(limit) = args.limit {
-        body["optionalLimit"] = json!(limit);
+        set_field(&mut body, "optionalLimit", json!(limit));
     }
     if let Some(cursor) = &args.cursor {
-        body["optionalCursor"] = json!({ "token": cursor });
+        set_field(&mut body, "optionalCursor", json!({ "token": cursor }));
     }
     let api = global.api(false)?;
     let mut out = std::io::stdout().lock();
@@ -217,7 +227,11 @@ fn bulk_delete(args: &BulkDeleteArgs, global: &GlobalArgs) -> Result<ExitCode, S
             .get("relationshipsDeletedCount")
             .and_then(Value::as_str)
             .unwrap_or("0");
-        let noun = if deleted == "1" { "relationship" } else { "relationships" };
+        let noun = if deleted == "1" {
+            "relationship"
+        } else {
+            "relationships"
+        };
         println!(
             "deleted {deleted} {noun} at {}",
             token(&answer, "/deletedAt/token")
@@ -303,16 +317,51 @@ fn split_id(text: &str) -> (Option<String>, Option<String>) {
 mod tests {
     use super::*;
 
+    /// Subject type, id and relation.
+    type Subject = (&'static str, Option<&'static str>, Option<&'static str>);
+    /// Text, resource type, id, relation, subject.
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<Subject>,
+    );
+
     #[test]
     fn filters() {
-        let cases: &[(&str, Option<&str>, Option<&str>, Option<&str>, Option<(&str, Option<&str>, Option<&str>)>)] = &[
+        let cases: &[Case] = &[
             ("connection", Some("connection"), None, None, None),
             ("connection:sf", Some("connection"), Some("sf"), None, None),
-            ("connection:sf#grantee", Some("connection"), Some("sf"), Some("grantee"), None),
+            (
+                "connection:sf#grantee",
+                Some("connection"),
+                Some("sf"),
+                Some("grantee"),
+                None,
+            ),
             ("#member", None, None, Some("member"), None),
-            ("group#member@user:bob", Some("group"), None, Some("member"), Some(("user", Some("bob"), None))),
-            ("@group:eng#member", None, None, None, Some(("group", Some("eng"), Some("member")))),
-            ("connection@user", Some("connection"), None, None, Some(("user", None, None))),
+            (
+                "group#member@user:bob",
+                Some("group"),
+                None,
+                Some("member"),
+                Some(("user", Some("bob"), None)),
+            ),
+            (
+                "@group:eng#member",
+                None,
+                None,
+                None,
+                Some(("group", Some("eng"), Some("member"))),
+            ),
+            (
+                "connection@user",
+                Some("connection"),
+                None,
+                None,
+                Some(("user", None, None)),
+            ),
         ];
         for (text, ty, id, relation, subject) in cases {
             let filter = parse_filter(text).unwrap();

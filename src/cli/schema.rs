@@ -21,9 +21,11 @@ const ORPHANS_SHOWN: usize = 5;
 #[derive(Debug, clap::Subcommand)]
 pub enum SchemaCommand {
     /// Replace the schema with FILE's (refused if stored relationships would be orphaned).
-    #[command(after_help = "Example:\n  pemba schema write schemas/user-groups.zed\n  \
+    #[command(
+        after_help = "Example:\n  pemba schema write schemas/user-groups.zed\n  \
                             prints the revision token of the write, e.g. pb1.1\n\n\
-                            Run `pemba schema diff FILE` first to see what would change.")]
+                            Run `pemba schema diff FILE` first to see what would change."
+    )]
     Write {
         /// Schema file (`-` for standard input).
         #[arg(value_name = "FILE")]
@@ -125,8 +127,9 @@ fn diff(file: &PathBuf, global: &GlobalArgs) -> Result<ExitCode, String> {
                 .unwrap_or_default();
             compile("the stored schema", text)?
         }
-        None => pemba_schema::compile("")
-            .map_err(|_| "an empty schema does not compile".to_string())?,
+        None => {
+            pemba_schema::compile("").map_err(|_| "an empty schema does not compile".to_string())?
+        }
     };
     let changes = changes(&old, &new);
     let mut orphans = Vec::new();
@@ -178,7 +181,11 @@ fn diff(file: &PathBuf, global: &GlobalArgs) -> Result<ExitCode, String> {
         println!("{sign} {key}: {line}");
     }
     for (kind, count, examples) in &orphans {
-        let noun = if *count == 1 { "relationship" } else { "relationships" };
+        let noun = if *count == 1 {
+            "relationship"
+        } else {
+            "relationships"
+        };
         println!("orphaned: {count} {noun} of {kind}, e.g.");
         for example in examples {
             println!("    {example}");
@@ -239,7 +246,10 @@ fn changes(old: &CompiledSchema, new: &CompiledSchema) -> Vec<(&'static str, Str
 /// Each relationship kind the old schema allows and the new one does not: its name, the
 /// filter selecting its relationships, and whether wildcard subjects are to be left out
 /// (a plain `T` subject filter also matches `T:*`).
-fn removed_kinds(old: &CompiledSchema, new: &CompiledSchema) -> Vec<(String, RelationshipFilter, bool)> {
+fn removed_kinds(
+    old: &CompiledSchema,
+    new: &CompiledSchema,
+) -> Vec<(String, RelationshipFilter, bool)> {
     let mut removed = Vec::new();
     for member in &old.members {
         let MemberKind::Relation(allowed) = &member.kind else {
@@ -254,9 +264,12 @@ fn removed_kinds(old: &CompiledSchema, new: &CompiledSchema) -> Vec<(String, Rel
             let subject_type = old.definition(subject.type_id()).name.clone();
             let (kind, id, relation, skip_wildcard) = match subject {
                 AllowedSubject::Object(_) => (subject_type.clone(), None, String::new(), true),
-                AllowedSubject::Wildcard(_) => {
-                    (format!("{subject_type}:*"), Some("*".to_string()), String::new(), false)
-                }
+                AllowedSubject::Wildcard(_) => (
+                    format!("{subject_type}:*"),
+                    Some("*".to_string()),
+                    String::new(),
+                    false,
+                ),
                 AllowedSubject::Userset(_, m) => {
                     let relation = old.member(*m).name.clone();
                     (format!("{subject_type}#{relation}"), None, relation, false)
@@ -288,7 +301,11 @@ fn removed_kinds(old: &CompiledSchema, new: &CompiledSchema) -> Vec<(String, Rel
                     relation: Some(relation),
                 }),
             };
-            removed.push((format!("{resource_type}#{}@{kind}", member.name), filter, skip_wildcard));
+            removed.push((
+                format!("{resource_type}#{}@{kind}", member.name),
+                filter,
+                skip_wildcard,
+            ));
         }
     }
     removed

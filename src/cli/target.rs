@@ -145,7 +145,10 @@ impl GlobalArgs {
         if let Some(path) = &self.key_file {
             return read_key(path);
         }
-        if let Some(key) = std::env::var("PEMBA_KEY").ok().filter(|k| !k.trim().is_empty()) {
+        if let Some(key) = std::env::var("PEMBA_KEY")
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+        {
             return Ok(key.trim().to_string());
         }
         let fallback = Path::new(DEFAULT_DATA_DIR).join(KEY_FILE);
