@@ -10,7 +10,8 @@
 //! runs in the background, the way a reader leaves it open in one shell while running the
 //! next block in a second; once that next block is done, it is stopped as soon as it has
 //! printed as many lines as it documents (waiting at most 30 s) and its output compared.
-//! `localhost:8080` is replaced by the address the server bound.
+//! `localhost:8080` is replaced by the address the server bound, and `pemba` is the binary
+//! under test (its directory first on `PATH`).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -146,8 +147,15 @@ fn compare(block: &Block, output: &str) {
 }
 
 fn bash(script: &str, cwd: &Path) -> Command {
+    // `pemba` in the README is the binary these tests run.
+    let bin = Path::new(&binary()).parent().unwrap().to_path_buf();
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
     let mut command = Command::new("bash");
     command
+        .env("PATH", path)
         .arg("-c")
         .arg(script)
         .current_dir(cwd)
