@@ -90,6 +90,9 @@ enum Command {
     },
     /// Generate a deterministic user-groups workload (schema, relationships, expected
     /// checks and lookups) for benchmarks and the load generator.
+    #[command(
+        after_help = "Example:\n  pemba workload --size xs --out xs\n  wrote … relationships to xs"
+    )]
     Workload {
         /// Workload size: xs ≈ 1.5k, s ≈ 60k, m ≈ 1.4M, l ≈ 14M relationships.
         #[arg(long, value_enum)]
@@ -107,6 +110,9 @@ enum Command {
     /// `--requests`; prints throughput, latency percentiles, errors by kind and, with
     /// `--verify`, answers that differ from the workload's. Exit status 1 if any request
     /// failed or any answer was wrong.
+    #[command(
+        after_help = "Example:\n  PEMBA_KEY=k pemba bench --endpoint http://127.0.0.1:8080 --workload xs --duration 10s --verify"
+    )]
     Bench(pemba::bench::BenchArgs),
 }
 

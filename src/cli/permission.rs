@@ -70,6 +70,9 @@ pub struct CheckArgs {
 
 /// `permission lookup-resources` (and `pemba lookup resources`) arguments.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  pemba permission lookup-resources connection use user:bob\n  sf"
+)]
 pub struct LookupResourcesArgs {
     /// Resource type, e.g. `connection`.
     pub resource_type: String,
@@ -84,6 +87,9 @@ pub struct LookupResourcesArgs {
 
 /// `permission lookup-subjects` (and `pemba lookup subjects`) arguments.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  pemba permission lookup-subjects connection:sf use user\n  alice\n  bob"
+)]
 pub struct LookupSubjectsArgs {
     /// Resource, e.g. `connection:salesforce`.
     pub resource: String,

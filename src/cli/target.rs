@@ -120,6 +120,7 @@ impl GlobalArgs {
             ("--key", self.key.is_some()),
             ("--key-file", self.key_file.is_some()),
             ("--consistency", self.consistency.is_some()),
+            ("--json", self.json),
         ];
         match given.iter().find(|(_, set)| *set) {
             Some((flag, _)) => Err(format!(
@@ -261,4 +262,28 @@ fn store_in_use(error: &ServeError) -> bool {
         error,
         ServeError::Engine(EngineError::Storage(StorageError::AlreadyOpen { .. }))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consistency_flags() {
+        let cases = [
+            ("minimize-latency", Some(json!({ "minimizeLatency": true }))),
+            ("full", Some(json!({ "fullyConsistent": true }))),
+            (
+                "pb1.7",
+                Some(json!({ "atLeastAsFresh": { "token": "pb1.7" } })),
+            ),
+            ("fully-consistent", None),
+            ("pb1", None),
+            ("", None),
+        ];
+        for (text, wire) in cases {
+            let parsed = ConsistencyArg::parse(text).ok().map(ConsistencyArg::wire);
+            assert_eq!(parsed, wire, "{text}");
+        }
+    }
 }
