@@ -212,7 +212,7 @@ fn render_tree(node: &Value, depth: usize, out: &mut String) {
     let indent = "  ".repeat(depth);
     let name = set_name(node);
     if let Some(intermediate) = node.get("intermediate") {
-        let operation = operation_word(intermediate);
+        let operation = operation_word(node, intermediate);
         let children = children(intermediate);
         if children.is_empty() {
             out.push_str(&format!("{indent}{name}: {operation}, empty\n"));
@@ -247,11 +247,23 @@ fn set_name(node: &Value) -> String {
     )
 }
 
-fn operation_word(intermediate: &Value) -> &'static str {
+/// The set operation of `node`'s `intermediate`. The expand tree gives an arrow
+/// (`workspace->admin`) as a union of sets on other objects; it is named `arrow` so a
+/// reader can tell it from a union of the node's own relations.
+fn operation_word(node: &Value, intermediate: &Value) -> &'static str {
     match intermediate.get("operation").and_then(Value::as_str) {
         Some("OPERATION_INTERSECTION") => "intersection",
         Some("OPERATION_EXCLUSION") => "exclusion",
-        _ => "union",
+        _ => {
+            let object = node.get("expandedObject");
+            let operands = children(intermediate);
+            let elsewhere = |child: &Value| child.get("expandedObject") != object;
+            if !operands.is_empty() && operands.iter().all(elsewhere) {
+                "arrow"
+            } else {
+                "union"
+            }
+        }
     }
 }
 
@@ -375,7 +387,7 @@ impl Explainer<'_> {
     fn node(&self, node: &Value, depth: usize) -> Result<Explained, String> {
         let set = set_name(node);
         if let Some(intermediate) = node.get("intermediate") {
-            let operation = operation_word(intermediate);
+            let operation = operation_word(node, intermediate);
             let children = children(intermediate)
                 .iter()
                 .map(|child| self.node(child, depth))
@@ -386,6 +398,7 @@ impl Explainer<'_> {
                     children.first().is_some_and(|c| c.holds)
                         && !children.get(1).is_some_and(|c| c.holds)
                 }
+                // Union and arrow alike.
                 _ => children.iter().any(|c| c.holds),
             };
             return Ok(Explained {
