@@ -8,7 +8,7 @@
 //! Errors become statuses in [`status`], with the codes and `ErrorInfo` reasons SpiceDB
 //! gives.
 
-mod convert;
+pub mod convert;
 mod permissions;
 mod schema;
 pub mod status;

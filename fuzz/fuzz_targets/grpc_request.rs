@@ -1,0 +1,95 @@
+//! gRPC request decoding and conversion: the first byte picks a request message of
+//! `authzed.api.v1`, the rest is its protobuf encoding, decoded with prost and converted as
+//! the RPC converts it before calling the engine. Never panics; a refusal is a request
+//! fault (never `INTERNAL`) with a message.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pemba_server::grpc::convert;
+use prost::Message;
+use spicedb_rs_proto::authzed::api::v1 as pb;
+use tonic::{Code, Status};
+
+fn refusal(result: Result<(), Status>) {
+    if let Err(status) = result {
+        assert_ne!(status.code(), Code::Internal, "{status:?}");
+        assert!(!status.message().is_empty());
+    }
+}
+
+fn write(request: &pb::WriteRelationshipsRequest) -> Result<(), Status> {
+    for update in &request.updates {
+        if let Some(relationship) = &update.relationship {
+            convert::relationship(relationship, "updates[0].relationship")?;
+        }
+    }
+    convert::preconditions(&request.optional_preconditions, 1000)?;
+    Ok(())
+}
+
+fn check(request: &pb::CheckPermissionRequest) -> Result<(), Status> {
+    convert::refuse_context(request.context.as_ref(), "context")?;
+    convert::consistency(request.consistency.as_ref())?;
+    convert::object(request.resource.as_ref(), "resource")?;
+    convert::subject(request.subject.as_ref(), "subject")?;
+    Ok(())
+}
+
+fn read(request: &pb::ReadRelationshipsRequest) -> Result<(), Status> {
+    convert::consistency(request.consistency.as_ref())?;
+    convert::filter(request.relationship_filter.as_ref(), "relationship_filter")?;
+    convert::page_size(request.optional_limit, 1000, "optional_limit")?;
+    convert::tuple_cursor(request.optional_cursor.as_ref(), "rd")?;
+    Ok(())
+}
+
+fn lookup(request: &pb::LookupSubjectsRequest) -> Result<(), Status> {
+    convert::consistency(request.consistency.as_ref())?;
+    convert::object(request.resource.as_ref(), "resource")?;
+    convert::page_size(request.optional_concrete_limit, 1000, "optional_concrete_limit")?;
+    convert::cursor(request.optional_cursor.as_ref(), "ls")?;
+    Ok(())
+}
+
+fn watch(request: &pb::WatchRequest) -> Result<(), Status> {
+    for filter in &request.optional_relationship_filters {
+        convert::filter(Some(filter), "optional_relationship_filters[0]")?;
+    }
+    if let Some(token) = &request.optional_start_cursor {
+        convert::revision(token, "optional_start_cursor")?;
+    }
+    Ok(())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, bytes)) = data.split_first() else {
+        return;
+    };
+    match selector % 5 {
+        0 => {
+            if let Ok(request) = pb::WriteRelationshipsRequest::decode(bytes) {
+                refusal(write(&request));
+            }
+        }
+        1 => {
+            if let Ok(request) = pb::CheckPermissionRequest::decode(bytes) {
+                refusal(check(&request));
+            }
+        }
+        2 => {
+            if let Ok(request) = pb::ReadRelationshipsRequest::decode(bytes) {
+                refusal(read(&request));
+            }
+        }
+        3 => {
+            if let Ok(request) = pb::LookupSubjectsRequest::decode(bytes) {
+                refusal(lookup(&request));
+            }
+        }
+        _ => {
+            if let Ok(request) = pb::WatchRequest::decode(bytes) {
+                refusal(watch(&request));
+            }
+        }
+    }
+});
