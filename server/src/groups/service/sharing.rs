@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use pemba_engine::is_valid_object_id;
-use pemba_engine::{ObjectRef, SubjectRef, Transaction, Update};
+use pemba_engine::{ObjectRef, RelationshipFilter, SubjectFilter, SubjectRef, Transaction, Update};
 
 use super::relations::{
     create, delete, exact, grant_relations, grantee_subject, group_object, link, must_match,
@@ -17,11 +17,11 @@ use super::relations::{
 use super::{changed_concurrently, Authorized, Groups, ALL};
 use crate::groups::error::{Action, Conflict, GroupsError, Invalid, Missing, Purpose};
 use crate::groups::model::{
-    Access, Actor, Grantee, GroupAccess, Input, Resource, ResourceCreated, ResourceKind, Shared,
-    UserAccess, WorkbookRole,
+    Access, Actor, Grantee, GroupAccess, Input, ListedResource, Resource, ResourceCreated,
+    ResourceKind, Shared, UserAccess, WorkbookRole,
 };
 use crate::groups::names::sort_by_name;
-use crate::groups::vocabulary::{connection, group};
+use crate::groups::vocabulary::{connection, group, workspace};
 
 impl Groups {
     /// Creates `resource` in `ws`, owned by the actor (any member). Answers
@@ -76,6 +76,37 @@ impl Groups {
         };
         self.commit(&authorized, transaction, taken)?;
         Ok(answer)
+    }
+
+    /// Every resource of `kind` in `ws`, by id, with its owners: what the console lists
+    /// before a member opens one. Any member (as the group directory); who may share each
+    /// is still decided when its access is read.
+    pub fn list_resources(
+        &self,
+        actor: &Actor,
+        ws: &str,
+        kind: ResourceKind,
+    ) -> Result<Vec<ListedResource>, GroupsError> {
+        self.enter(actor, ws)?;
+        let in_workspace = RelationshipFilter {
+            resource_type: Some(kind.type_name().to_string()),
+            resource_id: None,
+            relation: Some(workspace_relation(kind.type_name()).to_string()),
+            subject: Some(SubjectFilter::exact(&SubjectRef::object(workspace::TYPE, ws))),
+        };
+        let mut listed = Vec::new();
+        for link in self.relationships(&in_workspace, ALL)? {
+            let owners = self
+                .relationships(&of_object(&link.resource, Some(owner_relation(kind))), ALL)?
+                .into_iter()
+                .map(|t| t.subject.object.object_id)
+                .collect();
+            listed.push(ListedResource {
+                id: link.resource.object_id,
+                owners,
+            });
+        }
+        Ok(listed)
     }
 
     /// Shares `resource` with `grantee`, replacing any grant it had: a group of `ws`, or a
