@@ -175,7 +175,10 @@ mod tests {
             .find(|a| a.name == "index.html")
             .map(|a| a.body)
             .unwrap_or_default();
-        assert!(!html.contains("<script>") && !html.contains("style="), "{html}");
+        assert!(
+            !html.contains("<script>") && !html.contains("style="),
+            "{html}"
+        );
         assert!(html.contains(r#"<script type="module" src="js/app.js">"#));
         assert_eq!(serve("nope.js").status(), StatusCode::NOT_FOUND);
     }

@@ -25,7 +25,13 @@ struct Api {
 }
 
 impl Api {
-    fn send(&self, method: &str, path: &str, actor: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        actor: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -39,13 +45,19 @@ impl Api {
             .unwrap();
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     #[track_caller]
     fn ok(&self, method: &str, path: &str, actor: Option<&str>, body: Option<Value>) -> Value {
         let (status, answer) = self.send(method, path, actor, body);
-        assert!((200..300).contains(&status), "{method} {path}: {status} {answer}");
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {answer}"
+        );
         answer
     }
 
@@ -73,7 +85,11 @@ struct Driver {
 
 impl Driver {
     fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let program = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_string());
         let child = Command::new(&program)
             .arg(format!("--port={port}"))
@@ -85,7 +101,10 @@ impl Driver {
             });
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Driver { child, port }
@@ -102,7 +121,11 @@ impl Drop for Driver {
 /// The target directory the test binary was built in (`CARGO_TARGET_DIR` respected).
 fn screenshot_dir() -> PathBuf {
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_pemba"));
-    let target = binary.parent().and_then(|p| p.parent()).unwrap().to_path_buf();
+    let target = binary
+        .parent()
+        .and_then(|p| p.parent())
+        .unwrap()
+        .to_path_buf();
     let dir = target.join("console-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -125,7 +148,10 @@ fn button(name: &str) -> String {
 
 /// The open dialog named `name` (by the heading it is labelled by).
 fn dialog(name: &str) -> String {
-    format!("//dialog[@open and @aria-labelledby=//h2[normalize-space(.)={}]/@id]", lit(name))
+    format!(
+        "//dialog[@open and @aria-labelledby=//h2[normalize-space(.)={}]/@id]",
+        lit(name)
+    )
 }
 
 /// A form control by its label's text (label `for`) or aria-label.
@@ -160,7 +186,14 @@ impl Browser {
                 }
             }
             if Instant::now() > deadline {
-                let text = self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+                let text = self
+                    .client
+                    .find(Locator::Css("body"))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
                 panic!("no visible `{xpath}` within {WAIT:?}; the page shows:\n{text}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -178,7 +211,10 @@ impl Browser {
             if !visible {
                 return;
             }
-            assert!(Instant::now() < deadline, "`{xpath}` still shown after {WAIT:?}");
+            assert!(
+                Instant::now() < deadline,
+                "`{xpath}` still shown after {WAIT:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -213,11 +249,21 @@ impl Browser {
     async fn sees(&self, text: &str) {
         let deadline = Instant::now() + WAIT;
         loop {
-            let body = self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+            let body = self
+                .client
+                .find(Locator::Css("body"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
             if body.contains(text) {
                 return;
             }
-            assert!(Instant::now() < deadline, "page never showed `{text}`; it shows:\n{body}");
+            assert!(
+                Instant::now() < deadline,
+                "page never showed `{text}`; it shows:\n{body}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -242,7 +288,10 @@ impl Browser {
     /// Ticks member `id` in the open dialog's member picker.
     async fn pick(&self, scope: &str, id: &str) {
         self.fill_in(scope, "Add members", id).await;
-        let xpath = format!("{scope}//label[starts-with(normalize-space(.), {})]/input[@type='checkbox']", lit(id));
+        let xpath = format!(
+            "{scope}//label[starts-with(normalize-space(.), {})]/input[@type='checkbox']",
+            lit(id)
+        );
         self.click(&xpath).await;
     }
 }
@@ -251,11 +300,30 @@ impl Browser {
 fn console_in_a_real_browser() {
     let data = tempfile::tempdir().unwrap();
     let mut server = ServeProcess::spawn(data.path(), &[("RUST_LOG", "warn")], &[]);
-    server.wait_healthy(Duration::from_secs(30)).expect("server healthy");
-    let api = Api { base: server.base.clone() };
-    api.ok("PUT", "/v1/workspaces/acme", None, Some(json!({"admin": "alice"})));
-    for (user, role) in [("bob", "editor"), ("carol", "viewer"), ("dave", "viewer"), ("erin", "viewer")] {
-        api.ok("PUT", &format!("/v1/workspaces/acme/members/{user}"), Some("alice"), Some(json!({"role": role})));
+    server
+        .wait_healthy(Duration::from_secs(30))
+        .expect("server healthy");
+    let api = Api {
+        base: server.base.clone(),
+    };
+    api.ok(
+        "PUT",
+        "/v1/workspaces/acme",
+        None,
+        Some(json!({"admin": "alice"})),
+    );
+    for (user, role) in [
+        ("bob", "editor"),
+        ("carol", "viewer"),
+        ("dave", "viewer"),
+        ("erin", "viewer"),
+    ] {
+        api.ok(
+            "PUT",
+            &format!("/v1/workspaces/acme/members/{user}"),
+            Some("alice"),
+            Some(json!({"role": role})),
+        );
     }
     // The console's files: public, with the strict policy, and nothing from elsewhere.
     let (status, _) = api.send("GET", "/console/", None, None);
@@ -264,11 +332,24 @@ fn console_in_a_real_browser() {
         .get(&format!("{}/console/", server.base))
         .call()
         .unwrap();
-    let csp = page.headers().get("content-security-policy").unwrap().to_str().unwrap().to_string();
-    assert!(csp.contains("script-src 'self'") && csp.contains("default-src 'none'"), "{csp}");
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
 
     let driver = Driver::start();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let mut capabilities = serde_json::Map::new();
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
@@ -294,7 +375,15 @@ async fn flows(b: &Browser, api: &Api) {
     let base = &api.base;
     b.client.goto(&format!("{base}/console/")).await.unwrap();
     b.find(&heading(1, "Sign in")).await;
-    assert_eq!(b.find(&control("API key")).await.attr("type").await.unwrap().as_deref(), Some("password"));
+    assert_eq!(
+        b.find(&control("API key"))
+            .await
+            .attr("type")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("password")
+    );
     b.screenshot("01-sign-in").await;
     b.sign_in("wrong-key", "acme", "alice").await;
     b.sees("invalid API key").await;
@@ -305,9 +394,21 @@ async fn flows(b: &Browser, api: &Api) {
     // Credentials stay in sessionStorage: never in the URL or a cookie.
     let url = b.client.current_url().await.unwrap().to_string();
     assert!(!url.contains(PROCESS_KEY), "{url}");
-    let cookies = b.client.execute("return document.cookie", vec![]).await.unwrap();
+    let cookies = b
+        .client
+        .execute("return document.cookie", vec![])
+        .await
+        .unwrap();
     assert_eq!(cookies, json!(""));
-    for name in ["Groups", "Members", "Connections", "Workbooks", "Schema", "Relationships", "Check"] {
+    for name in [
+        "Groups",
+        "Members",
+        "Connections",
+        "Workbooks",
+        "Schema",
+        "Relationships",
+        "Check",
+    ] {
         b.find(&format!("//nav{}", link(name))).await;
     }
 
@@ -319,34 +420,62 @@ async fn flows(b: &Browser, api: &Api) {
     b.pick(&create, "carol").await;
     b.pick(&create, "bob").await;
     b.screenshot("02-create-group-dialog").await;
-    b.click(&format!("{create}{}", button("Create group"))).await;
+    b.click(&format!("{create}{}", button("Create group")))
+        .await;
     b.gone(&create).await;
     b.find(&link("Engineering")).await;
     // A taken name: the server's message beside the field, nothing created.
     b.click(&button("Create group")).await;
     b.fill_in(&create, "Group name", "ENGINEERING").await;
-    b.click(&format!("{create}{}", button("Create group"))).await;
-    let error = b.find(&format!("{create}{}/following-sibling::p[@class='error']", control("Group name"))).await;
-    assert!(error.text().await.unwrap().contains("already has a group named"), "{}", error.text().await.unwrap());
+    b.click(&format!("{create}{}", button("Create group")))
+        .await;
+    let error = b
+        .find(&format!(
+            "{create}{}/following-sibling::p[@class='error']",
+            control("Group name")
+        ))
+        .await;
+    assert!(
+        error
+            .text()
+            .await
+            .unwrap()
+            .contains("already has a group named"),
+        "{}",
+        error.text().await.unwrap()
+    );
     b.screenshot("03-create-group-taken-name").await;
     b.click(&format!("{create}{}", button("Cancel"))).await;
     b.gone(&create).await;
     // A name that looks like HTML is shown as text and runs nothing.
     b.click(&button("Create group")).await;
     b.fill_in(&create, "Group name", XSS).await;
-    b.click(&format!("{create}{}", button("Create group"))).await;
+    b.click(&format!("{create}{}", button("Create group")))
+        .await;
     b.gone(&create).await;
     b.find(&link(XSS)).await;
-    let images = b.client.execute("return document.querySelectorAll('img').length", vec![]).await.unwrap();
+    let images = b
+        .client
+        .execute("return document.querySelectorAll('img').length", vec![])
+        .await
+        .unwrap();
     assert_eq!(images, json!(0), "a name became markup");
-    assert!(b.client.get_alert_text().await.is_err(), "a name ran a script");
+    assert!(
+        b.client.get_alert_text().await.is_err(),
+        "a name ran a script"
+    );
     b.screenshot("04-groups").await;
 
     // Search filters as you type.
     b.fill("Search groups", "engin").await;
     b.gone(&link(XSS)).await;
     b.find(&link("Engineering")).await;
-    let row = b.find("//tr[td/a[normalize-space(.)='Engineering']]").await.text().await.unwrap();
+    let row = b
+        .find("//tr[td/a[normalize-space(.)='Engineering']]")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(row.contains('2') && row.contains("builders"), "{row}");
     b.screenshot("05-groups-search").await;
 
@@ -361,9 +490,19 @@ async fn flows(b: &Browser, api: &Api) {
     b.click(&button("Remove dave")).await;
     b.gone(&button("Remove dave")).await;
     // A change made elsewhere appears without a reload (the watch API).
-    let groups = api.ok("GET", "/v1/workspaces/acme/groups?q=Engineering", Some("alice"), None);
+    let groups = api.ok(
+        "GET",
+        "/v1/workspaces/acme/groups?q=Engineering",
+        Some("alice"),
+        None,
+    );
     let group_id = groups["groups"][0]["id"].as_str().unwrap().to_string();
-    api.ok("PUT", &format!("/v1/workspaces/acme/groups/{group_id}/members/erin"), Some("alice"), None);
+    api.ok(
+        "PUT",
+        &format!("/v1/workspaces/acme/groups/{group_id}/members/erin"),
+        Some("alice"),
+        None,
+    );
     b.find(&button("Remove erin")).await;
     b.screenshot("06-group-page").await;
 
@@ -372,10 +511,16 @@ async fn flows(b: &Browser, api: &Api) {
     b.click(&button("New connection")).await;
     let new = dialog("New connection");
     b.fill_in(&new, "Connection id", "warehouse").await;
-    b.click(&format!("{new}{}", button("Create connection"))).await;
+    b.click(&format!("{new}{}", button("Create connection")))
+        .await;
     b.find(&heading(2, "Sharing")).await;
-    b.find("//legend[normalize-space(.)='Specific users and groups']").await;
-    b.find(&control("Group")).await.select_by_label("Engineering (3 members)").await.unwrap();
+    b.find("//legend[normalize-space(.)='Specific users and groups']")
+        .await;
+    b.find(&control("Group"))
+        .await
+        .select_by_label("Engineering (3 members)")
+        .await
+        .unwrap();
     b.click(&button("Share with group")).await;
     b.find("//tr[td[normalize-space(.)='Engineering (3 members)']]//button[normalize-space(.)='Remove']").await;
     b.screenshot("07-connection-sharing").await;
@@ -395,7 +540,8 @@ async fn flows(b: &Browser, api: &Api) {
     b.click(&format!("//nav{}", link("Groups"))).await;
     b.click(&link("Engineering")).await;
     b.find(&heading(2, "Resources")).await;
-    b.find("//section[h2='Resources']//a[normalize-space(.)='warehouse']").await;
+    b.find("//section[h2='Resources']//a[normalize-space(.)='warehouse']")
+        .await;
 
     // Check explains why carol may use it.
     b.click(&format!("//nav{}", link("Check"))).await;
@@ -404,16 +550,21 @@ async fn flows(b: &Browser, api: &Api) {
     b.fill("Subject", "user:carol").await;
     b.click(&button("Check")).await;
     b.sees("Allowed").await;
-    b.sees(&format!("via group:{group_id}#member → {connection_text}#grantee")).await;
+    b.sees(&format!(
+        "via group:{group_id}#member → {connection_text}#grantee"
+    ))
+    .await;
     b.screenshot("08-check-allowed").await;
 
     // Removing carol from the workspace revokes her access.
     b.click(&format!("//nav{}", link("Members"))).await;
-    b.find("//tr[td[normalize-space(.)='carol']]//a[normalize-space(.)='Engineering']").await;
+    b.find("//tr[td[normalize-space(.)='carol']]//a[normalize-space(.)='Engineering']")
+        .await;
     b.screenshot("09-members").await;
     b.click(&button("Remove carol")).await;
     let remove = dialog("Remove from workspace");
-    b.click(&format!("{remove}{}", button("Remove from workspace"))).await;
+    b.click(&format!("{remove}{}", button("Remove from workspace")))
+        .await;
     b.gone(&remove).await;
     b.gone(&button("Remove carol")).await;
     assert!(!api.may_use(&connection, "carol"), "carol kept access");
@@ -426,7 +577,11 @@ async fn flows(b: &Browser, api: &Api) {
     b.sees("does not contain user:carol").await;
     b.screenshot("10-check-denied").await;
     // Lookup mode.
-    b.find(&control("Mode")).await.select_by_label("Lookup subjects").await.unwrap();
+    b.find(&control("Mode"))
+        .await
+        .select_by_label("Lookup subjects")
+        .await
+        .unwrap();
     b.fill("Resource", &connection_text).await;
     b.fill("Permission", "use").await;
     b.fill("Subject type", "user").await;
@@ -440,24 +595,45 @@ async fn flows(b: &Browser, api: &Api) {
     let delete = dialog("Delete group");
     let said = b.find(&delete).await.text().await.unwrap();
     assert!(
-        said.contains("will be permanently removed from all resources, revoking access for all its members")
-            && said.contains("This cannot be undone"),
+        said.contains(
+            "will be permanently removed from all resources, revoking access for all its members"
+        ) && said.contains("This cannot be undone"),
         "{said}"
     );
     b.screenshot("11-delete-group-dialog").await;
-    b.click(&format!("{delete}{}", button("Delete group"))).await;
+    b.click(&format!("{delete}{}", button("Delete group")))
+        .await;
     b.find(&heading(1, "Groups")).await;
     b.gone(&link("Engineering")).await;
-    let access = api.ok("GET", "/v1/workspaces/acme/connections/warehouse/access", Some("alice"), None);
+    let access = api.ok(
+        "GET",
+        "/v1/workspaces/acme/connections/warehouse/access",
+        Some("alice"),
+        None,
+    );
     assert_eq!(access["groups"], json!([]), "{access}");
     assert!(!api.may_use(&connection, "erin"));
 
     // Developer screens.
     b.click(&format!("//nav{}", link("Schema"))).await;
     b.find("//pre[contains(., 'definition workspace')]").await;
-    let edges = b.client.execute("return document.querySelectorAll('.diagram svg path.edge').length", vec![]).await.unwrap();
+    let edges = b
+        .client
+        .execute(
+            "return document.querySelectorAll('.diagram svg path.edge').length",
+            vec![],
+        )
+        .await
+        .unwrap();
     assert!(edges.as_u64().unwrap() >= 5, "{edges}");
-    let arrows = b.client.execute("return document.querySelectorAll('.diagram svg path.edge.arrow').length", vec![]).await.unwrap();
+    let arrows = b
+        .client
+        .execute(
+            "return document.querySelectorAll('.diagram svg path.edge.arrow').length",
+            vec![],
+        )
+        .await
+        .unwrap();
     assert!(arrows.as_u64().unwrap() >= 1, "{arrows}");
     b.screenshot("12-schema").await;
     b.click(&format!("//nav{}", link("Relationships"))).await;
@@ -477,15 +653,29 @@ async fn flows(b: &Browser, api: &Api) {
     b.find(&heading(1, XSS)).await;
     b.find(&heading(2, "Members (0)")).await;
     for control in ["Add members", "Edit", "Delete group"] {
-        assert!(!b.shows(&button(control)).await, "a viewer sees `{control}`");
+        assert!(
+            !b.shows(&button(control)).await,
+            "a viewer sees `{control}`"
+        );
     }
-    assert!(!b.shows(&heading(2, "Resources")).await, "a viewer sees Resources");
+    assert!(
+        !b.shows(&heading(2, "Resources")).await,
+        "a viewer sees Resources"
+    );
     b.screenshot("14-viewer-group").await;
-    let (status, _) = api.send("GET", &format!("/v1/workspaces/acme/groups/{group_id}/resources"), Some("dave"), None);
+    let (status, _) = api.send(
+        "GET",
+        &format!("/v1/workspaces/acme/groups/{group_id}/resources"),
+        Some("dave"),
+        None,
+    );
     assert!(status == 403 || status == 404, "{status}");
     b.click(&format!("//nav{}", link("Members"))).await;
     b.find("//td[normalize-space(.)='bob']").await;
-    assert!(!b.shows("//button[starts-with(normalize-space(.), 'Remove')]").await);
+    assert!(
+        !b.shows("//button[starts-with(normalize-space(.), 'Remove')]")
+            .await
+    );
     assert!(!b.shows("//select").await, "a viewer can change roles");
     b.screenshot("15-viewer-members").await;
 
@@ -495,15 +685,24 @@ async fn flows(b: &Browser, api: &Api) {
     b.find(&link(XSS)).await;
     let overflow = b
         .client
-        .execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth", vec![])
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+            vec![],
+        )
         .await
         .unwrap();
-    assert!(overflow.as_i64().unwrap() <= 0, "the page scrolls sideways at 360 px by {overflow}");
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the page scrolls sideways at 360 px by {overflow}"
+    );
     b.screenshot("16-groups-360px").await;
     // Everything the page loaded came from this server.
     let origins = b
         .client
-        .execute("return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)", vec![])
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)",
+            vec![],
+        )
         .await
         .unwrap();
     for origin in origins.as_array().unwrap() {

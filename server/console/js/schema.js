@@ -42,7 +42,7 @@ export function parseSchema(text) {
   return definitions;
 }
 
-const BOX_W = 250;
+const BOX_W = 310;
 const LINE = 16;
 const HEAD = 26;
 const GAP_X = 90;
@@ -64,7 +64,7 @@ export function diagram(definitions) {
     const row = Math.floor(i / columns);
     boxes.set(d.name, { d, x: 20 + (i % columns) * (BOX_W + GAP_X), y: rowTop[row], h: HEAD + LINE * Math.max(1, d.members.length) + 8 });
   });
-  const width = 40 + columns * BOX_W + (columns - 1) * GAP_X;
+  const width = 120 + columns * BOX_W + (columns - 1) * GAP_X;
   const height = rowTop.length ? rowTop[rowTop.length - 1] + rowHeights[rowHeights.length - 1] + 50 : 80;
   const svg = s("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-labelledby": "diagram-title" });
   svg.append(s("title", { id: "diagram-title" },
@@ -101,7 +101,7 @@ export function diagram(definitions) {
     g.append(s("text", { class: "title", x: box.x + 10, y: box.y + 17 }, `definition ${box.d.name}`));
     box.d.members.forEach((m, i) => {
       const summary = m.kind === "relation" ? `${m.name}: ${m.types.map((t) => t.text).join(" | ")}` : `${m.name} = ${m.expr}`;
-      const shown = summary.length > 36 ? `${summary.slice(0, 35)}…` : summary;
+      const shown = summary.length > 44 ? `${summary.slice(0, 43)}…` : summary;
       const text = s("text", { class: "member", x: box.x + 10, y: memberY(box, i) + 4 }, `${m.kind === "relation" ? "rel" : "perm"} ${shown}`);
       text.append(s("title", {}, `${m.kind} ${summary}`));
       g.append(text);

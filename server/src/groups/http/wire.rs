@@ -9,8 +9,8 @@ use crate::error::Code;
 use crate::groups::error::{GroupsError, RowError};
 use crate::groups::model::{
     Access, GrantedResource, GroupAccess, GroupChanges, GroupDetail, GroupRef, GroupSummary, Input,
-    ListedResource, Member, NewGroup, NewWorkspace, ResourceCreated, Role, RoleSet, Shared, UserAccess,
-    WorkbookRole, WorkspaceCreated,
+    ListedResource, Member, NewGroup, NewWorkspace, ResourceCreated, Role, RoleSet, Shared,
+    UserAccess, WorkbookRole, WorkspaceCreated,
 };
 
 /// A JSON request body: the shape it is read in and the command input it becomes.

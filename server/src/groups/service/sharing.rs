@@ -92,7 +92,10 @@ impl Groups {
             resource_type: Some(kind.type_name().to_string()),
             resource_id: None,
             relation: Some(workspace_relation(kind.type_name()).to_string()),
-            subject: Some(SubjectFilter::exact(&SubjectRef::object(workspace::TYPE, ws))),
+            subject: Some(SubjectFilter::exact(&SubjectRef::object(
+                workspace::TYPE,
+                ws,
+            ))),
         };
         let mut listed = Vec::new();
         for link in self.relationships(&in_workspace, ALL)? {
