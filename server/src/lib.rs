@@ -121,6 +121,8 @@ pub enum ServeError {
     Engine(EngineError),
     /// A file or socket operation failed.
     Io(std::io::Error),
+    /// The store's connection and workbook ids could not be scoped to their workspaces.
+    Migration(groups::migrate::MigrationError),
 }
 
 impl std::fmt::Display for ServeError {
@@ -128,6 +130,7 @@ impl std::fmt::Display for ServeError {
         match self {
             ServeError::Engine(error) => write!(f, "{error}"),
             ServeError::Io(error) => write!(f, "{error}"),
+            ServeError::Migration(error) => write!(f, "{error}"),
         }
     }
 }
@@ -174,6 +177,14 @@ pub fn open_engine(data_dir: &std::path::Path) -> Result<Engine, ServeError> {
     let engine = Engine::open(&path)?;
     if engine.schema().is_none() {
         engine.write_schema(DEFAULT_SCHEMA)?;
+    }
+    let scoped = groups::migrate::scope_resource_ids(&engine).map_err(ServeError::Migration)?;
+    if let Some((from, to)) = &scoped.example {
+        tracing::warn!(
+            resources = scoped.resources,
+            relationships = scoped.relationships,
+            "connection and workbook ids are now scoped to their workspace: `{from}` is now `{to}`; apps must name resources so in checks and writes"
+        );
     }
     Ok(engine)
 }

@@ -275,8 +275,10 @@ pub struct GroupMember {
 pub struct GrantedResource {
     /// Object type (`connection`, `workbook`).
     pub object_type: String,
-    /// Object id.
+    /// Its id in the workspace (as the routes name it).
     pub id: String,
+    /// The engine object apps check (`connection:acme/warehouse`).
+    pub object: String,
     /// The grant relation.
     pub relation: String,
 }
@@ -293,8 +295,11 @@ pub struct ListedResource {
 /// The outcome of [`super::Groups::create_resource`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceCreated {
-    /// Resource id.
+    /// Resource id, as the routes name it.
     pub id: String,
+    /// The engine object apps check (`connection:acme/warehouse`): the id scoped to its
+    /// workspace.
+    pub object: String,
     /// Its workspace.
     pub workspace: String,
     /// Its owner: the actor.

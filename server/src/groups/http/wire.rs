@@ -289,7 +289,7 @@ impl From<GroupDetail> for GroupDetailJson {
     }
 }
 
-/// `{resources: [{type, id, relation}]}`.
+/// `{resources: [{type, id, object, relation}]}`: `object` is what apps check.
 #[derive(Serialize)]
 pub(crate) struct ResourceListJson {
     resources: Vec<ResourceJson>,
@@ -300,6 +300,7 @@ struct ResourceJson {
     #[serde(rename = "type")]
     object_type: String,
     id: String,
+    object: String,
     relation: String,
 }
 
@@ -311,6 +312,7 @@ impl From<Vec<GrantedResource>> for ResourceListJson {
                 .map(|r| ResourceJson {
                     object_type: r.object_type,
                     id: r.id,
+                    object: r.object,
                     relation: r.relation,
                 })
                 .collect(),
@@ -376,10 +378,12 @@ impl From<Vec<ListedResource>> for WorkspaceResourcesJson {
     }
 }
 
-/// `{id, workspace, owner}` of a connection or workbook.
+/// `{id, object, workspace, owner}` of a connection or workbook: `object` is the engine
+/// object apps name in checks (`connection:acme/warehouse`).
 #[derive(Serialize)]
 pub(crate) struct CreatedJson {
     id: String,
+    object: String,
     workspace: String,
     owner: String,
 }
@@ -388,6 +392,7 @@ impl From<ResourceCreated> for CreatedJson {
     fn from(created: ResourceCreated) -> Self {
         CreatedJson {
             id: created.id,
+            object: created.object,
             workspace: created.workspace,
             owner: created.owner,
         }
