@@ -505,6 +505,12 @@ async fn flows(b: &Browser, api: &Api) {
     );
     b.find(&button("Remove erin")).await;
     b.screenshot("06-group-page").await;
+    // Edit and Save the description.
+    b.click(&button("Edit")).await;
+    b.fill("Description", "builders of things").await;
+    b.click(&button("Save")).await;
+    b.sees("builders of things").await;
+    b.find(&button("Edit")).await;
 
     // Share a connection with the group, picking it by its member count.
     b.click(&format!("//nav{}", link("Connections"))).await;
@@ -524,6 +530,30 @@ async fn flows(b: &Browser, api: &Api) {
     b.click(&button("Share with group")).await;
     b.find("//tr[td[normalize-space(.)='Engineering (3 members)']]//button[normalize-space(.)='Remove']").await;
     b.screenshot("07-connection-sharing").await;
+    b.click(&link("← Connections")).await;
+    b.find(&link("warehouse")).await;
+    b.screenshot("07a-connections").await;
+    // A workbook is shared with a role.
+    b.click(&format!("//nav{}", link("Workbooks"))).await;
+    b.click(&button("New workbook")).await;
+    let new = dialog("New workbook");
+    b.fill_in(&new, "Workbook id", "q3").await;
+    b.click(&format!("{new}{}", button("Create workbook")))
+        .await;
+    b.find(&heading(2, "Sharing")).await;
+    b.find(&control("Group"))
+        .await
+        .select_by_label("Engineering (3 members)")
+        .await
+        .unwrap();
+    b.find(&control("Group role"))
+        .await
+        .select_by_value("editor")
+        .await
+        .unwrap();
+    b.click(&button("Share with group")).await;
+    b.find("//tr[td[normalize-space(.)='Engineering (3 members)'] and td[normalize-space(.)='editor']]//button[normalize-space(.)='Remove']").await;
+    b.screenshot("07b-workbook-sharing").await;
     // The engine's object for that connection, whatever form its id takes.
     let grants = api.ok(
         "POST",
@@ -561,6 +591,28 @@ async fn flows(b: &Browser, api: &Api) {
     b.find("//tr[td[normalize-space(.)='carol']]//a[normalize-space(.)='Engineering']")
         .await;
     b.screenshot("09-members").await;
+    // An admin changes a role.
+    b.find(&control("Role of dave"))
+        .await
+        .select_by_value("editor")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while api.ok("GET", "/v1/workspaces/acme/members", Some("alice"), None)["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["id"] != "dave" || m["role"] != "editor")
+    {
+        assert!(Instant::now() < deadline, "dave's role never changed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.find(&control("Role of dave"))
+        .await
+        .select_by_value("viewer")
+        .await
+        .unwrap();
+    b.sees("dave is now viewer").await;
     b.click(&button("Remove carol")).await;
     let remove = dialog("Remove from workspace");
     b.click(&format!("{remove}{}", button("Remove from workspace")))

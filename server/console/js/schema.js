@@ -101,7 +101,7 @@ export function diagram(definitions) {
     g.append(s("text", { class: "title", x: box.x + 10, y: box.y + 17 }, `definition ${box.d.name}`));
     box.d.members.forEach((m, i) => {
       const summary = m.kind === "relation" ? `${m.name}: ${m.types.map((t) => t.text).join(" | ")}` : `${m.name} = ${m.expr}`;
-      const shown = summary.length > 44 ? `${summary.slice(0, 43)}…` : summary;
+      const shown = summary.length > 38 ? `${summary.slice(0, 37)}…` : summary;
       const text = s("text", { class: "member", x: box.x + 10, y: memberY(box, i) + 4 }, `${m.kind === "relation" ? "rel" : "perm"} ${shown}`);
       text.append(s("title", {}, `${m.kind} ${summary}`));
       g.append(text);
