@@ -504,6 +504,27 @@ async fn flows(b: &Browser, api: &Api) {
         None,
     );
     b.find(&button("Remove erin")).await;
+    // So does a new description, which changes no relationship.
+    api.ok(
+        "PATCH",
+        &format!("/v1/workspaces/acme/groups/{group_id}"),
+        Some("alice"),
+        Some(json!({"description": "builders"})),
+    );
+    api.ok(
+        "PATCH",
+        &format!("/v1/workspaces/acme/groups/{group_id}"),
+        Some("alice"),
+        Some(json!({"description": "from elsewhere"})),
+    );
+    b.sees("from elsewhere").await;
+    api.ok(
+        "PATCH",
+        &format!("/v1/workspaces/acme/groups/{group_id}"),
+        Some("alice"),
+        Some(json!({"description": "builders"})),
+    );
+    b.sees("builders").await;
     b.screenshot("06-group-page").await;
     // Edit and Save the description.
     b.click(&button("Edit")).await;

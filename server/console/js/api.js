@@ -125,10 +125,29 @@ export function general(path, body, options = {}) {
 /**
  * Watches changes to `objectTypes` and calls `onChange` after each commit that touches
  * them, until `signal` aborts; reconnects after a dropped stream, resuming after the
- * last revision seen so nothing is missed.
+ * last revision seen so nothing is missed. A rename or a new description changes only
+ * the group's record, which the watch API (relationships only) does not carry, so the
+ * store's revision is also read once a second and a move past the last seen one counts
+ * as a change too.
  */
 export async function watch(objectTypes, onChange, signal) {
   let cursor = null;
+  let seen = null;
+  (async () => {
+    while (!signal.aborted) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      try {
+        const auth = session();
+        if (!auth || signal.aborted) return;
+        const response = await fetch("/healthz", { headers: headers({ key: auth.key }), signal });
+        const { revision } = await response.json();
+        if (seen !== null && revision && revision !== seen) onChange();
+        seen = revision;
+      } catch {
+        // A failed probe is retried on the next tick; the watch stream still runs.
+      }
+    }
+  })();
   while (!signal.aborted) {
     try {
       const auth = session();
