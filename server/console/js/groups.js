@@ -214,11 +214,17 @@ function editForm(group, onSaved, onCancel) {
 /** A group's page. */
 export async function renderGroup(main, ctx, id) {
   let editing = false;
+  // Draws overlap when changes come fast; only the newest may paint, or an answer read
+  // before a change could land after the one read after it.
+  let generation = 0;
   async function draw() {
+    generation += 1;
+    const mine = generation;
     let group;
     try {
       group = await call("GET", ws("groups", id), undefined, { signal: ctx.signal });
     } catch (error) {
+      if (mine !== generation) return;
       if (error instanceof ApiError && error.status === 404) {
         main.replaceChildren(h("h1", {}, "Group not found"),
           h("p", {}, "This group does not exist (it may just have been deleted). "),
@@ -272,7 +278,7 @@ export async function renderGroup(main, ctx, id) {
       }
       children.push(resources);
     }
-    if (ctx.signal.aborted) return;
+    if (ctx.signal.aborted || mine !== generation) return;
     main.replaceChildren(...children);
   }
   watch(["group", "connection", "workbook"], () => { if (!editing) draw().catch(() => {}); }, ctx.signal);
