@@ -201,8 +201,15 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let data_dir = config.data_dir.clone();
-    let engine = tokio::task::spawn_blocking(move || open_engine(&data_dir))
+    let engine = open_store(&config.data_dir).await?;
+    serve_engine(listener, engine, config, shutdown).await
+}
+
+/// [`open_engine`] off the async runtime, with a panic inside redb (which it does on some
+/// malformed pages) reported as a corrupt store.
+pub async fn open_store(data_dir: &std::path::Path) -> Result<Engine, ServeError> {
+    let dir = data_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || open_engine(&dir))
         .await
         .map_err(|e| {
             // redb panics on some malformed pages; that is a corrupt store, not a bug here.
@@ -216,9 +223,19 @@ pub async fn run(
             };
             ServeError::Io(std::io::Error::other(format!(
                 "store `{}` is corrupt: reading it failed with `{cause}`; refusing to start on it",
-                config.data_dir.join(STORE_FILE).display()
+                data_dir.join(STORE_FILE).display()
             )))
-        })??;
+        })?
+}
+
+/// As [`run`], on a store already opened (so a caller can say it serves only once the
+/// store is open and the socket bound); `config.data_dir` is not used.
+pub async fn serve_engine(
+    listener: TcpListener,
+    engine: Engine,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let engine = Arc::new(engine);
     let state = AppState::with_limits(engine.clone(), config.key, config.limits);
     let router = app(state.clone());

@@ -168,7 +168,7 @@ fn garbage_future_and_old_exact_tokens_are_clear_errors() {
         &check(json!({ "atExactSnapshot": { "token": old } })),
         501,
         12,
-        "at_exact_snapshot",
+        "consistency.atExactSnapshot",
     );
     assert_error(
         &check(json!({ "fullyConsistent": true, "minimizeLatency": true })),

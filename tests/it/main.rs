@@ -18,5 +18,6 @@ mod groups;
 mod hostile;
 mod import_crash;
 mod process;
+mod readme;
 mod slow;
 mod support;
