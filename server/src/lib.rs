@@ -15,6 +15,7 @@
 //! ```
 
 pub mod auth;
+pub mod console; // web console (issue 15)
 pub mod error;
 pub mod groups; // user-groups feature (issue 5)
 pub mod grpc;

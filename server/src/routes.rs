@@ -80,6 +80,7 @@ pub fn table() -> Vec<Route> {
     routes.extend(watch::routes());
     routes.extend(ops::routes());
     routes.extend(crate::groups::routes()); // user-groups feature (issue 5)
+    routes.extend(crate::console::routes()); // web console (issue 15)
     routes
 }
 

@@ -876,6 +876,47 @@ fn read_your_writes_every_change_is_visible_to_the_next_check() {
     }
 }
 
+/// The console lists a workspace's connections and workbooks: any member may, an outsider
+/// may not, and another workspace's resources never show.
+#[test]
+fn issue_15_members_list_the_workspace_connections_and_workbooks() {
+    let app = acme();
+    app.workspace("other", "zoe");
+    app.expect(
+        201,
+        "PUT",
+        "/v1/workspaces/acme/connections/warehouse",
+        "bob",
+        None,
+    );
+    app.expect(
+        201,
+        "PUT",
+        "/v1/workspaces/acme/workbooks/q3",
+        "alice",
+        None,
+    );
+    app.expect(
+        201,
+        "PUT",
+        "/v1/workspaces/other/connections/lake",
+        "zoe",
+        None,
+    );
+    let listed = app.expect(200, "GET", "/v1/workspaces/acme/connections", "carol", None);
+    assert_eq!(
+        listed,
+        json!({"resources": [{"id": "warehouse", "owners": ["bob"]}]})
+    );
+    let listed = app.expect(200, "GET", "/v1/workspaces/acme/workbooks", "carol", None);
+    assert_eq!(
+        listed,
+        json!({"resources": [{"id": "q3", "owners": ["alice"]}]})
+    );
+    app.expect(403, "GET", "/v1/workspaces/acme/connections", "zoe", None);
+    app.expect(404, "GET", "/v1/workspaces/nope/workbooks", "carol", None);
+}
+
 /// Issue 12 §4: a resource id is scoped to its workspace. Before, `globex` creating
 /// `warehouse` after `acme` got `409 connection warehouse already exists`, which told it
 /// of the other tenant's resource and let whoever came first claim the id everywhere.

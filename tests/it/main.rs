@@ -12,6 +12,7 @@ mod api;
 mod bench;
 mod cli;
 mod concurrency;
+mod console;
 mod crash;
 mod groups;
 mod grpc;

@@ -283,6 +283,15 @@ pub struct GrantedResource {
     pub relation: String,
 }
 
+/// A connection or workbook of a workspace, as [`super::Groups::list_resources`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedResource {
+    /// Resource id, as the workspace's routes name it.
+    pub id: String,
+    /// Its owners (the member who created it, unless ownership was revoked).
+    pub owners: Vec<String>,
+}
+
 /// The outcome of [`super::Groups::create_resource`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceCreated {

@@ -9,8 +9,8 @@ use crate::error::Code;
 use crate::groups::error::{GroupsError, RowError};
 use crate::groups::model::{
     Access, GrantedResource, GroupAccess, GroupChanges, GroupDetail, GroupRef, GroupSummary, Input,
-    Member, NewGroup, NewWorkspace, ResourceCreated, Role, RoleSet, Shared, UserAccess,
-    WorkbookRole, WorkspaceCreated,
+    ListedResource, Member, NewGroup, NewWorkspace, ResourceCreated, Role, RoleSet, Shared,
+    UserAccess, WorkbookRole, WorkspaceCreated,
 };
 
 /// A JSON request body: the shape it is read in and the command input it becomes.
@@ -346,6 +346,32 @@ impl ImportErrorsJson {
                 .map(|row| RowErrorJson {
                     line: row.line,
                     message: row.problem.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `{resources: [{id, owners}]}`: the connections or workbooks of a workspace.
+#[derive(Serialize)]
+pub(crate) struct WorkspaceResourcesJson {
+    resources: Vec<ListedJson>,
+}
+
+#[derive(Serialize)]
+struct ListedJson {
+    id: String,
+    owners: Vec<String>,
+}
+
+impl From<Vec<ListedResource>> for WorkspaceResourcesJson {
+    fn from(listed: Vec<ListedResource>) -> Self {
+        WorkspaceResourcesJson {
+            resources: listed
+                .into_iter()
+                .map(|r| ListedJson {
+                    id: r.id,
+                    owners: r.owners,
                 })
                 .collect(),
         }
