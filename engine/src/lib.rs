@@ -54,8 +54,8 @@ pub use expand::{ExpandKind, ExpandNode};
 pub use filter::{RelationshipFilter, SubjectFilter};
 pub use revision::{Answer, Consistency, Revision};
 pub use store::{
-    migrate, Admit, AdmitSchema, DeleteCommitted, Head, LogEntry, PostgresStore, RawTuple,
-    RedbStore, Scanned, Store, StoredCopy,
+    migrate, Admit, AdmitSchema, DeleteCommitted, Head, LogEntry, Migrated, PostgresStore,
+    RawTuple, RedbStore, Scanned, Store, StoredCopy,
 };
 pub use tuple::{
     is_valid_object_id, parse_tuples, validate_object, ObjectRef, SubjectRef, SyntaxError, Tuple,

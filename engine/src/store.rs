@@ -8,7 +8,7 @@ mod keys;
 mod postgres;
 mod redb;
 
-pub use self::postgres::{migrate, PostgresStore};
+pub use self::postgres::{migrate, Migrated, PostgresStore};
 pub use self::redb::RedbStore;
 pub use keys::RawTuple;
 

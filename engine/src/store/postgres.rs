@@ -17,7 +17,7 @@ mod migrate;
 mod sql;
 mod writes;
 
-pub use migrate::migrate;
+pub use migrate::{migrate, Migrated};
 
 use super::changelog::decode_changes;
 use super::StoredCopy;
