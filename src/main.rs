@@ -42,6 +42,14 @@ enum Command {
     },
     /// Serve the HTTP API (default: data in `./pemba-data`, listening on 127.0.0.1:8080).
     Serve(pemba::cli::ServeArgs),
+    /// Create or upgrade Pemba's tables in a PostgreSQL database. Idempotent, and safe to
+    /// run from several replicas at once.
+    Migrate {
+        /// The database: `postgres://USER@HOST:PORT/DB` (the password may also come from
+        /// `PGPASSWORD` or the file named by `PEMBA_DATASTORE_PASSWORD_FILE`).
+        #[arg(long, env = "PEMBA_DATASTORE", value_name = "URL")]
+        datastore: String,
+    },
     /// Import relationships (text or JSON lines) into a data directory or a server.
     ///
     /// Every line is validated first; if any is bad, each is reported by line number and
@@ -68,6 +76,7 @@ fn main() -> ExitCode {
         Command::Validate { files } => validate::run(&files),
         Command::Workload { size, seed, out } => workload(size, seed, &out),
         Command::Serve(args) => pemba::cli::serve(args),
+        Command::Migrate { datastore } => migrate(&datastore),
         Command::Import(args) => pemba::cli::import(args),
         Command::Export(args) => pemba::cli::export(args),
         Command::Check(args) => pemba::cli::check(args),
@@ -100,6 +109,24 @@ fn workload(size: pemba::workload::Size, seed: u64, out: &std::path::Path) -> Ex
                 "error: cannot write the workload to `{}`: {error}",
                 out.display()
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pemba migrate`: prints what it did, or the error (which never repeats the URL).
+fn migrate(datastore: &str) -> ExitCode {
+    match pemba_engine::migrate(datastore) {
+        Ok(done) if done.from == done.to => {
+            println!("the database is already at version {}", done.to);
+            ExitCode::SUCCESS
+        }
+        Ok(done) => {
+            println!("migrated the database from version {} to {}", done.from, done.to);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }
