@@ -122,7 +122,10 @@ fn migrate(datastore: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(done) => {
-            println!("migrated the database from version {} to {}", done.from, done.to);
+            println!(
+                "migrated the database from version {} to {}",
+                done.from, done.to
+            );
             ExitCode::SUCCESS
         }
         Err(error) => {
