@@ -36,12 +36,14 @@ use std::time::Duration;
 
 pub use report::Report;
 
-/// Flags of `pemba bench`.
+/// The server `pemba bench` loads when `--endpoint` is not given.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8080";
+
+/// Flags of `pemba bench`; the server is the global `--endpoint` (default
+/// [`DEFAULT_ENDPOINT`], only loopback unless `--allow-remote`), its key the global
+/// `--key-file` / `PEMBA_KEY`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Base URL of the server (`http://HOST:PORT`); only loopback unless `--allow-remote`.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub endpoint: String,
     /// Directory written by `pemba workload` (reads `checks.txt` and `lookups.txt`).
     #[arg(long, value_name = "DIR")]
     pub workload: PathBuf,
@@ -67,9 +69,6 @@ pub struct BenchArgs {
     /// Allow an endpoint that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
-    /// File holding the API key (otherwise `PEMBA_KEY`).
-    #[arg(long, value_name = "FILE")]
-    pub key_file: Option<PathBuf>,
     /// Seed of the per-connection request choice.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -254,25 +253,23 @@ pub fn run(settings: &Settings) -> Result<Report, BenchError> {
 
 /// `pemba bench`: runs, prints the report; exit status 1 if any request failed or any
 /// answer was wrong, 2 if the run could not start.
-pub fn cli(args: BenchArgs) -> ExitCode {
-    let key = match &args.key_file {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => text.trim().to_string(),
-            Err(error) => {
-                eprintln!("error: cannot read key file `{}`: {error}", path.display());
-                return ExitCode::from(2);
-            }
-        },
-        None => match std::env::var("PEMBA_KEY") {
-            Ok(key) => key.trim().to_string(),
-            Err(_) => {
-                eprintln!("error: no API key: pass `--key-file FILE` or set `PEMBA_KEY`");
-                return ExitCode::from(2);
-            }
-        },
+pub fn cli(args: BenchArgs, global: &crate::cli::GlobalArgs) -> ExitCode {
+    if global.data_dir.is_some() || global.consistency.is_some() || global.json {
+        eprintln!("error: `bench` loads a server: `--data-dir`, `--consistency` and `--json` do not apply");
+        return ExitCode::from(2);
+    }
+    let key = match global.client_key() {
+        Ok(key) => key,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
     };
     let settings = Settings {
-        endpoint: args.endpoint,
+        endpoint: global
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string()),
         key,
         workload: args.workload,
         duration: args.duration,

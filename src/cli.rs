@@ -1,47 +1,42 @@
-//! The `pemba` subcommands that open a store or talk to a server: `serve`, `import`,
-//! `export`, `check`, `lookup`.
+//! The `pemba` subcommands that open a store or talk to a server.
 //!
 //! Each works on a data directory (`--data-dir`, opening the redb store directly) or on a
-//! running server (`--endpoint URL`, with `--key`, `--key-file` or `PEMBA_KEY`). Functions
-//! return a process exit code; messages go to stderr, answers to stdout.
-//!
-//! One piece: each subcommand is a short function over the shared `Target` (a store or a
-//! server); splitting them would spread that one seam over several files.
+//! running server (`--endpoint URL`); the flags are global ([`GlobalArgs`]), so they go
+//! anywhere on the command line. `serve`, `import` and `export` are here; the zed-like
+//! commands are in `cli/schema.rs`, `cli/relationship.rs` and `cli/permission.rs`, written
+//! once against the API ([`api::Api`]), which on a data directory runs the server's own
+//! routes in this process. Functions return a process exit code; messages go to stderr,
+//! answers to stdout.
+
+pub mod api;
+pub mod lock;
+pub mod permission;
+pub mod relationship;
+pub mod schema;
+pub mod target;
 
 use std::io::{BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pemba_engine::{
-    validate_tuple, CheckArgs as Check, Consistency, Engine, EngineError, ObjectRef, Page,
-    RelationshipFilter, ResourceLookup, StorageError, SubjectLookup, SubjectRef, Tuple, Update,
-};
+use pemba_engine::{validate_tuple, Engine, RelationshipFilter, Tuple, Update};
 use serde_json::{json, Value};
 
 use pemba_server::auth::{resolve_key, KeySource};
 use pemba_server::wire;
-use pemba_server::{open_engine, Config, Limits, ServeError, STORE_FILE};
+use pemba_server::{Config, Limits};
 
-use crate::client::Client;
+pub use target::{GlobalArgs, Target, DEFAULT_DATA_DIR};
 
-/// Default data directory.
-pub const DEFAULT_DATA_DIR: &str = "pemba-data";
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-/// `pemba serve` flags.
+/// `pemba serve` flags (the data directory and `--key-file` are the global flags).
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Directory of the redb store (`pemba.redb`) and the generated key; created if missing.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
-    pub data_dir: PathBuf,
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     pub listen: String,
-    /// File holding the API key (otherwise `PEMBA_KEY`, otherwise a key generated into the
-    /// data directory on first start).
-    #[arg(long, value_name = "FILE")]
-    pub key_file: Option<PathBuf>,
     /// Most connections open at once overall (lowered to what the open-file limit allows).
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
@@ -49,24 +44,6 @@ pub struct ServeArgs {
     /// Raise it when clients reach the server through a proxy that shares one address.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_client)]
     pub max_connections_per_client: usize,
-}
-
-/// Where a client subcommand reads or writes.
-#[derive(Debug, Clone, clap::Args)]
-pub struct TargetArgs {
-    /// Work on this data directory directly (default `pemba-data`; the server must not be
-    /// running on it).
-    #[arg(long, value_name = "DIR", conflicts_with = "endpoint")]
-    pub data_dir: Option<PathBuf>,
-    /// Work through a running server, e.g. `http://127.0.0.1:8080`.
-    #[arg(long, value_name = "URL")]
-    pub endpoint: Option<String>,
-    /// API key for `--endpoint` (prefer `PEMBA_KEY` or `--key-file`: flags show in `ps`).
-    #[arg(long, value_name = "KEY", hide_env_values = true)]
-    pub key: Option<String>,
-    /// File holding the API key for `--endpoint`.
-    #[arg(long, value_name = "FILE")]
-    pub key_file: Option<PathBuf>,
 }
 
 /// Relationship file formats.
@@ -95,9 +72,6 @@ pub struct ImportArgs {
     /// Relationships per transaction.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,
-    /// Where to import.
-    #[command(flatten)]
-    pub target: TargetArgs,
 }
 
 /// `pemba export` flags.
@@ -109,70 +83,46 @@ pub struct ExportArgs {
     /// Write here instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Where to export from.
-    #[command(flatten)]
-    pub target: TargetArgs,
 }
 
-/// `pemba check` flags.
-#[derive(Debug, clap::Args)]
-pub struct CheckArgs {
-    /// `RESOURCE_TYPE:ID#PERMISSION@SUBJECT_TYPE:ID[#RELATION]`. Prints `true` (exit 0) or
-    /// `false` (exit 1); errors exit 2.
-    #[arg(value_name = "RESOURCE#PERMISSION@SUBJECT")]
-    pub query: String,
-    /// Where to check.
-    #[command(flatten)]
-    pub target: TargetArgs,
-}
-
-/// `pemba lookup` flags.
-#[derive(Debug, clap::Args)]
-pub struct LookupArgs {
-    /// What to look up.
-    #[command(subcommand)]
-    pub what: LookupKind,
-    /// Where to look.
-    #[command(flatten)]
-    pub target: TargetArgs,
-}
-
-/// The two lookups.
-#[derive(Debug, clap::Subcommand)]
-pub enum LookupKind {
-    /// Ids of every RESOURCE_TYPE object on which SUBJECT has PERMISSION, one a line.
-    Resources {
-        /// Resource type, e.g. `connection`.
-        resource_type: String,
-        /// Permission, e.g. `use`.
-        permission: String,
-        /// Subject, e.g. `user:alice` or `group:eng#member`.
-        subject: String,
-    },
-    /// Ids of every SUBJECT_TYPE subject with PERMISSION on RESOURCE, one a line (`*` for
-    /// a wildcard, followed by its exclusions).
-    Subjects {
-        /// Resource, e.g. `connection:salesforce`.
-        resource: String,
-        /// Permission, e.g. `use`.
-        permission: String,
-        /// Subject type, optionally with `#relation`, e.g. `user` or `group#member`.
-        subject_type: String,
-    },
-}
-
-fn fail(message: impl std::fmt::Display) -> ExitCode {
+/// Prints `error: MESSAGE` and gives exit status 2.
+pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
 }
 
-/// Runs the server until ctrl-c or SIGTERM.
-pub fn serve(args: ServeArgs) -> ExitCode {
+/// Sets `field` of a JSON object (nothing for another value: every caller builds or
+/// receives an object).
+pub(crate) fn set_field(value: &mut Value, field: &str, to: Value) {
+    if let Some(object) = value.as_object_mut() {
+        object.insert(field.to_string(), to);
+    }
+}
+
+/// Prints one JSON value on a line (`--json`).
+pub(crate) fn print_json(value: &Value) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{value}").map_err(|e| format!("cannot write: {e}"))
+}
+
+/// Runs the server until ctrl-c or SIGTERM. The `pemba serving` line comes only once the
+/// store is open and the socket bound, so whoever waits for it can send requests.
+pub fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
+    if global.endpoint.is_some() || global.key.is_some() {
+        return fail(
+            "`serve` takes neither `--endpoint` nor `--key`: it serves `--data-dir` on \
+             `--listen`, with the key from `--key-file`, `PEMBA_KEY` or DIR/api-key",
+        );
+    }
+    if global.consistency.is_some() || global.json {
+        return fail("`serve` takes neither `--consistency` nor `--json`");
+    }
     init_tracing();
+    let data_dir = global.dir();
     let (key, source) = match resolve_key(
-        args.key_file.as_deref(),
+        global.key_file.as_deref(),
         std::env::var("PEMBA_KEY").ok(),
-        &args.data_dir,
+        &data_dir,
     ) {
         Ok(found) => found,
         Err(message) => return fail(message),
@@ -192,6 +142,10 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
     let result = runtime.block_on(async {
+        let engine = pemba_server::open_store(&data_dir)
+            .await
+            .map_err(|e| target::open_hint(&e, &data_dir, true))?;
+        let pid = lock::PidFile::write(&data_dir);
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| format!("cannot listen on `{}`: {e}", args.listen))?;
@@ -200,14 +154,18 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             .map_err(|e| format!("cannot read the bound address: {e}"))?;
         eprintln!(
             "pemba serving http://{address} with data in {}",
-            args.data_dir.display()
+            data_dir.display()
         );
-        let mut config = Config::new(args.data_dir.clone(), key);
+        let mut config = Config::new(data_dir.clone(), key);
         config.limits.max_connections = args.max_connections;
         config.limits.max_connections_per_client = args.max_connections_per_client;
-        pemba_server::run(listener, config, pemba_server::shutdown_signal())
-            .await
-            .map_err(|e| open_hint(&e, &args.data_dir))
+        let served =
+            pemba_server::serve_engine(listener, engine, config, pemba_server::shutdown_signal())
+                .await
+                .map_err(|e| e.to_string());
+        // The store is closed: no longer ours to claim.
+        drop(pid);
+        served
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -226,69 +184,6 @@ fn init_tracing() {
         .try_init();
 }
 
-/// The message for a store that could not be opened, with a hint when another process
-/// holds it.
-fn open_hint(error: &ServeError, data_dir: &Path) -> String {
-    if store_in_use(error) {
-        format!(
-            "{error}: is a server running on `{}`? use `--endpoint` to go through it",
-            data_dir.display()
-        )
-    } else {
-        error.to_string()
-    }
-}
-
-/// Whether another process (a running server) holds the store.
-fn store_in_use(error: &ServeError) -> bool {
-    matches!(
-        error,
-        ServeError::Engine(EngineError::Storage(StorageError::AlreadyOpen { .. }))
-    )
-}
-
-/// A data directory or a server.
-enum Target {
-    Local(Engine),
-    Remote(Client),
-}
-
-fn target(args: &TargetArgs, create: bool) -> Result<Target, String> {
-    if let Some(endpoint) = &args.endpoint {
-        let key = match (&args.key, &args.key_file) {
-            (Some(key), _) => key.clone(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read key file `{}`: {e}", path.display()))?
-                .trim()
-                .to_string(),
-            (None, None) => std::env::var("PEMBA_KEY").map_err(|_| {
-                "`--endpoint` needs a key: `--key-file FILE`, `PEMBA_KEY` or `--key`".to_string()
-            })?,
-        };
-        return Ok(Target::Remote(Client::new(endpoint, &key)));
-    }
-    let dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    if create {
-        open_engine(&dir)
-            .map(Target::Local)
-            .map_err(|e| open_hint(&e, &dir))
-    } else {
-        let path = dir.join(STORE_FILE);
-        if !path.exists() {
-            return Err(format!(
-                "no store at `{}`: pass `--data-dir DIR` or `--endpoint URL`",
-                path.display()
-            ));
-        }
-        Engine::open(&path)
-            .map(Target::Local)
-            .map_err(|e| open_hint(&ServeError::from(e), &dir))
-    }
-}
-
 /// One line of an import file: its number and what it holds.
 fn parse_line(line: &str, json_lines: bool) -> Result<Tuple, String> {
     if json_lines {
@@ -302,7 +197,10 @@ fn parse_line(line: &str, json_lines: bool) -> Result<Tuple, String> {
 
 /// Imports a file: every line validated first; nothing written if any is bad (unless
 /// `--skip-invalid`); then batches, one transaction each, with a progress bar.
-pub fn import(args: ImportArgs) -> ExitCode {
+pub fn import(args: ImportArgs, global: &GlobalArgs) -> ExitCode {
+    if let Err(message) = global.no_consistency("import") {
+        return fail(message);
+    }
     let name = args.file.display().to_string();
     let mut text = String::new();
     let read = if name == "-" {
@@ -322,13 +220,13 @@ pub fn import(args: ImportArgs) -> ExitCode {
                 || text.trim_start().starts_with('{')
         }
     };
-    let target = match target(&args.target, true) {
+    let target = match global.open(true) {
         Ok(target) => target,
         Err(message) => return fail(message),
     };
     // The schema to validate against: the store's, or the server's compiled locally.
     let checker = match &target {
-        Target::Local(engine) => engine.schema(),
+        Target::Local(local) => local.engine.schema(),
         Target::Remote(client) => {
             let schema = client
                 .post("/v1/schema/read", &json!({}))
@@ -406,9 +304,10 @@ pub fn import(args: ImportArgs) -> ExitCode {
         }
         let batch_len = batch.len() as u64;
         let result = match &target {
-            Target::Local(engine) => {
+            Target::Local(local) => {
                 let updates: Vec<Update> = batch.into_iter().map(Update::touch).collect();
-                engine
+                local
+                    .engine
                     .write(updates, &[])
                     .map(|r| r.token())
                     .map_err(|e| e.to_string())
@@ -453,12 +352,23 @@ pub fn import(args: ImportArgs) -> ExitCode {
             format!("; revision token {revision}")
         }
     );
+    if global.json {
+        let summary = json!({
+            "numLoaded": total.to_string(),
+            "duplicateLines": duplicates,
+            "invalidLinesSkipped": bad.len(),
+            "writtenAt": (!revision.is_empty()).then(|| json!({ "token": revision })),
+        });
+        if let Err(message) = print_json(&summary) {
+            return fail(message);
+        }
+    }
     ExitCode::SUCCESS
 }
 
 /// Exports every relationship, in stable order.
-pub fn export(args: ExportArgs) -> ExitCode {
-    let target = match target(&args.target, false) {
+pub fn export(args: ExportArgs, global: &GlobalArgs) -> ExitCode {
+    let target = match global.open(false) {
         Ok(target) => target,
         Err(message) => return fail(message),
     };
@@ -470,7 +380,8 @@ pub fn export(args: ExportArgs) -> ExitCode {
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::new(sink);
-    let json_lines = args.format == Format::Jsonl;
+    let json_lines = args.format == Format::Jsonl || global.json;
+    let consistency = global.read_consistency();
     let mut count = 0u64;
     let mut emit = |tuple: &Tuple, out: &mut BufWriter<Box<dyn Write>>| -> Result<(), String> {
         count += 1;
@@ -482,9 +393,10 @@ pub fn export(args: ExportArgs) -> ExitCode {
         writeln!(out, "{line}").map_err(|e| format!("cannot write: {e}"))
     };
     let result = match &target {
-        Target::Local(engine) => (|| {
-            let all = engine
-                .relationships(Consistency::FullyConsistent, &RelationshipFilter::default())
+        Target::Local(local) => (|| {
+            let all = local
+                .engine
+                .relationships(consistency.engine(), &RelationshipFilter::default())
                 .map_err(|e| e.to_string())?;
             for tuple in all {
                 emit(&tuple.map_err(|e| e.to_string())?, &mut out)?;
@@ -493,7 +405,7 @@ pub fn export(args: ExportArgs) -> ExitCode {
         })(),
         Target::Remote(client) => client.stream(
             "/v1/relationships/exportbulk",
-            &json!({ "consistency": { "fullyConsistent": true } }),
+            &json!({ "consistency": consistency.wire() }),
             |result| {
                 let page: Vec<wire::Relationship> = serde_json::from_value(
                     result.get("relationships").cloned().unwrap_or(Value::Null),
@@ -513,179 +425,4 @@ pub fn export(args: ExportArgs) -> ExitCode {
     }
     eprintln!("exported {count} relationships");
     ExitCode::SUCCESS
-}
-
-/// Answers one check: prints `true` (exit 0) or `false` (exit 1).
-pub fn check(args: CheckArgs) -> ExitCode {
-    let query = match Tuple::parse(args.query.trim()) {
-        Ok(query) => query,
-        Err(e) => return fail(format!("`{}`: {e}", args.query)),
-    };
-    let target = match target(&args.target, false) {
-        Ok(target) => target,
-        Err(message) => return fail(message),
-    };
-    let allowed = match &target {
-        Target::Local(engine) => engine
-            .check(
-                Consistency::FullyConsistent,
-                Check::new(&query.resource, &query.relation, &query.subject),
-            )
-            .map(|answer| answer.value)
-            .map_err(|e| e.to_string()),
-        Target::Remote(client) => client
-            .post(
-                "/v1/permissions/check",
-                &json!({
-                    "consistency": { "fullyConsistent": true },
-                    "resource": wire::to_object(&query.resource),
-                    "permission": query.relation,
-                    "subject": wire::to_subject(&query.subject),
-                }),
-            )
-            .map(|answer| {
-                answer.get("permissionship").and_then(Value::as_str)
-                    == Some("PERMISSIONSHIP_HAS_PERMISSION")
-            }),
-    };
-    match allowed {
-        Ok(true) => {
-            println!("true");
-            ExitCode::SUCCESS
-        }
-        Ok(false) => {
-            println!("false");
-            ExitCode::from(1)
-        }
-        Err(message) => fail(message),
-    }
-}
-
-/// Prints the answer of a lookup, one id a line.
-pub fn lookup(args: LookupArgs) -> ExitCode {
-    let target = match target(&args.target, false) {
-        Ok(target) => target,
-        Err(message) => return fail(message),
-    };
-    let mut out = std::io::stdout().lock();
-    let result = match args.what {
-        LookupKind::Resources {
-            resource_type,
-            permission,
-            subject,
-        } => (|| {
-            let subject = SubjectRef::parse(&subject).map_err(|e| format!("`{subject}`: {e}"))?;
-            match &target {
-                Target::Local(engine) => {
-                    let found = engine
-                        .lookup_resources(
-                            Consistency::FullyConsistent,
-                            &ResourceLookup {
-                                resource_type: &resource_type,
-                                permission: &permission,
-                                subject: &subject,
-                                page: Page::default(),
-                            },
-                        )
-                        .map_err(|e| e.to_string())?;
-                    for id in found.value {
-                        writeln!(out, "{id}").map_err(|e| e.to_string())?;
-                    }
-                    Ok(())
-                }
-                Target::Remote(client) => client.stream(
-                    "/v1/permissions/resources",
-                    &json!({
-                        "consistency": { "fullyConsistent": true },
-                        "resourceObjectType": resource_type,
-                        "permission": permission,
-                        "subject": wire::to_subject(&subject),
-                    }),
-                    |result| {
-                        let id = result
-                            .get("resourceObjectId")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default();
-                        writeln!(out, "{id}").map_err(|e| e.to_string())?;
-                        Ok(true)
-                    },
-                ),
-            }
-        })(),
-        LookupKind::Subjects {
-            resource,
-            permission,
-            subject_type,
-        } => (|| {
-            let resource = ObjectRef::parse(&resource).map_err(|e| format!("`{resource}`: {e}"))?;
-            let (subject_type, relation) = match subject_type.split_once('#') {
-                Some((ty, relation)) => (ty.to_string(), relation.to_string()),
-                None => (subject_type.clone(), String::new()),
-            };
-            let print = |out: &mut std::io::StdoutLock<'_>, id: &str, excluded: &[String]| {
-                if excluded.is_empty() {
-                    writeln!(out, "{id}")
-                } else {
-                    writeln!(out, "{id} (except {})", excluded.join(", "))
-                }
-                .map_err(|e| e.to_string())
-            };
-            match &target {
-                Target::Local(engine) => {
-                    let found = engine
-                        .lookup_subjects(
-                            Consistency::FullyConsistent,
-                            &SubjectLookup {
-                                resource: &resource,
-                                permission: &permission,
-                                subject_type: &subject_type,
-                                subject_relation: Some(relation.as_str()),
-                                page: Page::default(),
-                            },
-                        )
-                        .map_err(|e| e.to_string())?;
-                    for subject in found.value {
-                        print(&mut out, &subject.id, &subject.excluded)?;
-                    }
-                    Ok(())
-                }
-                Target::Remote(client) => client.stream(
-                    "/v1/permissions/subjects",
-                    &json!({
-                        "consistency": { "fullyConsistent": true },
-                        "resource": wire::to_object(&resource),
-                        "permission": permission,
-                        "subjectObjectType": subject_type,
-                        "optionalSubjectRelation": relation,
-                    }),
-                    |result| {
-                        let id = result
-                            .pointer("/subject/subjectObjectId")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string();
-                        let excluded: Vec<String> = result
-                            .get("excludedSubjects")
-                            .and_then(Value::as_array)
-                            .map(|list| {
-                                list.iter()
-                                    .filter_map(|s| {
-                                        s.get("subjectObjectId")
-                                            .and_then(Value::as_str)
-                                            .map(str::to_string)
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        print(&mut out, &id, &excluded)?;
-                        Ok(true)
-                    },
-                ),
-            }
-        })(),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => fail(message),
-    }
 }

@@ -30,6 +30,18 @@ impl Client {
     }
 
     fn send(&self, path: &str, body: &Value) -> Result<ureq::http::Response<ureq::Body>, String> {
+        // With `missing_is_none` false a 404 is an error, so `None` cannot come back.
+        self.send_or_missing(path, body, false)?
+            .ok_or_else(|| format!("`{path}` answered nothing"))
+    }
+
+    /// As `send`, with a 404 as `None` (the body of a 404 is its reason, not an answer).
+    fn send_or_missing(
+        &self,
+        path: &str,
+        body: &Value,
+        missing_is_none: bool,
+    ) -> Result<Option<ureq::http::Response<ureq::Body>>, String> {
         let url = format!("{}{path}", self.base);
         let mut response = self
             .agent
@@ -38,6 +50,9 @@ impl Client {
             .send_json(body)
             .map_err(|e| format!("cannot reach `{url}`: {e}"))?;
         let status = response.status();
+        if status == ureq::http::StatusCode::NOT_FOUND && missing_is_none {
+            return Ok(None);
+        }
         if !status.is_success() {
             let text = response.body_mut().read_to_string().unwrap_or_default();
             let message = serde_json::from_str::<Value>(&text)
@@ -46,18 +61,20 @@ impl Client {
                 .unwrap_or(text);
             return Err(format!("server answered {status}: {message}"));
         }
-        Ok(response)
+        Ok(Some(response))
     }
 
     /// `POST path` with a JSON body; the JSON answer.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, String> {
-        let mut response = self.send(path, body)?;
-        response
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_json()
-            .map_err(|e| format!("unreadable answer from `{path}`: {e}"))
+        read_json(path, self.send(path, body)?)
+    }
+
+    /// As [`Client::post`], with a 404 answer (say, no schema written yet) as `None`.
+    pub fn post_or_missing(&self, path: &str, body: &Value) -> Result<Option<Value>, String> {
+        match self.send_or_missing(path, body, true)? {
+            Some(response) => read_json(path, response).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// `POST path` to a streamed route; calls `each` with every `result`, stops at the end,
@@ -101,4 +118,13 @@ impl Client {
         }
         Ok(())
     }
+}
+
+fn read_json(path: &str, mut response: ureq::http::Response<ureq::Body>) -> Result<Value, String> {
+    response
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_json()
+        .map_err(|e| format!("unreadable answer from `{path}`: {e}"))
 }

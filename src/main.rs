@@ -5,12 +5,25 @@ mod validate;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+use pemba::cli::permission::{self, PermissionCommand};
+use pemba::cli::relationship::{self, RelationshipCommand};
+use pemba::cli::schema::{self, SchemaCommand};
+use pemba::cli::GlobalArgs;
 
 /// Pemba, a Zanzibar-style authorization engine.
+///
+/// Every command but `serve`, `validate`, `workload` and `completions` works on a data
+/// directory (`--data-dir DIR`, default `./pemba-data`) or through a running server
+/// (`--endpoint URL`). With `--endpoint` the key is `--key`, `--key-file FILE`,
+/// `PEMBA_KEY`, or else the key a server generated into `./pemba-data/api-key`. These
+/// flags, `--json` and `--consistency` go anywhere on the command line.
 #[derive(Debug, Parser)]
-#[command(name = "pemba", version, about)]
+#[command(name = "pemba", version, about, long_about)]
 struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -18,17 +31,76 @@ struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the HTTP API (default: data in `./pemba-data`, listening on 127.0.0.1:8080).
+    #[command(
+        after_help = "Example:\n  pemba serve --data-dir /var/lib/pemba --listen 0.0.0.0:9000\n  \
+                            API key: generated into /var/lib/pemba/api-key (mode 0600); ...\n  \
+                            pemba serving http://0.0.0.0:9000 with data in /var/lib/pemba\n\n\
+                            The `pemba serving` line comes once the store is open and the socket bound."
+    )]
+    Serve(pemba::cli::ServeArgs),
+    /// Create or upgrade Pemba's tables in a PostgreSQL database. Idempotent, and safe to
+    /// run from several replicas at once.
+    Migrate {
+        /// The database: `postgres://USER@HOST:PORT/DB` (the password may also come from
+        /// `PGPASSWORD` or the file named by `PEMBA_DATASTORE_PASSWORD_FILE`).
+        #[arg(long, env = "PEMBA_DATASTORE", value_name = "URL")]
+        datastore: String,
+    },
+    /// Read, write or compare the schema.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+    /// Create, touch, delete and list relationships.
+    #[command(subcommand, visible_alias = "rel")]
+    Relationship(RelationshipCommand),
+    /// Check permissions, expand them, look up resources and subjects.
+    #[command(subcommand, visible_alias = "perm")]
+    Permission(PermissionCommand),
+    /// Check `RESOURCE#PERMISSION@SUBJECT` (the same as `permission check`).
+    Check(permission::CheckArgs),
+    /// Look up resources a subject can reach, or subjects that can reach a resource (the
+    /// same as `permission lookup-resources` and `permission lookup-subjects`).
+    #[command(subcommand)]
+    Lookup(LookupKind),
+    /// Import relationships (text or JSON lines) into a data directory or a server.
+    ///
+    /// Every line is validated first; if any is bad, each is reported by line number and
+    /// nothing is written (unless `--skip-invalid`).
+    #[command(after_help = "Examples:\n  pemba import tuples.txt\n  \
+                            pemba import tuples.jsonl --endpoint http://127.0.0.1:8080\n  \
+                            imported 6 relationships from `tuples.txt` (0 duplicate lines, 0 invalid lines skipped); revision token pb1.2")]
+    Import(pemba::cli::ImportArgs),
+    /// Export every relationship (text or JSON lines) from a data directory or a server.
+    #[command(after_help = "Example:\n  pemba export > backup.txt\n  exported 6 relationships")]
+    Export(pemba::cli::ExportArgs),
     /// Check schema files (`.zed`) and SpiceDB validation files (`.yaml`, `.yml`).
     ///
     /// Prints `FILE: ok` for each good file and every error with its position
     /// otherwise; exits with status 1 if any file has an error.
+    #[command(
+        after_help = "Example:\n  pemba validate schemas/user-groups.zed\n  schemas/user-groups.zed: ok"
+    )]
     Validate {
         /// Files to check.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  pemba completions bash > ~/.local/share/bash-completion/completions/pemba\n  \
+                            pemba completions zsh > ~/.zfunc/_pemba\n  \
+                            pemba completions fish > ~/.config/fish/completions/pemba.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Generate a deterministic user-groups workload (schema, relationships, expected
     /// checks and lookups) for benchmarks and the load generator.
+    #[command(
+        after_help = "Example:\n  pemba workload --size xs --out xs\n  wrote … relationships to xs"
+    )]
     Workload {
         /// Workload size: xs ≈ 1.5k, s ≈ 60k, m ≈ 1.4M, l ≈ 14M relationships.
         #[arg(long, value_enum)]
@@ -40,49 +112,77 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Serve the HTTP API (default: data in `./pemba-data`, listening on 127.0.0.1:8080).
-    Serve(pemba::cli::ServeArgs),
-    /// Create or upgrade Pemba's tables in a PostgreSQL database. Idempotent, and safe to
-    /// run from several replicas at once.
-    Migrate {
-        /// The database: `postgres://USER@HOST:PORT/DB` (the password may also come from
-        /// `PGPASSWORD` or the file named by `PEMBA_DATASTORE_PASSWORD_FILE`).
-        #[arg(long, env = "PEMBA_DATASTORE", value_name = "URL")]
-        datastore: String,
-    },
-    /// Import relationships (text or JSON lines) into a data directory or a server.
-    ///
-    /// Every line is validated first; if any is bad, each is reported by line number and
-    /// nothing is written (unless `--skip-invalid`).
-    Import(pemba::cli::ImportArgs),
-    /// Export every relationship (text or JSON lines) from a data directory or a server.
-    Export(pemba::cli::ExportArgs),
-    /// Check `RESOURCE#PERMISSION@SUBJECT`: prints `true` (exit 0) or `false` (exit 1).
-    Check(pemba::cli::CheckArgs),
-    /// Look up resources a subject can reach, or subjects that can reach a resource.
-    Lookup(pemba::cli::LookupArgs),
     /// Load a running server over HTTP with a workload's checks, lookups and writes.
     ///
     /// Keep-alive connections send requests back to back until `--duration` or
     /// `--requests`; prints throughput, latency percentiles, errors by kind and, with
     /// `--verify`, answers that differ from the workload's. Exit status 1 if any request
     /// failed or any answer was wrong.
+    #[command(
+        after_help = "Example:\n  PEMBA_KEY=k pemba bench --endpoint http://127.0.0.1:8080 --workload xs --duration 10s --verify"
+    )]
     Bench(pemba::bench::BenchArgs),
 }
 
+/// `pemba lookup resources|subjects`.
+#[derive(Debug, Subcommand)]
+enum LookupKind {
+    /// Ids of every RESOURCE_TYPE object on which SUBJECT has PERMISSION, one a line.
+    Resources(permission::LookupResourcesArgs),
+    /// Ids of every SUBJECT_TYPE subject with PERMISSION on RESOURCE, one a line (`*` for
+    /// a wildcard, followed by its exclusions).
+    Subjects(permission::LookupSubjectsArgs),
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Validate { files } => validate::run(&files),
-        Command::Workload { size, seed, out } => workload(size, seed, &out),
-        Command::Serve(args) => pemba::cli::serve(args),
-        Command::Migrate { datastore } => migrate(&datastore),
-        Command::Import(args) => pemba::cli::import(args),
-        Command::Export(args) => pemba::cli::export(args),
-        Command::Check(args) => pemba::cli::check(args),
-        Command::Lookup(args) => pemba::cli::lookup(args),
-        Command::Bench(args) => pemba::bench::cli(args),
+    let Cli { global, command } = Cli::parse();
+    let files_only = |name: &str| global.no_target(name).err();
+    match command {
+        Command::Serve(args) => pemba::cli::serve(args, &global),
+        Command::Migrate { datastore } => match files_only("migrate") {
+            Some(message) => fail(&message),
+            None => migrate(&datastore),
+        },
+        Command::Schema(command) => schema::run(command, &global),
+        Command::Relationship(command) => relationship::run(command, &global),
+        Command::Permission(command) => permission::run(command, &global),
+        Command::Check(args) => permission::check(&args, &global),
+        Command::Lookup(LookupKind::Resources(args)) => {
+            permission::run(PermissionCommand::LookupResources(args), &global)
+        }
+        Command::Lookup(LookupKind::Subjects(args)) => {
+            permission::run(PermissionCommand::LookupSubjects(args), &global)
+        }
+        Command::Import(args) => pemba::cli::import(args, &global),
+        Command::Export(args) => pemba::cli::export(args, &global),
+        Command::Validate { files } => match files_only("validate") {
+            Some(message) => fail(&message),
+            None => validate::run(&files),
+        },
+        Command::Completions { shell } => match files_only("completions") {
+            Some(message) => fail(&message),
+            None => {
+                // Into a buffer first: clap_complete panics when its writer fails (a
+                // closed pipe), and a panic is no way to report that.
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut Cli::command(), "pemba", &mut script);
+                match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(&format!("cannot write the completion script: {e}")),
+                }
+            }
+        },
+        Command::Workload { size, seed, out } => match files_only("workload") {
+            Some(message) => fail(&message),
+            None => workload(size, seed, &out),
+        },
+        Command::Bench(args) => pemba::bench::cli(args, &global),
     }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
 }
 
 fn workload(size: pemba::workload::Size, seed: u64, out: &std::path::Path) -> ExitCode {

@@ -196,7 +196,7 @@ pub enum QueryError {
     #[error(transparent)]
     Token(#[from] TokenError),
     /// An exact snapshot other than the newest (no history is kept).
-    #[error("at_exact_snapshot is supported only for the newest revision ({}), not {}", newest.0, wanted.0)]
+    #[error("an exact snapshot is kept only of the newest revision ({}), not of {}", newest.0, wanted.0)]
     SnapshotUnavailable {
         /// The revision asked for.
         wanted: Revision,

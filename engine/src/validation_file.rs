@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::engine::{CheckArgs, Engine, Page, SubjectLookup};
 use crate::error::EngineError;
 use crate::revision::Consistency;
-use crate::tuple::{SubjectRef, Tuple};
+use crate::tuple::{ObjectRef, SubjectRef, Tuple};
 use crate::validate::validate_tuple;
 use crate::write::Update;
 
@@ -115,16 +115,122 @@ pub fn parse(text: &str) -> Result<ValidationFile, String> {
     })
 }
 
-/// The 1-based line of `source` where `needle` first appears.
-fn line_of(source: &str, needle: &str) -> Option<usize> {
-    let needle = needle.trim();
-    if needle.is_empty() {
+/// Finds the lines of a section's entries (the relationships, `assertTrue`, ...) in the
+/// file's text: searching forward from the section's key, entry after entry, so text that
+/// appears twice is found at its own occurrence, not at the first.
+struct Locator<'a> {
+    lines: Vec<&'a str>,
+    /// The line after the section's key: where searches start.
+    start: usize,
+    /// The line after the previous entry found.
+    next: usize,
+}
+
+impl<'a> Locator<'a> {
+    /// The section whose key (`relationships`, `assertTrue`, ...) is the first line at or
+    /// after the line following `within`'s key, when given, that starts with `key:`.
+    fn section(source: &'a str, key: &str, within: Option<&str>) -> Self {
+        let lines: Vec<&str> = source.lines().collect();
+        let after_key = |key: &str, from: usize| {
+            lines
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find(|(_, line)| {
+                    let line = line.trim_start();
+                    line.strip_prefix(key)
+                        .or_else(|| {
+                            line.strip_prefix('"')
+                                .and_then(|l| l.strip_prefix(key))
+                                .and_then(|l| l.strip_prefix('"'))
+                        })
+                        .is_some_and(|rest| rest.trim_start().starts_with(':'))
+                })
+                .map(|(index, _)| index + 1)
+        };
+        let from = within.and_then(|outer| after_key(outer, 0)).unwrap_or(0);
+        let start = after_key(key, from).unwrap_or(0);
+        Locator {
+            lines,
+            start,
+            next: start,
+        }
+    }
+
+    /// The 1-based line of the next entry holding `needle`, after the previous one.
+    fn next(&mut self, needle: &str) -> Option<usize> {
+        let found = self.find_from(self.next, needle)?;
+        self.next = found;
+        Some(found)
+    }
+
+    /// The 1-based line of the first entry holding `needle` in the section (for map keys,
+    /// which are unique and whose order the parsed map does not keep).
+    fn first(&self, needle: &str) -> Option<usize> {
+        self.find_from(self.start, needle)
+    }
+
+    fn find_from(&self, from: usize, needle: &str) -> Option<usize> {
+        let needle = needle.trim();
+        if needle.is_empty() {
+            return None;
+        }
+        self.lines
+            .iter()
+            .enumerate()
+            .skip(from)
+            .find(|(_, line)| line.contains(needle))
+            .map(|(index, _)| index + 1)
+    }
+}
+
+/// The objects whose relationships a question about `from` may read: `from` and every
+/// object reachable from it through stored relationships (resource to subject), which is
+/// how usersets and arrows lead a check from one object to the next.
+fn reachable(edges: &BTreeMap<ObjectRef, Vec<ObjectRef>>, from: &ObjectRef) -> BTreeSet<ObjectRef> {
+    let mut seen = BTreeSet::from([from.clone()]);
+    let mut queue = vec![from.clone()];
+    while let Some(object) = queue.pop() {
+        for next in edges.get(&object).into_iter().flatten() {
+            if seen.insert(next.clone()) {
+                queue.push(next.clone());
+            }
+        }
+    }
+    seen
+}
+
+/// A relationship that could not be loaded: its line and, when its text names one, the
+/// resource whose answers it could change.
+struct Skipped {
+    line: Option<usize>,
+    resource: Option<ObjectRef>,
+}
+
+/// The line of the first skipped relationship a question about `resource` may depend on:
+/// one whose resource it can reach, or one too broken to say.
+fn depends_on(
+    skipped: &[Skipped],
+    edges: &BTreeMap<ObjectRef, Vec<ObjectRef>>,
+    resource: &ObjectRef,
+) -> Option<Option<usize>> {
+    if skipped.is_empty() {
         return None;
     }
-    source
-        .lines()
-        .position(|line| line.contains(needle))
-        .map(|i| i + 1)
+    let reach = reachable(edges, resource);
+    skipped
+        .iter()
+        .find(|s| s.resource.as_ref().is_none_or(|r| reach.contains(r)))
+        .map(|s| s.line)
+}
+
+fn not_evaluated(what: &str, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!(
+            "{what} not evaluated: it may depend on the invalid relationship at line {line}"
+        ),
+        None => format!("{what} not evaluated: it may depend on an invalid relationship"),
+    }
 }
 
 /// Loads `file` into a fresh in-memory engine and evaluates every assertion and
@@ -143,57 +249,68 @@ pub fn run(file: &ValidationFile, source: &str) -> Result<Outcome, EngineError> 
 
     let mut updates = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut skipped = Vec::new();
+    let mut edges: BTreeMap<ObjectRef, Vec<ObjectRef>> = BTreeMap::new();
+    let mut locator = Locator::section(source, "relationships", None);
     for line in file.relationships.lines() {
         let text = line.trim();
         if text.is_empty() || text.starts_with("//") {
             continue;
         }
-        let fail = |message: String| Failure {
-            line: line_of(source, text),
-            message,
+        let at = locator.next(text);
+        let mut fail = |message: String| {
+            outcome.failures.push(Failure { line: at, message });
+            // Read leniently: the resource a broken line names, if it names one.
+            let resource = text
+                .split_once('#')
+                .and_then(|(resource, _)| ObjectRef::parse(resource).ok());
+            skipped.push(Skipped { line: at, resource });
         };
         if text.contains('[') {
-            outcome.failures.push(fail(format!(
+            fail(format!(
                 "relationship `{text}`: caveats and expiration are not supported"
-            )));
+            ));
             continue;
         }
         let tuple = match Tuple::parse(text) {
             Ok(tuple) => tuple,
             Err(error) => {
-                outcome
-                    .failures
-                    .push(fail(format!("relationship `{text}`: {error}")));
+                fail(format!("relationship `{text}`: {error}"));
                 continue;
             }
         };
         if let Err(error) = validate_tuple(&compiled, &tuple) {
-            outcome
-                .failures
-                .push(fail(format!("relationship `{text}`: {error}")));
+            fail(format!("relationship `{text}`: {error}"));
             continue;
         }
         if !seen.insert(tuple.clone()) {
-            outcome.failures.push(fail(format!(
-                "relationship `{text}` is given more than once"
-            )));
+            // The first copy is loaded: nothing depends on the repeat.
+            outcome.failures.push(Failure {
+                line: at,
+                message: format!("relationship `{text}` is given more than once"),
+            });
             continue;
         }
+        edges
+            .entry(tuple.resource.clone())
+            .or_default()
+            .push(tuple.subject.object.clone());
         updates.push(Update::touch(tuple));
     }
-    if !outcome.failures.is_empty() {
-        return Ok(outcome);
-    }
+    // Every valid relationship is loaded, so each question that does not depend on an
+    // invalid one is still answered.
     outcome.relationships = updates.len();
     engine.write(updates, Vec::new())?;
 
-    for (expected, list) in [(true, &file.assert_true), (false, &file.assert_false)] {
+    for (expected, list, key) in [
+        (true, &file.assert_true, "assertTrue"),
+        (false, &file.assert_false, "assertFalse"),
+    ] {
+        let mut locator = Locator::section(source, key, Some("assertions"));
         for assertion in list {
             outcome.assertions += 1;
-            let fail = |message: String| Failure {
-                line: line_of(source, assertion),
-                message,
-            };
+            let line = locator.next(assertion);
+            let fail = |message: String| Failure { line, message };
             if assertion.contains(" with ") || assertion.contains('[') {
                 outcome.failures.push(fail(format!(
                     "assertion `{assertion}`: caveat context is not supported"
@@ -209,6 +326,12 @@ pub fn run(file: &ValidationFile, source: &str) -> Result<Outcome, EngineError> 
                     continue;
                 }
             };
+            if let Some(at) = depends_on(&skipped, &edges, &check.resource) {
+                outcome
+                    .failures
+                    .push(fail(not_evaluated(&format!("assertion `{assertion}`"), at)));
+                continue;
+            }
             let args = CheckArgs::new(&check.resource, &check.relation, &check.subject);
             match engine.check(Consistency::FullyConsistent, args) {
                 Ok(answer) if answer.value == expected => {}
@@ -223,18 +346,17 @@ pub fn run(file: &ValidationFile, source: &str) -> Result<Outcome, EngineError> 
         }
     }
 
+    let locator = Locator::section(source, "validation", None);
     for (key, expected) in &file.validation {
-        let fail = |message: String| Failure {
-            line: line_of(source, key),
-            message,
-        };
+        let line = locator.first(key);
+        let fail = |message: String| Failure { line, message };
         let Some((resource, permission)) = key.split_once('#') else {
             outcome.failures.push(fail(format!(
                 "validation key `{key}`: expected `type:id#permission`"
             )));
             continue;
         };
-        let resource = match crate::tuple::ObjectRef::parse(resource) {
+        let resource = match ObjectRef::parse(resource) {
             Ok(resource) => resource,
             Err(error) => {
                 outcome
@@ -243,6 +365,12 @@ pub fn run(file: &ValidationFile, source: &str) -> Result<Outcome, EngineError> 
                 continue;
             }
         };
+        if let Some(at) = depends_on(&skipped, &edges, &resource) {
+            outcome
+                .failures
+                .push(fail(not_evaluated(&format!("validation of `{key}`"), at)));
+            continue;
+        }
         let mut wanted = BTreeSet::new();
         for entry in expected {
             let subject = entry
@@ -320,4 +448,79 @@ fn subjects_of(
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 16: each failure at its own line (the repeated assertion text at line 17, not
+    /// at its first occurrence on line 13), and a bad relationship (line 9) hides only the
+    /// assertions that may depend on it.
+    #[test]
+    fn failures_at_their_own_lines_and_past_a_bad_relationship() {
+        let source = "schema: |
+  definition user {}
+  definition doc {
+    relation viewer: user
+    permission view = viewer
+  }
+relationships: |
+  doc:a#viewer@user:x
+  doc:b#view@user:x
+  doc:c#viewer@user:y
+assertions:
+  assertTrue:
+    - doc:a#view@user:x
+    - doc:b#view@user:x
+    - doc:c#view@user:z
+  assertFalse:
+    - doc:a#view@user:x
+    - doc:c#view@user:z
+validation:
+  doc:c#view:
+    - '[user:y] is <doc:c#viewer>'
+  doc:b#view:
+    - '[user:x] is <doc:b#viewer>'
+";
+        let file = parse(source).unwrap();
+        let outcome = run(&file, source).unwrap();
+        let found: Vec<(Option<usize>, String)> = outcome
+            .failures
+            .iter()
+            .map(|f| (f.line, f.message.clone()))
+            .collect();
+        let expected: &[(usize, &str)] = &[
+            (9, "relationship `doc:b#view@user:x`: "),
+            (14, "assertion `doc:b#view@user:x` not evaluated: it may depend on the invalid relationship at line 9"),
+            (15, "assertion `doc:c#view@user:z` failed: expected true, got false"),
+            (17, "assertion `doc:a#view@user:x` failed: expected false, got true"),
+            (22, "validation of `doc:b#view` not evaluated: it may depend on the invalid relationship at line 9"),
+        ];
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for ((line, message), (want_line, want)) in found.iter().zip(expected) {
+            assert_eq!(*line, Some(*want_line), "{message}");
+            assert!(message.starts_with(want), "line {want_line}: {message}");
+        }
+        assert_eq!(outcome.relationships, 2);
+    }
+
+    #[test]
+    fn a_line_too_broken_to_name_its_resource_holds_back_every_question() {
+        let source = "schema: |
+  definition user {}
+  definition doc {
+    relation viewer: user
+  }
+relationships: |
+  not a relationship
+  doc:a#viewer@user:x
+assertions:
+  assertTrue:
+    - doc:a#viewer@user:x
+";
+        let outcome = run(&parse(source).unwrap(), source).unwrap();
+        let lines: Vec<Option<usize>> = outcome.failures.iter().map(|f| f.line).collect();
+        assert_eq!(lines, [Some(7), Some(11)], "{:#?}", outcome.failures);
+    }
 }

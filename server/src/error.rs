@@ -216,10 +216,16 @@ impl From<QueryError> for ApiError {
             QueryError::Invalid(invalid) => invalid.into(),
             QueryError::Token(token) => token.into(),
             QueryError::NoSchema => ApiError::failed_precondition(error),
-            QueryError::SnapshotUnavailable { .. } => ApiError::new(
+            // Named as the API spells the field, not as the engine's error does.
+            QueryError::SnapshotUnavailable { wanted, newest } => ApiError::new(
                 StatusCode::NOT_IMPLEMENTED,
                 Code::Unimplemented,
-                error.to_string(),
+                format!(
+                    "consistency.atExactSnapshot: only the newest revision (`{}`) can be read \
+                     exactly, not `{}` (no history is kept); use `atLeastAsFresh`",
+                    newest.token(),
+                    wanted.token()
+                ),
             ),
             QueryError::Stale { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

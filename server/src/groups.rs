@@ -25,13 +25,20 @@
 //! |---|---|
 //! | `groups/workspace/{ws}` | `{}`: the workspace exists |
 //! | `groups/group/{ws}:{group}` | `{"name", "description"}` of a group of `ws` |
-//! | `groups/name/{ws}:{lowercase trimmed name}` | the id of the group with that name |
+//! | `groups/name/{ws}:{folded name}` | the id of the group with that name |
+//! | `groups/skeleton/{ws}:{skeleton}` | the id of the group whose name looks like that |
+//! | `groups/member-version/{ws}:{user}` | changes whenever `user` gains a relationship in `ws` |
 //!
-//! A create or rename commits only if its name key is still absent (a metadata condition),
-//! so two requests racing for one name cannot both win.
+//! A connection or workbook `{id}` of `ws` is the engine object `connection:{ws}/{id}`
+//! (ids are scoped to their workspace); `migrate` rewrites stores from before that.
+//!
+//! A create or rename commits only if its name and skeleton keys are still absent (metadata
+//! conditions), so two requests racing for one name, or two look-alike names, cannot both
+//! win.
 
 pub mod error;
 pub mod http;
+pub mod migrate;
 pub mod model;
 pub mod names;
 mod service;

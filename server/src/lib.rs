@@ -15,6 +15,7 @@
 //! ```
 
 pub mod auth;
+pub mod console; // web console (issue 15)
 pub mod error;
 pub mod groups; // user-groups feature (issue 5)
 pub mod limits;
@@ -120,6 +121,8 @@ pub enum ServeError {
     Engine(EngineError),
     /// A file or socket operation failed.
     Io(std::io::Error),
+    /// The store's connection and workbook ids could not be scoped to their workspaces.
+    Migration(groups::migrate::MigrationError),
 }
 
 impl std::fmt::Display for ServeError {
@@ -127,6 +130,7 @@ impl std::fmt::Display for ServeError {
         match self {
             ServeError::Engine(error) => write!(f, "{error}"),
             ServeError::Io(error) => write!(f, "{error}"),
+            ServeError::Migration(error) => write!(f, "{error}"),
         }
     }
 }
@@ -174,6 +178,14 @@ pub fn open_engine(data_dir: &std::path::Path) -> Result<Engine, ServeError> {
     if engine.schema().is_none() {
         engine.write_schema(DEFAULT_SCHEMA)?;
     }
+    let scoped = groups::migrate::scope_resource_ids(&engine).map_err(ServeError::Migration)?;
+    if let Some((from, to)) = &scoped.example {
+        tracing::warn!(
+            resources = scoped.resources,
+            relationships = scoped.relationships,
+            "connection and workbook ids are now scoped to their workspace: `{from}` is now `{to}`; apps must name resources so in checks and writes"
+        );
+    }
     Ok(engine)
 }
 
@@ -189,8 +201,15 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let data_dir = config.data_dir.clone();
-    let engine = tokio::task::spawn_blocking(move || open_engine(&data_dir))
+    let engine = open_store(&config.data_dir).await?;
+    serve_engine(listener, engine, config, shutdown).await
+}
+
+/// [`open_engine`] off the async runtime, with a panic inside redb (which it does on some
+/// malformed pages) reported as a corrupt store.
+pub async fn open_store(data_dir: &std::path::Path) -> Result<Engine, ServeError> {
+    let dir = data_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || open_engine(&dir))
         .await
         .map_err(|e| {
             // redb panics on some malformed pages; that is a corrupt store, not a bug here.
@@ -204,9 +223,19 @@ pub async fn run(
             };
             ServeError::Io(std::io::Error::other(format!(
                 "store `{}` is corrupt: reading it failed with `{cause}`; refusing to start on it",
-                config.data_dir.join(STORE_FILE).display()
+                data_dir.join(STORE_FILE).display()
             )))
-        })??;
+        })?
+}
+
+/// As [`run`], on a store already opened (so a caller can say it serves only once the
+/// store is open and the socket bound); `config.data_dir` is not used.
+pub async fn serve_engine(
+    listener: TcpListener,
+    engine: Engine,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let engine = Arc::new(engine);
     let state = AppState::with_limits(engine.clone(), config.key, config.limits);
     let router = app(state.clone());

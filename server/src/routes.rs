@@ -80,6 +80,7 @@ pub fn table() -> Vec<Route> {
     routes.extend(watch::routes());
     routes.extend(ops::routes());
     routes.extend(crate::groups::routes()); // user-groups feature (issue 5)
+    routes.extend(crate::console::routes()); // web console (issue 15)
     routes
 }
 
@@ -145,13 +146,37 @@ pub fn router(state: AppState) -> Router {
                 tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
             })
             // One line per request at `info` cost a fifth of the server's CPU under load
-            // (BENCHMARKS.md): responses log at `debug`; failures (5xx) still log at
-            // `error` inside the request span, with its request id.
-            .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+            // (BENCHMARKS.md): responses log at `debug`.
+            .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG))
+            .on_failure(log_failure),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, Counter::default()))
         .with_state(state)
+}
+
+/// Logs a 5xx answer inside its request span (so with its request id) at a level that
+/// says whose fault it is: a client asking for what is not implemented (501) is not a
+/// server failure (`debug`); a timeout or an unavailable server is `warn`; anything else
+/// is `error`. 4xx answers are not failures at all (they log with the response, at
+/// `debug`).
+fn log_failure(
+    failure: tower_http::classify::ServerErrorsFailureClass,
+    latency: std::time::Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass;
+    let latency_ms = latency.as_millis();
+    match failure {
+        ServerErrorsFailureClass::StatusCode(status) => match status.as_u16() {
+            501 => tracing::debug!(%status, latency_ms, "not implemented"),
+            503 | 504 => tracing::warn!(%status, latency_ms, "request failed"),
+            _ => tracing::error!(%status, latency_ms, "request failed"),
+        },
+        ServerErrorsFailureClass::Error(error) => {
+            tracing::error!(%error, latency_ms, "request failed");
+        }
+    }
 }
 
 /// Middleware: a request that has no answer within [`crate::Limits::request_timeout`] gets

@@ -173,3 +173,466 @@ fn import_and_check_through_a_server() {
         stderr(&output)
     );
 }
+
+fn pemba_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pemba"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PEMBA_KEY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Issue 16: `--endpoint`, `--key` and `--data-dir` go anywhere, and with `--endpoint`
+/// but no key the key a local server generated in `./pemba-data/api-key` is used.
+#[test]
+fn issue_16_connection_flags_go_anywhere_and_the_key_falls_back_to_pemba_data() {
+    let server = TestServer::start();
+    let endpoint = server.base.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tuples.txt");
+    std::fs::write(&file, GOOD).unwrap();
+    let file = file.to_str().unwrap();
+    let output = pemba(&["--endpoint", endpoint, "import", file, "--key", KEY]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let after = pemba(&[
+        "lookup",
+        "resources",
+        "connection",
+        "use",
+        "user:bob",
+        "--endpoint",
+        endpoint,
+        "--key",
+        KEY,
+    ]);
+    assert_eq!(stdout(&after), "sf\n", "{}", stderr(&after));
+    let before = pemba(&[
+        "--key",
+        KEY,
+        "--endpoint",
+        endpoint,
+        "check",
+        "connection:sf#use@user:bob",
+    ]);
+    assert_eq!(stdout(&before), "true\n", "{}", stderr(&before));
+
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let output = pemba(&["--data-dir", data, "import", file]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = pemba(&[
+        "lookup",
+        "subjects",
+        "connection:sf",
+        "use",
+        "user",
+        "--data-dir",
+        data,
+    ]);
+    assert_eq!(stdout(&output), "alice\nbob\n", "{}", stderr(&output));
+
+    // No key given: ./pemba-data/api-key, where `pemba serve` generates one.
+    let cwd = tempfile::tempdir().unwrap();
+    let output = pemba_in(
+        cwd.path(),
+        &[
+            "check",
+            "connection:sf#use@user:bob",
+            "--endpoint",
+            endpoint,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("pemba-data/api-key"),
+        "{}",
+        stderr(&output)
+    );
+    std::fs::create_dir(cwd.path().join("pemba-data")).unwrap();
+    std::fs::write(cwd.path().join("pemba-data/api-key"), format!("{KEY}\n")).unwrap();
+    let output = pemba_in(
+        cwd.path(),
+        &[
+            "check",
+            "connection:sf#use@user:bob",
+            "--endpoint",
+            endpoint,
+        ],
+    );
+    assert_eq!(stdout(&output), "true\n", "{}", stderr(&output));
+    let help = pemba(&["check", "--help"]);
+    assert!(
+        stdout(&help).contains("./pemba-data/api-key"),
+        "{}",
+        stdout(&help)
+    );
+}
+
+/// Issue 16: a second `pemba serve` on a held store says who holds it and never claims to
+/// serve; a CLI command on it says the same.
+#[test]
+fn issue_16_serve_on_a_held_store_names_the_holder_and_never_claims_to_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut first = crate::process::ServeProcess::spawn(&data, &[], &[]);
+    first
+        .wait_healthy(std::time::Duration::from_secs(30))
+        .unwrap();
+    let holder = format!("another process (pid {}) holds it", first.pid());
+    let second = Command::new(env!("CARGO_BIN_EXE_pemba"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("PEMBA_KEY", crate::process::PROCESS_KEY)
+        .output()
+        .unwrap();
+    let errors = stderr(&second);
+    assert_eq!(second.status.code(), Some(2), "{errors}");
+    assert!(!errors.contains("pemba serving"), "{errors}");
+    assert!(errors.contains(&holder), "{errors}");
+    let read = pemba(&["relationship", "read", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(read.status.code(), Some(2));
+    assert!(stderr(&read).contains(&holder), "{}", stderr(&read));
+    assert!(stderr(&read).contains("--endpoint"), "{}", stderr(&read));
+    let (status, _) = first.terminate();
+    assert!(status.success());
+    assert!(
+        !data.join("pemba.pid").exists(),
+        "the pid file outlived its server"
+    );
+}
+
+/// Issue 16: a client error (501 for an old `atExactSnapshot`) is logged at `debug`, not
+/// as a failure, and its message names the field as the API spells it.
+#[test]
+fn issue_16_a_client_error_is_not_logged_as_a_server_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = crate::process::ServeProcess::spawn(&dir.path().join("data"), &[], &[]);
+    server
+        .wait_healthy(std::time::Duration::from_secs(30))
+        .unwrap();
+    let key = crate::process::PROCESS_KEY;
+    for rel in [
+        "workspace:acme#admin@user:alice",
+        "workspace:acme#viewer@user:bob",
+    ] {
+        let output = pemba(&[
+            "rel",
+            "touch",
+            rel,
+            "--endpoint",
+            &server.base,
+            "--key",
+            key,
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let mut response = crate::process::agent(std::time::Duration::from_secs(10))
+        .post(&format!("{}/v1/permissions/check", server.base))
+        .header("Authorization", &format!("Bearer {key}"))
+        .send(
+            serde_json::json!({
+                "consistency": { "atExactSnapshot": { "token": "pb1.1" } },
+                "resource": { "objectType": "workspace", "objectId": "acme" },
+                "permission": "admin",
+                "subject": { "object": { "objectType": "user", "objectId": "alice" } },
+            })
+            .to_string(),
+        )
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 501);
+    let body = response.body_mut().read_to_string().unwrap();
+    assert!(body.contains("consistency.atExactSnapshot"), "{body}");
+    let (_, log) = server.terminate();
+    let failures: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+const CUSTOM: &str = "definition user {}
+definition group {
+    relation member: user
+}
+definition doc {
+    relation owner: user
+    relation viewer: user | group#member | user:*
+    permission view = viewer + owner
+    permission edit = owner
+}
+";
+
+/// What a step's output must be.
+enum Expect {
+    /// stdout is exactly this.
+    Is(&'static str),
+    /// stdout contains every one of these.
+    Has(&'static [&'static str]),
+    /// stderr contains this.
+    Err(&'static str),
+}
+
+/// Every new command, run in order on one target: (arguments, exit status, output).
+const STEPS: &[(&[&str], i32, Expect)] = &[
+    (
+        &["schema", "write", "FILE:custom.zed"],
+        0,
+        Expect::Has(&["pb1."]),
+    ),
+    (
+        &["schema", "read"],
+        0,
+        Expect::Has(&["permission view = viewer + owner\n"]),
+    ),
+    (
+        &[
+            "relationship",
+            "create",
+            "group:eng#member@user:bob",
+            "doc:readme#viewer@group:eng#member",
+            "doc:readme#owner@user:alice",
+            "doc:pub#viewer@user:*",
+        ],
+        0,
+        Expect::Has(&["pb1."]),
+    ),
+    (
+        &["relationship", "create", "group:eng#member@user:bob"],
+        2,
+        Expect::Err("already"),
+    ),
+    (
+        &["rel", "touch", "group:eng#member@user:bob"],
+        0,
+        Expect::Has(&["pb1."]),
+    ),
+    (
+        &["relationship", "read", "doc:readme"],
+        0,
+        Expect::Is("doc:readme#owner@user:alice\ndoc:readme#viewer@group:eng#member\n"),
+    ),
+    (
+        &["relationship", "read", "doc", "--limit", "1"],
+        0,
+        Expect::Err("next page: --cursor "),
+    ),
+    (
+        &["relationship", "read", "@group:eng#member"],
+        0,
+        Expect::Is("doc:readme#viewer@group:eng#member\n"),
+    ),
+    (
+        &["relationship", "read", "doc#nope"],
+        2,
+        Expect::Err("nope"),
+    ),
+    (
+        &[
+            "permission",
+            "check",
+            "doc:readme#view@user:bob",
+            "--explain",
+        ],
+        0,
+        Expect::Has(&[
+            "true\n",
+            "doc:readme#viewer: includes group:eng#member",
+            "group:eng#member: includes user:bob",
+        ]),
+    ),
+    (
+        &[
+            "permission",
+            "check",
+            "doc:readme#edit@user:bob",
+            "--explain",
+        ],
+        1,
+        Expect::Has(&["false\n", "doc:readme#owner: user:alice (not user:bob)"]),
+    ),
+    (
+        &["check", "doc:readme#view@user:bob"],
+        0,
+        Expect::Is("true\n"),
+    ),
+    (
+        &[
+            "--consistency",
+            "minimize-latency",
+            "check",
+            "doc:pub#view@user:carol",
+        ],
+        0,
+        Expect::Is("true\n"),
+    ),
+    (
+        &["check", "doc:readme#view@user:bob", "--json"],
+        0,
+        Expect::Has(&["\"PERMISSIONSHIP_HAS_PERMISSION\""]),
+    ),
+    (
+        &["permission", "expand", "doc:readme#view"],
+        0,
+        Expect::Has(&[
+            "doc:readme#view: union\n",
+            "doc:readme#viewer: group:eng#member\n",
+        ]),
+    ),
+    (
+        &["permission", "lookup-resources", "doc", "view", "user:bob"],
+        0,
+        Expect::Is("pub\nreadme\n"),
+    ),
+    (
+        &[
+            "lookup",
+            "resources",
+            "doc",
+            "view",
+            "user:bob",
+            "--explain",
+        ],
+        0,
+        Expect::Has(&["pub\n", "doc:pub#viewer: includes user:*"]),
+    ),
+    (
+        &["perm", "lookup-subjects", "doc:readme", "view", "user"],
+        0,
+        Expect::Is("alice\nbob\n"),
+    ),
+    (
+        &["schema", "diff", "FILE:narrowed.zed"],
+        0,
+        Expect::Has(&[
+            "- doc#viewer: relation viewer: user | group#member | user:*\n",
+            "+ doc#viewer: relation viewer: user | group#member\n",
+            "orphaned: 1 relationship of doc#viewer@user:*, e.g.\n    doc:pub#viewer@user:*\n",
+        ]),
+    ),
+    (
+        &["schema", "write", "FILE:narrowed.zed"],
+        2,
+        Expect::Err("doc:pub#viewer@user:*"),
+    ),
+    (
+        &["relationship", "bulk-delete", "doc:pub"],
+        2,
+        Expect::Err("1 relationship matches `doc:pub`; pass --force"),
+    ),
+    (
+        &["relationship", "bulk-delete", "doc:pub", "--force"],
+        0,
+        Expect::Has(&["deleted 1 relationship at pb1."]),
+    ),
+    (
+        &["schema", "diff", "FILE:narrowed.zed"],
+        0,
+        Expect::Has(&["- doc#viewer"]),
+    ),
+    (
+        &["schema", "write", "FILE:narrowed.zed"],
+        0,
+        Expect::Has(&["pb1."]),
+    ),
+    (
+        &["relationship", "delete", "group:eng#member@user:bob"],
+        0,
+        Expect::Has(&["pb1."]),
+    ),
+    (
+        &["permission", "check", "doc:readme#view@user:bob"],
+        1,
+        Expect::Is("false\n"),
+    ),
+    (
+        &["relationship", "bulk-delete", "doc", "--force", "--json"],
+        0,
+        Expect::Has(&["\"relationshipsDeletedCount\":\"2\""]),
+    ),
+    (&["relationship", "read"], 0, Expect::Is("")),
+];
+
+fn run_steps(files: &std::path::Path, target: &[&str], name: &str) {
+    for (args, status, expect) in STEPS {
+        let mut full: Vec<String> = Vec::new();
+        // Connection flags before the subcommand for a server, after it for a directory.
+        let before = target.first() == Some(&"--endpoint");
+        if before {
+            full.extend(target.iter().map(|s| s.to_string()));
+        }
+        for arg in *args {
+            match arg.strip_prefix("FILE:") {
+                Some(file) => full.push(files.join(file).display().to_string()),
+                None => full.push(arg.to_string()),
+            }
+        }
+        if !before {
+            full.extend(target.iter().map(|s| s.to_string()));
+        }
+        let full: Vec<&str> = full.iter().map(String::as_str).collect();
+        let output = pemba_in(files, &full);
+        let (out, err) = (stdout(&output), stderr(&output));
+        let context = format!(
+            "{name}: pemba {}\nstdout:\n{out}\nstderr:\n{err}",
+            full.join(" ")
+        );
+        assert_eq!(output.status.code(), Some(*status), "{context}");
+        match expect {
+            Expect::Is(text) => assert_eq!(out, *text, "{context}"),
+            Expect::Has(parts) => {
+                for part in *parts {
+                    assert!(out.contains(part), "missing {part:?}: {context}");
+                }
+            }
+            Expect::Err(part) => assert!(err.contains(part), "missing {part:?}: {context}"),
+        }
+    }
+}
+
+#[test]
+fn every_new_command_on_a_data_directory_and_through_a_server() {
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("custom.zed"), CUSTOM).unwrap();
+    let narrowed = CUSTOM.replace("group#member | user:*", "group#member");
+    std::fs::write(files.path().join("narrowed.zed"), narrowed).unwrap();
+    let data = files.path().join("data");
+    run_steps(
+        files.path(),
+        &["--data-dir", data.to_str().unwrap()],
+        "data directory",
+    );
+    let server = TestServer::start();
+    run_steps(
+        files.path(),
+        &["--endpoint", &server.base, "--key", KEY],
+        "server",
+    );
+
+    let output = pemba(&["completions", "bash"]);
+    assert!(stdout(&output).contains("_pemba()"), "{}", stderr(&output));
+    for shell in ["zsh", "fish"] {
+        let output = pemba(&["completions", shell]);
+        assert!(stdout(&output).contains("relationship"), "{shell}");
+    }
+    let output = pemba(&["completions", "bash", "--endpoint", "http://127.0.0.1:1"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("does not apply"),
+        "{}",
+        stderr(&output)
+    );
+    for command in [
+        &["schema", "diff", "--help"][..],
+        &["relationship", "bulk-delete", "--help"],
+        &["permission", "check", "--help"],
+    ] {
+        let output = pemba(command);
+        assert!(
+            stdout(&output).contains("Example"),
+            "{command:?}: {}",
+            stdout(&output)
+        );
+    }
+}

@@ -512,7 +512,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         figures.kills += 1;
         // Sometimes kill again while the store is being opened and recovered.
         if rng.percent(10) {
-            let early = ServeProcess::spawn(&data_dir, &[], &[]);
+            let early = ServeProcess::spawn_starting(&data_dir);
             std::thread::sleep(Duration::from_millis(rng.below(30)));
             check_log(&early.kill());
             figures.kills += 1;

@@ -282,7 +282,12 @@ fn every_route_answers_with_its_status_and_json_shape() {
 
     // Connections: no role anywhere.
     let connection = "/v1/workspaces/acme/connections/warehouse";
-    let owned = json!({ "id": "warehouse", "workspace": "acme", "owner": "bob" });
+    let owned = json!({
+        "id": "warehouse",
+        "object": "connection:acme/warehouse",
+        "workspace": "acme",
+        "owner": "bob"
+    });
     assert_eq!(app.expect(201, "PUT", connection, "bob", None), owned);
     assert_eq!(app.expect(200, "PUT", connection, "bob", None), owned);
     assert_eq!(
@@ -347,12 +352,12 @@ fn every_route_answers_with_its_status_and_json_shape() {
     assert_eq!(
         app.expect(200, "GET", &format!("{group}/resources"), "alice", None),
         json!({ "resources": [
-            { "type": "connection", "id": "warehouse", "relation": "grantee" },
-            { "type": "workbook", "id": "q3", "relation": "viewer" },
+            { "type": "connection", "id": "warehouse", "object": "connection:acme/warehouse", "relation": "grantee" },
+            { "type": "workbook", "id": "q3", "object": "workbook:acme/q3", "relation": "viewer" },
         ] })
     );
-    assert!(app.can("connection:warehouse#use@user:carol"));
-    assert!(app.can("workbook:q3#edit@user:dave"));
+    assert!(app.can("connection:acme/warehouse#use@user:carol"));
+    assert!(app.can("workbook:acme/q3#edit@user:dave"));
     for base in [connection, workbook] {
         app.expect(
             204,
@@ -369,7 +374,7 @@ fn every_route_answers_with_its_status_and_json_shape() {
             None,
         );
     }
-    assert!(!app.can("connection:warehouse#use@user:carol"));
+    assert!(!app.can("connection:acme/warehouse#use@user:carol"));
     app.expect(204, "DELETE", &group, "alice", None);
     app.expect(204, "DELETE", member, "alice", None);
     assert!(!app.can("workspace:acme#member@user:erin"));
@@ -846,9 +851,9 @@ fn read_your_writes_every_change_is_visible_to_the_next_check() {
     let member = format!("/v1/workspaces/acme/groups/{eng}/members/carol");
     for _ in 0..10 {
         app.expect(200, "PUT", &member, "alice", None);
-        assert!(app.can("connection:db#use@user:carol"));
+        assert!(app.can("connection:acme/db#use@user:carol"));
         app.expect(204, "DELETE", &member, "alice", None);
-        assert!(!app.can("connection:db#use@user:carol"));
+        assert!(!app.can("connection:acme/db#use@user:carol"));
     }
     for _ in 0..5 {
         app.member("acme", "alice", "erin", "viewer");
@@ -859,7 +864,7 @@ fn read_your_writes_every_change_is_visible_to_the_next_check() {
             "alice",
             None,
         );
-        assert!(app.can("connection:db#use@user:erin"));
+        assert!(app.can("connection:acme/db#use@user:erin"));
         app.expect(
             204,
             "DELETE",
@@ -867,6 +872,103 @@ fn read_your_writes_every_change_is_visible_to_the_next_check() {
             "alice",
             None,
         );
-        assert!(!app.can("connection:db#use@user:erin"));
+        assert!(!app.can("connection:acme/db#use@user:erin"));
     }
+}
+
+/// The console lists a workspace's connections and workbooks: any member may, an outsider
+/// may not, and another workspace's resources never show.
+#[test]
+fn issue_15_members_list_the_workspace_connections_and_workbooks() {
+    let app = acme();
+    app.workspace("other", "zoe");
+    app.expect(
+        201,
+        "PUT",
+        "/v1/workspaces/acme/connections/warehouse",
+        "bob",
+        None,
+    );
+    app.expect(
+        201,
+        "PUT",
+        "/v1/workspaces/acme/workbooks/q3",
+        "alice",
+        None,
+    );
+    app.expect(
+        201,
+        "PUT",
+        "/v1/workspaces/other/connections/lake",
+        "zoe",
+        None,
+    );
+    let listed = app.expect(200, "GET", "/v1/workspaces/acme/connections", "carol", None);
+    assert_eq!(
+        listed,
+        json!({"resources": [{"id": "warehouse", "owners": ["bob"]}]})
+    );
+    let listed = app.expect(200, "GET", "/v1/workspaces/acme/workbooks", "carol", None);
+    assert_eq!(
+        listed,
+        json!({"resources": [{"id": "q3", "owners": ["alice"]}]})
+    );
+    app.expect(403, "GET", "/v1/workspaces/acme/connections", "zoe", None);
+    app.expect(404, "GET", "/v1/workspaces/nope/workbooks", "carol", None);
+}
+
+/// Issue 12 §4: a resource id is scoped to its workspace. Before, `globex` creating
+/// `warehouse` after `acme` got `409 connection warehouse already exists`, which told it
+/// of the other tenant's resource and let whoever came first claim the id everywhere.
+#[test]
+fn issue_12_two_workspaces_each_have_their_own_warehouse() {
+    let app = acme();
+    app.workspace("globex", "zoe");
+    app.member("globex", "zoe", "yuri", "viewer");
+    for (ws, owner) in [("acme", "bob"), ("globex", "zoe")] {
+        let created = app.expect(
+            201,
+            "PUT",
+            &format!("/v1/workspaces/{ws}/connections/warehouse"),
+            owner,
+            None,
+        );
+        assert_eq!(
+            created,
+            json!({
+                "id": "warehouse",
+                "object": format!("connection:{ws}/warehouse"),
+                "workspace": ws,
+                "owner": owner
+            })
+        );
+    }
+    let eng = app.group("globex", "zoe", "Eng", &["yuri"]);
+    app.share("globex", "zoe", "warehouse", &eng);
+    // Each workspace sees its own owner and grants only.
+    let access = |ws: &str, actor: &str| {
+        app.expect(
+            200,
+            "GET",
+            &format!("/v1/workspaces/{ws}/connections/warehouse/access"),
+            actor,
+            None,
+        )
+    };
+    assert_eq!(access("acme", "alice")["owners"], json!(["bob"]));
+    assert_eq!(access("acme", "alice")["groups"], json!([]));
+    assert_eq!(access("globex", "zoe")["owners"], json!(["zoe"]));
+    assert!(app.can("connection:globex/warehouse#use@user:yuri"));
+    assert!(!app.can("connection:acme/warehouse#use@user:yuri"));
+    assert!(app.can("connection:acme/warehouse#use@user:bob"));
+    assert!(!app.can("connection:globex/warehouse#use@user:bob"));
+    // A `/` in an id would blur the boundary between workspace and resource.
+    let (status, answer) = app.call(
+        "PUT",
+        "/v1/workspaces/acme/connections/globex%2Fwarehouse",
+        "bob",
+        None,
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert!(!app.can("connection:acme/globex/warehouse#use@user:bob"));
 }

@@ -40,7 +40,7 @@ pub struct StartFailure {
 
 impl ServeProcess {
     /// Starts `pemba serve --data-dir DIR --listen 127.0.0.1:0` with [`PROCESS_KEY`] and
-    /// returns once it listens (not necessarily once the store is open).
+    /// returns once it prints its serving line (the store is open and the socket bound).
     pub fn spawn(data_dir: &Path, extra_env: &[(&str, &str)], args: &[&str]) -> Self {
         Self::try_spawn(data_dir, extra_env, args).unwrap_or_else(|failure| {
             panic!(
@@ -128,6 +128,34 @@ impl ServeProcess {
             std::thread::sleep(Duration::from_millis(5));
         }
         None
+    }
+
+    /// Starts `pemba serve` and returns at once, while it may still be opening the store
+    /// (`base` is empty): for killing it during start-up.
+    pub fn spawn_starting(data_dir: &Path) -> Self {
+        let child = Command::new(binary())
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .env("PEMBA_KEY", PROCESS_KEY)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn pemba serve");
+        ServeProcess {
+            child,
+            base: String::new(),
+            log: Arc::new(Mutex::new(Vec::new())),
+            reader: None,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL, then reap.

@@ -254,7 +254,8 @@ pub enum Conflict {
         /// Workspace id.
         workspace: String,
     },
-    /// The resource id is taken (here by someone else, or in another workspace).
+    /// The resource id is taken in this workspace, by someone else (ids are scoped to their
+    /// workspace: another workspace's resources are never in the way).
     #[error("{kind} `{id}` already exists")]
     ResourceTaken {
         /// Connection or workbook.
@@ -339,7 +340,7 @@ pub enum Invalid {
         id: String,
     },
     /// Not a valid workspace id.
-    #[error("`{id}` is not a valid workspace id: 1 to 1024 letters, digits or `/_|-=+`")]
+    #[error("`{id}` is not a valid workspace id: 1 to 128 letters, digits or `_|-=+`")]
     WorkspaceId {
         /// What the request said.
         id: String,
@@ -348,12 +349,14 @@ pub enum Invalid {
     #[error("`admin` is required: the user id of the first admin")]
     AdminRequired,
     /// Not a valid connection or workbook id.
-    #[error("`{id}` is not a valid {kind} id: 1 to 1024 letters, digits or `/_|-=+`")]
+    #[error("`{id}` is not a valid {kind} id: 1 to {max} letters, digits or `_|-=+`")]
     ResourceId {
         /// Connection or workbook.
         kind: ResourceKind,
         /// What the request said.
         id: String,
+        /// The longest id the workspace has room for.
+        max: usize,
     },
 }
 

@@ -80,6 +80,11 @@ fn endpoints() -> Vec<Endpoint> {
         plain(Method::POST, IMPORT, post(h::import_csv)),
         // Connections: a share reads (and ignores) its body.
         plain(
+            Method::GET,
+            Connections::LIST,
+            get(h::list_resources::<Connections>),
+        ),
+        plain(
             Method::PUT,
             Connections::BASE,
             put(h::create_resource::<Connections>),
@@ -110,6 +115,11 @@ fn endpoints() -> Vec<Endpoint> {
             delete(h::unshare_user::<Connections>),
         ),
         // Workbooks: a share names the role in its body.
+        plain(
+            Method::GET,
+            Workbooks::LIST,
+            get(h::list_resources::<Workbooks>),
+        ),
         plain(
             Method::PUT,
             Workbooks::BASE,

@@ -275,17 +275,31 @@ pub struct GroupMember {
 pub struct GrantedResource {
     /// Object type (`connection`, `workbook`).
     pub object_type: String,
-    /// Object id.
+    /// Its id in the workspace (as the routes name it).
     pub id: String,
+    /// The engine object apps check (`connection:acme/warehouse`).
+    pub object: String,
     /// The grant relation.
     pub relation: String,
+}
+
+/// A connection or workbook of a workspace, as [`super::Groups::list_resources`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedResource {
+    /// Resource id, as the workspace's routes name it.
+    pub id: String,
+    /// Its owners (the member who created it, unless ownership was revoked).
+    pub owners: Vec<String>,
 }
 
 /// The outcome of [`super::Groups::create_resource`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceCreated {
-    /// Resource id.
+    /// Resource id, as the routes name it.
     pub id: String,
+    /// The engine object apps check (`connection:acme/warehouse`): the id scoped to its
+    /// workspace.
+    pub object: String,
     /// Its workspace.
     pub workspace: String,
     /// Its owner: the actor.

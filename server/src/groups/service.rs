@@ -12,7 +12,7 @@
 mod directory;
 mod import;
 mod members;
-mod relations;
+pub(super) mod relations;
 mod sharing;
 
 pub use self::import::MAX_IMPORT_ROWS;

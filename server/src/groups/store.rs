@@ -5,12 +5,15 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::GroupsError;
-use super::names::fold;
+use super::names::{fold, skeleton};
 
 /// `groups/workspace/{ws}`: present (as `{}`) once the workspace exists.
 pub(crate) fn workspace_key(ws: &str) -> String {
-    format!("groups/workspace/{ws}")
+    format!("{WORKSPACE_PREFIX}{ws}")
 }
+
+/// The prefix of every [`workspace_key`].
+pub(crate) const WORKSPACE_PREFIX: &str = "groups/workspace/";
 
 /// The value stored at [`workspace_key`].
 pub(crate) const WORKSPACE_VALUE: &str = "{}";
@@ -28,6 +31,14 @@ pub(crate) fn group_prefix(ws: &str) -> String {
 /// `groups/name/{ws}:{folded name}`: the id of the group with that name.
 pub(crate) fn name_key(ws: &str, name: &str) -> String {
     format!("groups/name/{ws}:{}", fold(name))
+}
+
+/// `groups/skeleton/{ws}:{skeleton}`: the id of the group whose name has that confusable
+/// skeleton (UTS #39), so that two concurrent creates or renames to names that look alike
+/// cannot both commit. Groups named before this key existed have none; the scan in
+/// `name_free` still finds them, and they cannot race, having committed already.
+pub(crate) fn skeleton_key(ws: &str, name: &str) -> String {
+    format!("groups/skeleton/{ws}:{}", skeleton(name))
 }
 
 /// `groups/member-version/{ws}:{user}`: changes (to a fresh random value) with every commit

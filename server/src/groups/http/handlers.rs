@@ -39,6 +39,8 @@ fn added_or_ok(added: bool) -> StatusCode {
 pub(super) trait Kind: Send + 'static {
     /// Which kind.
     const KIND: ResourceKind;
+    /// `GET` lists the workspace's resources of this kind.
+    const LIST: &'static str;
     /// `PUT` creates one.
     const BASE: &'static str;
     /// `GET` lists the access.
@@ -62,6 +64,7 @@ pub(super) struct Connections;
 
 impl Kind for Connections {
     const KIND: ResourceKind = ResourceKind::Connection;
+    const LIST: &'static str = "/v1/workspaces/{ws}/connections";
     const BASE: &'static str = "/v1/workspaces/{ws}/connections/{id}";
     const ACCESS: &'static str = "/v1/workspaces/{ws}/connections/{id}/access";
     const GROUP: &'static str = "/v1/workspaces/{ws}/connections/{id}/access/groups/{group}";
@@ -73,6 +76,7 @@ pub(super) struct Workbooks;
 
 impl Kind for Workbooks {
     const KIND: ResourceKind = ResourceKind::Workbook;
+    const LIST: &'static str = "/v1/workspaces/{ws}/workbooks";
     const BASE: &'static str = "/v1/workspaces/{ws}/workbooks/{id}";
     const ACCESS: &'static str = "/v1/workspaces/{ws}/workbooks/{id}/access";
     const GROUP: &'static str = "/v1/workspaces/{ws}/workbooks/{id}/access/groups/{group}";
@@ -247,6 +251,17 @@ pub(super) async fn import_csv(
             _ => Err(error.into()),
         },
     }
+}
+
+/// `GET .../{connections|workbooks}`: the workspace's resources of that kind.
+pub(super) async fn list_resources<K: Kind>(
+    State(s): State<AppState>,
+    actor: Actor,
+    Ids(ws): Ids<String>,
+) -> Reply<wire::WorkspaceResourcesJson> {
+    call(&s, move |g| g.list_resources(&actor, &ws, K::KIND))
+        .await
+        .map(ok)
 }
 
 /// `PUT .../{connections|workbooks}/{id}`: 201 created, 200 when the actor owns it here.

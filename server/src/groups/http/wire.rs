@@ -9,8 +9,8 @@ use crate::error::Code;
 use crate::groups::error::{GroupsError, RowError};
 use crate::groups::model::{
     Access, GrantedResource, GroupAccess, GroupChanges, GroupDetail, GroupRef, GroupSummary, Input,
-    Member, NewGroup, NewWorkspace, ResourceCreated, Role, RoleSet, Shared, UserAccess,
-    WorkbookRole, WorkspaceCreated,
+    ListedResource, Member, NewGroup, NewWorkspace, ResourceCreated, Role, RoleSet, Shared,
+    UserAccess, WorkbookRole, WorkspaceCreated,
 };
 
 /// A JSON request body: the shape it is read in and the command input it becomes.
@@ -289,7 +289,7 @@ impl From<GroupDetail> for GroupDetailJson {
     }
 }
 
-/// `{resources: [{type, id, relation}]}`.
+/// `{resources: [{type, id, object, relation}]}`: `object` is what apps check.
 #[derive(Serialize)]
 pub(crate) struct ResourceListJson {
     resources: Vec<ResourceJson>,
@@ -300,6 +300,7 @@ struct ResourceJson {
     #[serde(rename = "type")]
     object_type: String,
     id: String,
+    object: String,
     relation: String,
 }
 
@@ -311,6 +312,7 @@ impl From<Vec<GrantedResource>> for ResourceListJson {
                 .map(|r| ResourceJson {
                     object_type: r.object_type,
                     id: r.id,
+                    object: r.object,
                     relation: r.relation,
                 })
                 .collect(),
@@ -350,10 +352,38 @@ impl ImportErrorsJson {
     }
 }
 
-/// `{id, workspace, owner}` of a connection or workbook.
+/// `{resources: [{id, owners}]}`: the connections or workbooks of a workspace.
+#[derive(Serialize)]
+pub(crate) struct WorkspaceResourcesJson {
+    resources: Vec<ListedJson>,
+}
+
+#[derive(Serialize)]
+struct ListedJson {
+    id: String,
+    owners: Vec<String>,
+}
+
+impl From<Vec<ListedResource>> for WorkspaceResourcesJson {
+    fn from(listed: Vec<ListedResource>) -> Self {
+        WorkspaceResourcesJson {
+            resources: listed
+                .into_iter()
+                .map(|r| ListedJson {
+                    id: r.id,
+                    owners: r.owners,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `{id, object, workspace, owner}` of a connection or workbook: `object` is the engine
+/// object apps name in checks (`connection:acme/warehouse`).
 #[derive(Serialize)]
 pub(crate) struct CreatedJson {
     id: String,
+    object: String,
     workspace: String,
     owner: String,
 }
@@ -362,6 +392,7 @@ impl From<ResourceCreated> for CreatedJson {
     fn from(created: ResourceCreated) -> Self {
         CreatedJson {
             id: created.id,
+            object: created.object,
             workspace: created.workspace,
             owner: created.owner,
         }

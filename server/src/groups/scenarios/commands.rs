@@ -239,15 +239,16 @@ fn detail(group: GroupDetail) -> Value {
     ])
 }
 
+/// Each as the engine object apps check and the grant relation; the id the routes use is
+/// the object's id without its `{ws}/`, which the wire tests pin.
 fn resources(resources: Vec<GrantedResource>) -> Value {
-    list(resources, |r| {
-        text(format!("{}:{}#{}", r.object_type, r.id, r.relation))
-    })
+    list(resources, |r| text(format!("{}#{}", r.object, r.relation)))
 }
 
 fn created(created: ResourceCreated) -> Value {
     map([
         ("id", text(created.id)),
+        ("object", text(created.object)),
         ("workspace", text(created.workspace)),
         ("owner", text(created.owner)),
         ("created", Value::Bool(created.created)),

@@ -8,7 +8,7 @@ use pemba_engine::{MetadataCondition, MetadataWrite, Transaction};
 
 use super::relations::{
     create, exact, group_members, group_object, link, membership, must_match, must_not_match,
-    naming, of_object, removal, touch,
+    naming, of_object, removal, touch, unscoped_id,
 };
 use super::{changed_concurrently, new_group_id, Groups, ALL};
 use crate::groups::error::{Action, Conflict, GroupsError, Missing, Purpose};
@@ -16,7 +16,7 @@ use crate::groups::model::{
     Actor, GrantedResource, GroupChanges, GroupDetail, GroupMember, GroupSummary, Input, NewGroup,
 };
 use crate::groups::names::{fold, skeleton, sort_by_name, valid_description, valid_name};
-use crate::groups::store::{group_key, name_key, GroupInfo};
+use crate::groups::store::{group_key, name_key, skeleton_key, GroupInfo};
 
 impl Groups {
     /// Every group of `ws` by name, with member counts; `filter` keeps those whose name
@@ -115,6 +115,20 @@ impl Groups {
                 key: name_key(ws, &new.name),
                 expected: None,
             });
+            if skeleton(&new.name) != skeleton(&old.name) {
+                metadata_conditions.push(MetadataCondition {
+                    key: skeleton_key(ws, &new.name),
+                    expected: None,
+                });
+                metadata.push(MetadataWrite {
+                    key: skeleton_key(ws, &old.name),
+                    value: None,
+                });
+                metadata.push(MetadataWrite {
+                    key: skeleton_key(ws, &new.name),
+                    value: Some(id.to_string()),
+                });
+            }
             metadata.push(MetadataWrite {
                 key: name_key(ws, &old.name),
                 value: None,
@@ -162,6 +176,10 @@ impl Groups {
                 },
                 MetadataWrite {
                     key: name_key(ws, &stored.info.name),
+                    value: None,
+                },
+                MetadataWrite {
+                    key: skeleton_key(ws, &stored.info.name),
                     value: None,
                 },
             ],
@@ -231,10 +249,17 @@ impl Groups {
         let mut resources: Vec<GrantedResource> = self
             .relationships(&naming(&group_members(id)), ALL)?
             .into_iter()
-            .map(|t| GrantedResource {
-                object_type: t.resource.object_type,
-                id: t.resource.object_id,
-                relation: t.relation,
+            // Only resources of this workspace: a grant written through the general API on
+            // another workspace's resource is not this workspace's to see (its id would
+            // tell another tenant's names).
+            .filter_map(|t| {
+                let local = unscoped_id(ws, &t.resource.object_id)?.to_string();
+                Some(GrantedResource {
+                    object: t.resource.to_string(),
+                    object_type: t.resource.object_type,
+                    id: local,
+                    relation: t.relation,
+                })
             })
             .collect();
         resources.sort_by(|a, b| {
@@ -291,8 +316,9 @@ impl Groups {
 }
 
 /// Adds to `transaction` the creation of group `id` of `ws` with `info` and `members`: its
-/// workspace link and memberships, its record and name key, each conditioned on being
-/// absent so a racing create of the same name or id cannot also win.
+/// workspace link and memberships, its record, name key and skeleton key, each conditioned
+/// on being absent so a racing create of the same (or a confusable) name or id cannot
+/// also win.
 pub(super) fn add_group(
     transaction: &mut Transaction,
     ws: &str,
@@ -310,6 +336,7 @@ pub(super) fn add_group(
         .extend(members.iter().map(|m| touch(membership(id, m))));
     for (key, value) in [
         (name_key(ws, &info.name), id.to_string()),
+        (skeleton_key(ws, &info.name), id.to_string()),
         (group_key(ws, id), info.encode()),
     ] {
         transaction.metadata_conditions.push(MetadataCondition {

@@ -11,7 +11,7 @@ use pemba_engine::{
 
 use super::relations::{
     delete, exact, memberships_of, must_match, must_not_match, role_tuple, roles, touch,
-    workspace_object,
+    valid_workspace_id, workspace_object,
 };
 use super::{changed_concurrently, Groups, ALL};
 use crate::groups::error::{Action, Conflict, GroupsError, Invalid, Missing};
@@ -37,7 +37,7 @@ impl Groups {
     ) -> Result<WorkspaceCreated, GroupsError> {
         self.check_schema()?;
         let request = request?;
-        if !is_valid_object_id(ws) {
+        if !valid_workspace_id(ws) {
             return Err(Invalid::WorkspaceId { id: ws.to_string() }.into());
         }
         let admin = request

@@ -1,5 +1,6 @@
-//! Issue 12 §1: authorization holds at the revision a change commits. Each test races a
-//! command against the change that takes its actor's permission away, many times over a
+//! Issue 12 §1 and §3: authorization and name uniqueness hold at the revision a change
+//! commits. Each test races a command against the change that takes its actor's permission
+//! away (or a create of a confusable name), many times over a
 //! durable store (an fsync is a wide window between another writer's check and its commit),
 //! and checks in the change log that no change by the actor committed after the revision
 //! that took the permission away.
@@ -8,6 +9,7 @@ use std::sync::{Arc, Barrier};
 
 use pemba_engine::{Engine, Operation, Revision, Tuple};
 
+use crate::groups::error::Conflict;
 use crate::groups::model::{Actor, Grantee, NewGroup, NewWorkspace, Resource, ResourceKind, Role};
 use crate::groups::{Groups, GroupsError};
 
@@ -133,7 +135,7 @@ fn issue_12_an_owner_removed_from_the_workspace_shares_nothing_afterwards() {
             "workspace:acme#editor@user:olga",
         )
         .expect("the removal is logged");
-        let grant = format!("connection:c{round}#grantee@group:{group}#member");
+        let grant = format!("connection:acme/c{round}#grantee@group:{group}#member");
         if let Some(granted) = revision_of(&engine, Operation::Touch, &grant) {
             assert!(
                 granted < removal,
@@ -230,5 +232,43 @@ fn issue_12_a_removal_from_the_workspace_is_all_or_nothing_and_says_which() {
                 "round {round}: the removal answered {error:?} but deleted the membership"
             ),
         }
+    }
+}
+
+/// Issue 12 §3: two admins creating names that look alike (`Engineering`, and the same
+/// with a Cyrillic `Е`) at the same moment: at most one commits, and the other is refused
+/// as confusable. Before the skeleton key, both committed whenever neither saw the other.
+#[test]
+fn issue_12_concurrent_creates_of_confusable_names_leave_one() {
+    for round in 0..ROUNDS {
+        let (_dir, _engine, groups) = acme(&[("adam", Role::Admin)]);
+        let create = |admin: &str, name: &str| {
+            groups.create_group(
+                &actor(admin),
+                "acme",
+                Ok(NewGroup {
+                    name: Some(name.into()),
+                    ..NewGroup::default()
+                }),
+            )
+        };
+        let (latin, cyrillic) = race(
+            || create("ann", "Engineering"),
+            || create("adam", "\u{415}ngineering"),
+        );
+        assert!(
+            latin.is_ok() != cyrillic.is_ok(),
+            "round {round}: {latin:?} / {cyrillic:?}"
+        );
+        let refused = latin.err().or(cyrillic.err()).unwrap();
+        assert!(
+            matches!(
+                refused,
+                GroupsError::Conflict(Conflict::NameConfusable { .. })
+            ),
+            "round {round}: {refused:?}"
+        );
+        let listed = groups.list_groups(&actor("ann"), "acme", None).unwrap();
+        assert_eq!(listed.len(), 1, "round {round}: {listed:?}");
     }
 }

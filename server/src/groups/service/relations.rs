@@ -3,8 +3,8 @@
 //! names.
 
 use pemba_engine::{
-    ObjectRef, Operation, Precondition, PreconditionKind, RelationshipFilter, SubjectFilter,
-    SubjectRef, Transaction, Tuple, Update,
+    is_valid_object_id, ObjectRef, Operation, Precondition, PreconditionKind, RelationshipFilter,
+    SubjectFilter, SubjectRef, Transaction, Tuple, Update, MAX_OBJECT_ID_LEN,
 };
 
 use crate::groups::model::{Grantee, Resource, ResourceKind, Role};
@@ -22,8 +22,43 @@ pub(super) fn group_object(id: &str) -> ObjectRef {
     object(group::TYPE, id)
 }
 
-pub(super) fn resource_object(resource: &Resource) -> ObjectRef {
-    object(resource.kind.type_name(), &resource.id)
+/// `connection:{ws}/{id}` (or `workbook:`): the engine object of resource `id` of `ws`.
+/// Ids are scoped to their workspace, so two workspaces can each have a `warehouse` and
+/// neither learns of the other's; neither part contains `/` (see [`valid_resource_id`]),
+/// so the joined id names one workspace and one resource.
+pub(crate) fn resource_object(ws: &str, resource: &Resource) -> ObjectRef {
+    object(resource.kind.type_name(), &scoped_id(ws, &resource.id))
+}
+
+/// `{ws}/{id}`: the engine id of resource `id` of `ws`.
+pub(crate) fn scoped_id(ws: &str, id: &str) -> String {
+    format!("{ws}/{id}")
+}
+
+/// The resource id the app knows, if `object_id` is the engine id of a resource of `ws`.
+pub(super) fn unscoped_id<'a>(ws: &str, object_id: &'a str) -> Option<&'a str> {
+    object_id.strip_prefix(ws)?.strip_prefix('/')
+}
+
+/// The longest workspace id: short enough that a resource id has room beside it in an
+/// object id of at most [`MAX_OBJECT_ID_LEN`] bytes.
+pub const MAX_WORKSPACE_ID_LEN: usize = 128;
+
+/// Whether `ws` may name a new workspace: an object id without `/` (which separates it from
+/// resource ids) and at most [`MAX_WORKSPACE_ID_LEN`] bytes.
+pub(super) fn valid_workspace_id(ws: &str) -> bool {
+    ws.len() <= MAX_WORKSPACE_ID_LEN && !ws.contains('/') && is_valid_object_id(ws)
+}
+
+/// The longest resource id `ws` has room for.
+pub(super) fn max_resource_id_len(ws: &str) -> usize {
+    MAX_OBJECT_ID_LEN.saturating_sub(ws.len() + 1)
+}
+
+/// Whether `id` may name a connection or workbook of `ws`: no `/`, and `{ws}/{id}` a valid
+/// object id.
+pub(super) fn valid_resource_id(ws: &str, id: &str) -> bool {
+    !id.is_empty() && !id.contains('/') && is_valid_object_id(&scoped_id(ws, id))
 }
 
 pub(super) fn user(id: &str) -> SubjectRef {
@@ -179,7 +214,7 @@ pub(super) fn must_match(filter: RelationshipFilter) -> Precondition {
     }
 }
 
-pub(super) fn must_not_match(filter: RelationshipFilter) -> Precondition {
+pub(crate) fn must_not_match(filter: RelationshipFilter) -> Precondition {
     Precondition {
         kind: PreconditionKind::MustNotMatch,
         filter,

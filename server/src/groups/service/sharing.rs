@@ -7,21 +7,21 @@
 use std::collections::BTreeMap;
 
 use pemba_engine::is_valid_object_id;
-use pemba_engine::{ObjectRef, SubjectRef, Transaction, Update};
+use pemba_engine::{ObjectRef, RelationshipFilter, SubjectFilter, SubjectRef, Transaction, Update};
 
 use super::relations::{
-    create, delete, exact, grant_relations, grantee_subject, group_object, link, must_match,
-    must_not_match, of_object, owner_relation, removal, resource_object, roles, touch, tuple, user,
-    workspace_relation,
+    create, delete, exact, grant_relations, grantee_subject, group_object, link,
+    max_resource_id_len, must_match, must_not_match, of_object, owner_relation, removal,
+    resource_object, roles, touch, tuple, unscoped_id, user, valid_resource_id, workspace_relation,
 };
 use super::{changed_concurrently, Authorized, Groups, ALL};
 use crate::groups::error::{Action, Conflict, GroupsError, Invalid, Missing, Purpose};
 use crate::groups::model::{
-    Access, Actor, Grantee, GroupAccess, Input, Resource, ResourceCreated, ResourceKind, Shared,
-    UserAccess, WorkbookRole,
+    Access, Actor, Grantee, GroupAccess, Input, ListedResource, Resource, ResourceCreated,
+    ResourceKind, Shared, UserAccess, WorkbookRole,
 };
 use crate::groups::names::sort_by_name;
-use crate::groups::vocabulary::{connection, group};
+use crate::groups::vocabulary::{connection, group, workspace};
 
 impl Groups {
     /// Creates `resource` in `ws`, owned by the actor (any member). Answers
@@ -34,17 +34,19 @@ impl Groups {
     ) -> Result<ResourceCreated, GroupsError> {
         let kind = resource.kind;
         let authorized = self.admit(actor, ws, Action::CreateResources(kind))?;
-        if !is_valid_object_id(&resource.id) {
+        if !valid_resource_id(ws, &resource.id) {
             return Err(Invalid::ResourceId {
                 kind,
                 id: resource.id.clone(),
+                max: max_resource_id_len(ws),
             }
             .into());
         }
-        let object = resource_object(resource);
+        let object = resource_object(ws, resource);
         let owner = tuple(object.clone(), owner_relation(kind), user(actor.id()));
         let mut answer = ResourceCreated {
             id: resource.id.clone(),
+            object: object.to_string(),
             workspace: ws.to_string(),
             owner: actor.id().to_string(),
             created: true,
@@ -76,6 +78,42 @@ impl Groups {
         };
         self.commit(&authorized, transaction, taken)?;
         Ok(answer)
+    }
+
+    /// Every resource of `kind` in `ws`, by id, with its owners: what the console lists
+    /// before a member opens one. Any member (as the group directory); who may share each
+    /// is still decided when its access is read.
+    pub fn list_resources(
+        &self,
+        actor: &Actor,
+        ws: &str,
+        kind: ResourceKind,
+    ) -> Result<Vec<ListedResource>, GroupsError> {
+        self.enter(actor, ws)?;
+        let in_workspace = RelationshipFilter {
+            resource_type: Some(kind.type_name().to_string()),
+            resource_id: None,
+            relation: Some(workspace_relation(kind.type_name()).to_string()),
+            subject: Some(SubjectFilter::exact(&SubjectRef::object(
+                workspace::TYPE,
+                ws,
+            ))),
+        };
+        let mut listed = Vec::new();
+        for link in self.relationships(&in_workspace, ALL)? {
+            // Engine ids are `{ws}/{id}`; a link to this workspace is always so spelled.
+            let Some(id) = unscoped_id(ws, &link.resource.object_id) else {
+                continue;
+            };
+            let id = id.to_string();
+            let owners = self
+                .relationships(&of_object(&link.resource, Some(owner_relation(kind))), ALL)?
+                .into_iter()
+                .map(|t| t.subject.object.object_id)
+                .collect();
+            listed.push(ListedResource { id, owners });
+        }
+        Ok(listed)
     }
 
     /// Shares `resource` with `grantee`, replacing any grant it had: a group of `ws`, or a
@@ -221,9 +259,9 @@ impl Groups {
         resource: &Resource,
     ) -> Result<(ObjectRef, Authorized), GroupsError> {
         self.enter(actor, ws)?;
-        let object = resource_object(resource);
-        let here =
-            is_valid_object_id(&resource.id) && self.workspace_of(&object)?.as_deref() == Some(ws);
+        let object = resource_object(ws, resource);
+        let here = valid_resource_id(ws, &resource.id)
+            && self.workspace_of(&object)?.as_deref() == Some(ws);
         if !here {
             return Err(Missing::Resource {
                 kind: resource.kind,
