@@ -39,6 +39,14 @@ enum Command {
                             The `pemba serving` line comes once the store is open and the socket bound."
     )]
     Serve(pemba::cli::ServeArgs),
+    /// Create or upgrade Pemba's tables in a PostgreSQL database. Idempotent, and safe to
+    /// run from several replicas at once.
+    Migrate {
+        /// The database: `postgres://USER@HOST:PORT/DB` (the password may also come from
+        /// `PGPASSWORD` or the file named by `PEMBA_DATASTORE_PASSWORD_FILE`).
+        #[arg(long, env = "PEMBA_DATASTORE", value_name = "URL")]
+        datastore: String,
+    },
     /// Read, write or compare the schema.
     #[command(subcommand)]
     Schema(SchemaCommand),
@@ -131,6 +139,10 @@ fn main() -> ExitCode {
     let files_only = |name: &str| global.no_target(name).err();
     match command {
         Command::Serve(args) => pemba::cli::serve(args, &global),
+        Command::Migrate { datastore } => match files_only("migrate") {
+            Some(message) => fail(&message),
+            None => migrate(&datastore),
+        },
         Command::Schema(command) => schema::run(command, &global),
         Command::Relationship(command) => relationship::run(command, &global),
         Command::Permission(command) => permission::run(command, &global),
@@ -197,6 +209,27 @@ fn workload(size: pemba::workload::Size, seed: u64, out: &std::path::Path) -> Ex
                 "error: cannot write the workload to `{}`: {error}",
                 out.display()
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pemba migrate`: prints what it did, or the error (which never repeats the URL).
+fn migrate(datastore: &str) -> ExitCode {
+    match pemba_engine::migrate(datastore) {
+        Ok(done) if done.from == done.to => {
+            println!("the database is already at version {}", done.to);
+            ExitCode::SUCCESS
+        }
+        Ok(done) => {
+            println!(
+                "migrated the database from version {} to {}",
+                done.from, done.to
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }

@@ -5,6 +5,7 @@
 //! store (with its cross-check) in `engine/build.rs`.
 
 mod build;
+mod follow;
 mod query;
 mod writes;
 
@@ -64,6 +65,12 @@ pub struct Engine {
     /// Concurrent transactions share durable commits (see [`Engine::transact`]).
     group: GroupCommit<Pending, Result<ChangeSet, WriteError>>,
     revisions: tokio::sync::watch::Sender<Revision>,
+    /// Serializes applying log entries, which the writer, the tailer and reads catching
+    /// up on demand all do: each entry is applied once, in revision order. Taken after
+    /// `writer` and before `state`.
+    applying: Mutex<()>,
+    /// How long a read waits for a shared store's revision it needs.
+    max_staleness_wait: std::time::Duration,
 }
 
 impl Engine {
@@ -100,7 +107,7 @@ impl Engine {
             None => State {
                 revision: head.revision,
                 schema: None,
-                index: Index::new(&CompiledSchema::default()),
+                index: Index::new(&follow::no_schema()),
             },
             Some(text) => {
                 let compiled = pemba_schema::compile(&text).map_err(|errors| {
@@ -122,6 +129,8 @@ impl Engine {
             writer: Mutex::new(()),
             group: GroupCommit::default(),
             revisions,
+            applying: Mutex::new(()),
+            max_staleness_wait: std::time::Duration::from_secs(5),
         })
     }
 
@@ -152,6 +161,7 @@ impl Engine {
 
     /// The state at the revision `consistency` asks for, read-locked for one answer.
     fn snapshot(&self, consistency: Consistency) -> Result<RwLockReadGuard<'_, State>, QueryError> {
+        self.freshen(consistency)?;
         let state = self.state.read();
         match consistency {
             Consistency::MinimizeLatency | Consistency::FullyConsistent => {}
@@ -180,7 +190,10 @@ impl Engine {
     pub fn write_schema(&self, text: &str) -> Result<Revision, SchemaWriteError> {
         let compiled = pemba_schema::compile(text).map_err(SchemaWriteError::Invalid)?;
         let _writer = self.writer.lock();
-        {
+        // Under the store's commit lock, so no replica writes between the check and the
+        // schema's commit.
+        let revision = self.store.write_schema(text, &mut |newest| {
+            self.catch_up_to(newest)?;
             let state = self.state.read();
             if let Some(old) = &state.schema {
                 let examples = orphans(&old.compiled, &state.index, &compiled);
@@ -188,8 +201,8 @@ impl Engine {
                     return Err(SchemaWriteError::WouldOrphan { examples });
                 }
             }
-        }
-        let revision = self.store.write_schema(text)?;
+            Ok(())
+        })?;
         let schema = Arc::new(LoadedSchema {
             text: text.to_string(),
             compiled,
@@ -197,9 +210,10 @@ impl Engine {
         let built = build::build_index(self.store.as_ref(), &schema.compiled)?;
         {
             let mut state = self.state.write();
+            // Another replica's write may follow the schema in the scanned snapshot.
             state.schema = Some(schema);
             state.index = built.value;
-            state.revision = revision;
+            state.revision = built.revision.max(revision);
         }
         self.revisions.send_replace(revision);
         Ok(revision)
@@ -226,6 +240,16 @@ impl Engine {
         prefix: &str,
     ) -> Result<Vec<(String, String)>, StorageError> {
         self.store.metadata_with_prefix(prefix)
+    }
+
+    /// The store's backend name (`redb`, `postgres`).
+    pub fn store_kind(&self) -> &'static str {
+        self.store.kind()
+    }
+
+    /// One round trip to the store: whether it is reachable.
+    pub fn ping_store(&self) -> Result<(), StorageError> {
+        self.store.ping()
     }
 
     /// Change sets committed after `after`, oldest first, at most `limit`.

@@ -40,6 +40,26 @@ pub enum StorageError {
     /// A committed write's outcome did not reach its writer (a bug, never input).
     #[error("a committed write lost its outcome")]
     LostOutcome,
+    /// PostgreSQL refused a statement (anything but losing the connection).
+    #[error("postgresql: {source}")]
+    Postgres {
+        /// What the server or the client library reported.
+        #[source]
+        source: Arc<postgres::Error>,
+    },
+    /// The datastore cannot be reached (down, restarting, or out of connections); nothing
+    /// was changed, and the request may be retried.
+    #[error("the datastore is unavailable: {reason}")]
+    Unavailable {
+        /// What failed, without credentials.
+        reason: String,
+    },
+    /// The database lacks Pemba's tables, or holds an older version of them.
+    #[error("the database is not migrated ({found}): run `pemba migrate --datastore URL` first")]
+    NotMigrated {
+        /// What was found instead.
+        found: String,
+    },
 }
 
 impl StorageError {
@@ -186,6 +206,17 @@ pub enum QueryError {
     /// Storage failure.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The replica could not reach the revision the request needs within the bound
+    /// (`--max-staleness-wait`): it never answers from an older one.
+    #[error("this replica has applied revision {} but the request needs {}, and it could not catch up within {} ms", applied.0, wanted.0, waited.as_millis())]
+    Stale {
+        /// The revision asked for.
+        wanted: Revision,
+        /// The revision the replica has applied.
+        applied: Revision,
+        /// How long it tried.
+        waited: std::time::Duration,
+    },
 }
 
 impl From<SyntaxError> for QueryError {

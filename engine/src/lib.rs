@@ -53,7 +53,10 @@ pub use error::{
 pub use expand::{ExpandKind, ExpandNode};
 pub use filter::{RelationshipFilter, SubjectFilter};
 pub use revision::{Answer, Consistency, Revision};
-pub use store::{DeleteCommitted, Head, RawTuple, RedbStore, Scanned, Store, StoredCopy};
+pub use store::{
+    migrate, Admit, AdmitSchema, DeleteCommitted, Head, LogEntry, Migrated, PostgresStore,
+    RawTuple, RedbStore, Scanned, Store, StoredCopy,
+};
 pub use tuple::{
     is_valid_object_id, parse_tuples, validate_object, ObjectRef, SubjectRef, SyntaxError, Tuple,
     MAX_OBJECT_ID_LEN,

@@ -1,15 +1,20 @@
 //! The seam between the engine and durable storage: the [`Store`] trait and what crosses
-//! it. The redb backend lives in `store/redb.rs`; key encoding and the change-log format,
-//! which any byte-keyed backend can share, beside it. Table layout: `docs/storage.md`.
+//! it. The redb backend lives in `store/redb.rs`, the PostgreSQL one in
+//! `store/postgres.rs`; key encoding and the change-log format beside them. Table layout
+//! and the replicas' correctness argument: `docs/storage.md`.
 
 mod changelog;
 mod keys;
+mod postgres;
 mod redb;
 
+pub use self::postgres::{migrate, Migrated, PostgresStore};
 pub use self::redb::RedbStore;
 pub use keys::RawTuple;
 
-use crate::error::{StorageError, WriteError};
+use std::time::Duration;
+
+use crate::error::{SchemaWriteError, StorageError, WriteError};
 use crate::revision::{Answer, Revision};
 use crate::tuple::Tuple;
 use crate::write::{ChangeSet, DeleteRequest, Transaction};
@@ -42,7 +47,29 @@ pub struct Scanned {
     pub revision: Revision,
     /// The relationship count the store recorded at that revision.
     pub recorded_count: u64,
+    /// Whether the scan also visited a second, subject-ordered copy to cross-check (redb
+    /// keeps two; PostgreSQL keeps one row per relationship and checksums its pages).
+    pub mirrored: bool,
 }
+
+/// One change-log entry, as a replica applies it.
+#[derive(Clone, Debug)]
+pub struct LogEntry {
+    /// The revision and what it changed.
+    pub changes: ChangeSet,
+    /// Whether the revision wrote a schema (the replica then rebuilds its index).
+    pub schema_changed: bool,
+}
+
+/// Called by [`Store::commit`] once the store holds its commit lock, with the newest
+/// committed revision: the engine catches up to it, then says for each transaction whether
+/// its check conditions hold (a shorter answer admits the rest).
+pub type Admit<'a> = dyn FnMut(Revision) -> Result<Vec<Result<(), WriteError>>, StorageError> + 'a;
+
+/// Called by [`Store::write_schema`] once the store holds its commit lock, with the
+/// newest committed revision: the engine catches up to it and refuses a schema that
+/// would orphan relationships.
+pub type AdmitSchema<'a> = dyn FnMut(Revision) -> Result<(), SchemaWriteError> + 'a;
 
 /// A committed delete by filter.
 #[derive(Clone, Debug)]
@@ -74,9 +101,13 @@ pub trait Store: Send + Sync {
     /// and applied in order as if alone, with its own revision; one refused (a failed
     /// precondition, an existing relationship on create) leaves no trace and does not stop
     /// the others. The outer error means nothing at all was committed.
+    ///
+    /// `admit` runs once, after the store holds the lock that orders commits and before
+    /// anything is checked: what it refuses is not committed.
     fn commit(
         &self,
         transactions: &[&Transaction],
+        admit: &mut Admit<'_>,
     ) -> Result<Vec<Result<ChangeSet, WriteError>>, StorageError>;
     /// The metadata value of `key`.
     fn metadata(&self, key: &str) -> Result<Option<String>, StorageError>;
@@ -91,8 +122,40 @@ pub trait Store: Send + Sync {
         after: Option<&Tuple>,
         limit: usize,
     ) -> Result<Answer<Vec<Tuple>>, StorageError>;
+    /// Up to `limit` log entries with revisions above `after`, in commit order.
+    fn log_after(&self, after: Revision, limit: usize) -> Result<Vec<LogEntry>, StorageError>;
     /// Up to `limit` change sets with revisions above `after`, in commit order.
-    fn changes_after(&self, after: Revision, limit: usize) -> Result<Vec<ChangeSet>, StorageError>;
-    /// Stores a new schema version as its own revision.
-    fn write_schema(&self, text: &str) -> Result<Revision, StorageError>;
+    fn changes_after(&self, after: Revision, limit: usize) -> Result<Vec<ChangeSet>, StorageError> {
+        Ok(self
+            .log_after(after, limit)?
+            .into_iter()
+            .map(|entry| entry.changes)
+            .collect())
+    }
+    /// Stores a new schema version as its own revision, once `admit` accepts it under the
+    /// commit lock.
+    fn write_schema(
+        &self,
+        text: &str,
+        admit: &mut AdmitSchema<'_>,
+    ) -> Result<Revision, SchemaWriteError>;
+    /// The newest committed revision (what `fullyConsistent` waits for).
+    fn newest_revision(&self) -> Result<Revision, StorageError> {
+        Ok(self.head()?.revision)
+    }
+    /// Whether other processes may write to this store, so the engine must tail its log.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Blocks until another process may have committed, or `timeout` passes (a hint only:
+    /// the caller reads the log either way).
+    fn wait_for_commits(&self, timeout: Duration) {
+        std::thread::sleep(timeout);
+    }
+    /// The backend's name, as `/healthz` reports it.
+    fn kind(&self) -> &'static str;
+    /// One round trip to the store, to tell whether it is reachable.
+    fn ping(&self) -> Result<(), StorageError> {
+        self.newest_revision().map(drop)
+    }
 }

@@ -36,6 +36,8 @@ pub enum Code {
     Unimplemented = 12,
     /// 13: something broke inside the server.
     Internal = 13,
+    /// 14: the datastore or the revision asked for cannot be reached now; retry.
+    Unavailable = 14,
     /// 16: no valid credentials.
     Unauthenticated = 16,
 }
@@ -185,7 +187,14 @@ impl ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
-        ApiError::internal(error)
+        match error {
+            StorageError::Unavailable { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Code::Unavailable,
+                error.to_string(),
+            ),
+            _ => ApiError::internal(error),
+        }
     }
 }
 
@@ -217,6 +226,11 @@ impl From<QueryError> for ApiError {
                     newest.token(),
                     wanted.token()
                 ),
+            ),
+            QueryError::Stale { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Code::Unavailable,
+                error.to_string(),
             ),
             QueryError::Storage(storage) => storage.into(),
             _ => ApiError::internal(error),

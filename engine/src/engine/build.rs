@@ -42,7 +42,7 @@ pub(super) fn build_index(
             "the store is damaged: relationship `{tuple}` is in its subject index but not in its resource index"
         )));
     }
-    if mirrored != index.count || scanned.recorded_count != index.count {
+    if (scanned.mirrored && mirrored != index.count) || scanned.recorded_count != index.count {
         return Err(StorageError::corrupt(format!(
             "the store is damaged: its resource index holds {} relationships, its subject index {mirrored}, and its count says {}",
             index.count, scanned.recorded_count

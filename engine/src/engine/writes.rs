@@ -7,12 +7,10 @@ use super::{Engine, Pending};
 use crate::error::{QueryError, StorageError, WriteError};
 use crate::filter::{RelationshipFilter, SubjectFilter};
 use crate::revision::{Answer, Revision};
-use crate::store::RawTuple;
+use crate::store::LogEntry;
 use crate::tuple::SubjectRef;
 use crate::validate::{validate_filter, validate_transaction};
-use crate::write::{
-    ChangeSet, DeleteRequest, Deleted, Operation, Precondition, Transaction, Update,
-};
+use crate::write::{ChangeSet, DeleteRequest, Deleted, Precondition, Transaction, Update};
 
 impl Engine {
     /// Applies a batch atomically: all updates or none, after the preconditions hold.
@@ -118,24 +116,20 @@ impl Engine {
         segment: &[usize],
         outcomes: &mut [Option<Result<ChangeSet, WriteError>>],
     ) -> Result<(), StorageError> {
-        let mut batch: Vec<(usize, &Transaction)> = Vec::with_capacity(segment.len());
-        for &index in segment {
-            let Some(pending) = group.get(index) else {
-                continue;
-            };
-            if let Err(refused) = self.checks_hold(&pending.transaction) {
-                if let Some(slot) = outcomes.get_mut(index) {
-                    *slot = Some(Err(refused));
-                }
-                continue;
-            }
-            batch.push((index, &pending.transaction));
-        }
+        let batch: Vec<(usize, &Transaction)> = segment
+            .iter()
+            .filter_map(|&index| group.get(index).map(|p| (index, &p.transaction)))
+            .collect();
         if batch.is_empty() {
             return Ok(());
         }
         let transactions: Vec<&Transaction> = batch.iter().map(|(_, t)| *t).collect();
-        let committed = self.store.commit(&transactions)?;
+        // Check conditions are evaluated under the store's commit lock, after the index
+        // has caught up with every revision committed before it (other replicas' too).
+        let committed = self.store.commit(&transactions, &mut |newest| {
+            self.catch_up_to(newest)?;
+            Ok(transactions.iter().map(|t| self.checks_hold(t)).collect())
+        })?;
         self.apply_all(committed.iter().filter_map(|c| c.as_ref().ok()));
         for ((index, _), outcome) in batch.iter().zip(committed) {
             if let Some(slot) = outcomes.get_mut(*index) {
@@ -158,9 +152,9 @@ impl Engine {
                     QueryError::NoSchema => WriteError::NoSchema,
                     QueryError::Storage(storage) => WriteError::Storage(storage),
                     // A check against a locked state reads no token.
-                    QueryError::Token(_) | QueryError::SnapshotUnavailable { .. } => {
-                        WriteError::Storage(StorageError::LostOutcome)
-                    }
+                    QueryError::Token(_)
+                    | QueryError::SnapshotUnavailable { .. }
+                    | QueryError::Stale { .. } => WriteError::Storage(StorageError::LostOutcome),
                 },
             )?;
             if answer != condition.expected {
@@ -200,30 +194,24 @@ impl Engine {
         )))
     }
 
-    /// Applies committed change sets to the index, in commit order, under one write lock,
-    /// then publishes the newest revision.
+    /// Applies this replica's committed change sets to the index, in commit order, then
+    /// publishes the newest revision. Revisions already applied (by the tailer) are
+    /// skipped; a gap before them (other replicas' writes) is read from the store first,
+    /// and if that fails the tailer applies them all later, in order.
     fn apply_all<'c>(&self, committed: impl Iterator<Item = &'c ChangeSet>) {
-        let mut guard = self.state.write();
-        let state = &mut *guard;
-        let mut newest = None;
-        for set in committed {
-            if let Some(schema) = &state.schema {
-                for change in &set.changes {
-                    let raw = RawTuple::of(&change.tuple);
-                    match change.operation {
-                        Operation::Delete => state.index.remove(&schema.compiled, &raw),
-                        Operation::Create | Operation::Touch => {
-                            state.index.insert(&schema.compiled, &raw);
-                        }
-                    }
-                }
+        let entries: Vec<LogEntry> = committed
+            .map(|set| LogEntry {
+                changes: set.clone(),
+                schema_changed: false,
+            })
+            .collect();
+        if let Some(first) = entries.first() {
+            let before = Revision(first.changes.revision.0.saturating_sub(1));
+            if self.catch_up_to(before).is_err() {
+                return;
             }
-            state.revision = set.revision;
-            newest = Some(set.revision);
         }
-        drop(guard);
-        if let Some(revision) = newest {
-            self.revisions.send_replace(revision);
-        }
+        // Entries of this replica's own commit hold no schema, so applying cannot fail.
+        let _applied = self.apply_entries(entries);
     }
 }

@@ -14,8 +14,8 @@ use super::keys::{
     raw_from_resource_key, raw_from_subject_key, resource_key, scan_plan, subject_key, RawTuple,
     ScanPlan,
 };
-use super::{DeleteCommitted, Head, Scanned, Store, StoredCopy};
-use crate::error::{StorageError, WriteError};
+use super::{Admit, AdmitSchema, DeleteCommitted, Head, LogEntry, Scanned, Store, StoredCopy};
+use crate::error::{SchemaWriteError, StorageError, WriteError};
 use crate::filter::RelationshipFilter;
 use crate::revision::{Answer, Revision};
 use crate::tuple::Tuple;
@@ -145,6 +145,19 @@ fn next_revision(meta: &mut redb::Table<'_, &'static str, u64>) -> Result<Revisi
     Ok(Revision(next))
 }
 
+/// Takes the next revision for a schema version and logs it (an empty entry).
+fn store_schema(
+    txn: &redb::WriteTransaction,
+    meta: &mut redb::Table<'_, &'static str, u64>,
+    text: &str,
+) -> Result<Revision, StorageError> {
+    let revision = next_revision(meta)?;
+    txn.open_table(SCHEMAS)?.insert(revision.0, text)?;
+    txn.open_table(CHANGELOG)?
+        .insert(revision.0, [].as_slice())?;
+    Ok(revision)
+}
+
 fn stored_revision<T: ReadableTable<&'static str, u64>>(
     meta: &T,
 ) -> Result<Revision, StorageError> {
@@ -179,6 +192,7 @@ impl Store for RedbStore {
         let scanned = Scanned {
             revision: stored_revision(&meta)?,
             recorded_count: stored_count(&meta)?,
+            mirrored: true,
         };
         for copy in [StoredCopy::ByResource, StoredCopy::BySubject] {
             let by_subject = copy == StoredCopy::BySubject;
@@ -198,12 +212,20 @@ impl Store for RedbStore {
     fn commit(
         &self,
         transactions: &[&Transaction],
+        admit: &mut Admit<'_>,
     ) -> Result<Vec<Result<ChangeSet, WriteError>>, StorageError> {
         let txn = self.db.begin_write()?;
         let mut outcomes = Vec::with_capacity(transactions.len());
         {
             let mut tables = Tables::open(&txn)?;
+            // redb's write transaction is the commit lock: no other writer exists until
+            // it ends.
+            let mut admitted = admit(stored_revision(&tables.meta)?)?.into_iter();
             for transaction in transactions {
+                if let Some(Err(refused)) = admitted.next() {
+                    outcomes.push(Err(refused));
+                    continue;
+                }
                 // Checks first, against everything committed or applied before in this
                 // group, so a refused transaction leaves nothing behind and needs no undo.
                 match tables.check_transaction(transaction) {
@@ -307,34 +329,44 @@ impl Store for RedbStore {
         })
     }
 
-    fn changes_after(&self, after: Revision, limit: usize) -> Result<Vec<ChangeSet>, StorageError> {
+    fn log_after(&self, after: Revision, limit: usize) -> Result<Vec<LogEntry>, StorageError> {
         let txn = self.db.begin_read()?;
         let log = txn.open_table(CHANGELOG)?;
-        let mut sets = Vec::new();
+        let schemas = txn.open_table(SCHEMAS)?;
+        let mut entries = Vec::new();
         for entry in log
             .range((Bound::Excluded(after.0), Bound::Unbounded))?
             .take(limit)
         {
             let (revision, bytes) = entry?;
-            sets.push(ChangeSet {
-                revision: Revision(revision.value()),
-                changes: decode_changes(bytes.value())?,
+            let revision = revision.value();
+            entries.push(LogEntry {
+                changes: ChangeSet {
+                    revision: Revision(revision),
+                    changes: decode_changes(bytes.value())?,
+                },
+                schema_changed: schemas.get(revision)?.is_some(),
             });
         }
-        Ok(sets)
+        Ok(entries)
     }
 
-    fn write_schema(&self, text: &str) -> Result<Revision, StorageError> {
-        let txn = self.db.begin_write()?;
+    fn write_schema(
+        &self,
+        text: &str,
+        admit: &mut AdmitSchema<'_>,
+    ) -> Result<Revision, SchemaWriteError> {
+        let txn = self.db.begin_write().map_err(StorageError::from)?;
         let revision = {
-            let mut meta = txn.open_table(META)?;
-            let revision = next_revision(&mut meta)?;
-            txn.open_table(SCHEMAS)?.insert(revision.0, text)?;
-            txn.open_table(CHANGELOG)?
-                .insert(revision.0, [].as_slice())?;
-            revision
+            let mut meta = txn.open_table(META).map_err(StorageError::from)?;
+            admit(stored_revision(&meta)?)?;
+            store_schema(&txn, &mut meta, text)?
         };
-        txn.commit()?;
+        txn.commit().map_err(StorageError::from)?;
         Ok(revision)
+    }
+
+    fn kind(&self) -> &'static str {
+        "redb"
     }
 }

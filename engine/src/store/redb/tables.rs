@@ -17,7 +17,7 @@ use crate::write::{Change, ChangeSet, Operation, Precondition, PreconditionKind,
 pub(super) struct Tables<'t> {
     by_resource: redb::Table<'t, &'static [u8], ()>,
     by_subject: redb::Table<'t, &'static [u8], ()>,
-    meta: redb::Table<'t, &'static str, u64>,
+    pub(super) meta: redb::Table<'t, &'static str, u64>,
     app: redb::Table<'t, &'static str, &'static str>,
     log: redb::Table<'t, u64, &'static [u8]>,
 }

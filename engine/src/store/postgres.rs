@@ -1,0 +1,480 @@
+//! [`PostgresStore`]: the [`Store`] several replicas share, on PostgreSQL 13+.
+//!
+//! Every write transaction locks the one row of `pemba_head` first, which orders commits
+//! and makes revisions gapless across replicas; the argument is in `docs/storage.md`.
+//! Connection options and the pool live here, the tables in `postgres/migrate.rs`, the
+//! write transactions in `postgres/writes.rs` and filters as SQL in `postgres/sql.rs`.
+
+use std::io::BufRead;
+use std::str::FromStr;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use postgres::{Client, IsolationLevel, NoTls};
+use r2d2_postgres::PostgresConnectionManager;
+
+mod migrate;
+mod sql;
+mod writes;
+
+pub use migrate::{migrate, Migrated};
+
+use super::changelog::decode_changes;
+use super::StoredCopy;
+use super::{Admit, AdmitSchema, DeleteCommitted, Head, LogEntry, RawTuple, Scanned, Store};
+use crate::error::{SchemaWriteError, StorageError, WriteError};
+use crate::filter::RelationshipFilter;
+use crate::revision::{Answer, Revision};
+use crate::tuple::Tuple;
+use crate::write::{ChangeSet, DeleteRequest, Transaction};
+
+/// The channel writers notify at commit and tailers listen on.
+const CHANNEL: &str = "pemba_changes";
+
+/// Connections one replica keeps: the writer holds one at a time (writes are serialized
+/// per replica by the engine), the rest serve reads, catch-ups and scans.
+const POOL_SIZE: u32 = 8;
+
+/// How long a request waits for a connection, and a new connection for the server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Applied unless the URL sets its own `options`: no statement runs longer, so no
+/// request hangs on a stuck server.
+const STATEMENT_TIMEOUT_MS: u64 = 30_000;
+
+/// A datastore URL, parsed, with the password filled in from the environment when the
+/// URL has none.
+pub(super) struct ConnectOptions {
+    config: postgres::Config,
+}
+
+impl ConnectOptions {
+    /// Parses `url` (`postgres://USER@HOST:PORT/DB?sslmode=...`); the password may come
+    /// from the URL, `PGPASSWORD`, or the file named by `PEMBA_DATASTORE_PASSWORD_FILE`.
+    pub(super) fn parse(url: &str) -> Result<Self, StorageError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StorageError::Unavailable {
+                reason: "a datastore URL must start with `postgres://` or `postgresql://`"
+                    .to_string(),
+            });
+        }
+        // The parser's message never repeats the URL, so it cannot leak a password.
+        let mut config =
+            postgres::Config::from_str(url).map_err(|e| StorageError::Unavailable {
+                reason: format!("invalid datastore URL: {e}"),
+            })?;
+        if config.get_password().is_none() {
+            if let Ok(password) = std::env::var("PGPASSWORD") {
+                config.password(password);
+            } else if let Some(path) = std::env::var_os("PEMBA_DATASTORE_PASSWORD_FILE") {
+                let text =
+                    std::fs::read_to_string(&path).map_err(|e| StorageError::Unavailable {
+                        reason: format!(
+                            "cannot read the password file `{}`: {e}",
+                            std::path::Path::new(&path).display()
+                        ),
+                    })?;
+                config.password(text.trim_end_matches(['\n', '\r']));
+            }
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_options().is_none() {
+            config.options(&format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
+        }
+        Ok(ConnectOptions { config })
+    }
+}
+
+/// One connection outside the pool (migrations, the listener).
+pub(super) fn connect_once(options: &ConnectOptions) -> Result<Client, StorageError> {
+    off_runtime(|| options.config.connect(NoTls).map_err(pg_error))
+}
+
+/// Runs `work` on a thread outside any async runtime: the blocking client drives its own
+/// runtime, which cannot start on a thread that already runs one (the server calls the
+/// engine's read path from its async handlers).
+fn off_runtime<T: Send>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send,
+) -> Result<T, StorageError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return work();
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(work)
+            .join()
+            .unwrap_or_else(|_| Err(StorageError::LostOutcome))
+    })
+}
+
+/// A PostgreSQL error as a [`StorageError`]: a lost or refused connection (class 08,
+/// shutdown, too many connections) is `Unavailable`, anything else `Postgres`.
+pub(super) fn pg_error(error: postgres::Error) -> StorageError {
+    let unavailable = error.is_closed()
+        || match error.code() {
+            None => true,
+            Some(code) => {
+                let code = code.code();
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code == "53300"
+                    || code == "57014"
+            }
+        };
+    if unavailable {
+        StorageError::Unavailable {
+            reason: error.to_string(),
+        }
+    } else {
+        StorageError::Postgres {
+            source: std::sync::Arc::new(error),
+        }
+    }
+}
+
+fn to_revision(value: i64) -> Result<Revision, StorageError> {
+    u64::try_from(value)
+        .map(Revision)
+        .map_err(|_| StorageError::corrupt(format!("negative revision {value} in the database")))
+}
+
+fn to_sql_revision(revision: Revision) -> Result<i64, StorageError> {
+    i64::try_from(revision.0)
+        .map_err(|_| StorageError::corrupt(format!("revision {} is out of range", revision.0)))
+}
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// The PostgreSQL-backed [`Store`]: the truth several `pemba serve` replicas share.
+///
+/// Holds a small connection pool and, for the tailer, one connection that `LISTEN`s.
+pub struct PostgresStore {
+    pool: Pool,
+    options: ConnectOptions,
+    /// The `LISTEN` connection, opened on first use and dropped (to be reopened) when it
+    /// fails; a missing one only costs a poll interval.
+    listener: Mutex<Option<Client>>,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url`, which `pemba migrate` must have prepared.
+    pub fn connect(url: &str) -> Result<Self, StorageError> {
+        let options = ConnectOptions::parse(url)?;
+        let manager = PostgresConnectionManager::new(options.config.clone(), NoTls);
+        let pool = off_runtime(|| {
+            r2d2::Pool::builder()
+                .max_size(POOL_SIZE)
+                .min_idle(Some(1))
+                .connection_timeout(CONNECT_TIMEOUT)
+                .error_handler(Box::new(r2d2::NopErrorHandler))
+                .build(manager)
+                .map_err(|e| StorageError::Unavailable {
+                    reason: format!("cannot connect to the datastore: {e}"),
+                })
+        })?;
+        let store = PostgresStore {
+            pool,
+            options,
+            listener: Mutex::new(None),
+        };
+        store.with_client(migrate::require_current)?;
+        Ok(store)
+    }
+
+    /// Runs `work` with a pooled connection, off the async runtime.
+    fn with_client<T: Send>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<T, StorageError> + Send,
+    ) -> Result<T, StorageError> {
+        off_runtime(|| {
+            let mut client = self.pool.get().map_err(|e| StorageError::Unavailable {
+                reason: format!("no datastore connection: {e}"),
+            })?;
+            work(&mut client)
+        })
+    }
+}
+
+/// Reads the six text columns of a relationship row as a [`RawTuple`] and visits it.
+fn visit_copy_line(
+    line: &str,
+    visit: &mut dyn FnMut(StoredCopy, RawTuple<'_>),
+) -> Result<(), StorageError> {
+    let mut fields = line.split('\t');
+    let mut next = || {
+        fields
+            .next()
+            .filter(|f| !f.contains('\\'))
+            .ok_or_else(|| StorageError::corrupt(format!("malformed relationship row `{line}`")))
+    };
+    let raw = RawTuple {
+        resource_type: next()?,
+        resource_id: next()?,
+        relation: next()?,
+        subject_type: next()?,
+        subject_id: next()?,
+        subject_relation: next()?,
+    };
+    visit(StoredCopy::ByResource, raw);
+    Ok(())
+}
+
+impl Store for PostgresStore {
+    fn head(&self) -> Result<Head, StorageError> {
+        self.with_client(|client| {
+            let mut txn = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(pg_error)?;
+            let row = txn
+                .query_one("SELECT revision, relationships FROM pemba_head", &[])
+                .map_err(pg_error)?;
+            let schema = txn
+                .query_opt(
+                    "SELECT text FROM pemba_schemas ORDER BY revision DESC LIMIT 1",
+                    &[],
+                )
+                .map_err(pg_error)?;
+            Ok(Head {
+                revision: to_revision(row.try_get(0).map_err(pg_error)?)?,
+                relationships: u64::try_from(row.try_get::<_, i64>(1).map_err(pg_error)?)
+                    .unwrap_or(0),
+                schema: schema
+                    .map(|row| row.try_get::<_, String>(0))
+                    .transpose()
+                    .map_err(pg_error)?,
+            })
+        })
+    }
+
+    fn scan_all(
+        &self,
+        visit: &mut dyn FnMut(StoredCopy, RawTuple<'_>),
+    ) -> Result<Scanned, StorageError> {
+        // `visit` is not `Send`; the scan collects on the worker thread when it must move
+        // off the runtime, which only happens for a schema write from an async handler.
+        let mut client = off_runtime(|| {
+            self.pool.get().map_err(|e| StorageError::Unavailable {
+                reason: format!("no datastore connection: {e}"),
+            })
+        })?;
+        let mut scan = || -> Result<Scanned, StorageError> {
+            let mut txn = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(pg_error)?;
+            let row = txn
+                .query_one("SELECT revision, relationships FROM pemba_head", &[])
+                .map_err(pg_error)?;
+            let scanned = Scanned {
+                revision: to_revision(row.try_get(0).map_err(pg_error)?)?,
+                recorded_count: u64::try_from(row.try_get::<_, i64>(1).map_err(pg_error)?)
+                    .unwrap_or(0),
+                mirrored: false,
+            };
+            let reader = txn
+                .copy_out(
+                    "COPY (SELECT resource_type, resource_id, relation, subject_type, \
+                     subject_id, subject_relation FROM pemba_relationships \
+                     ORDER BY resource_type, resource_id, relation) TO STDOUT",
+                )
+                .map_err(pg_error)?;
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                let read = reader
+                    .read_line(&mut line)
+                    .map_err(|e| StorageError::Unavailable {
+                        reason: format!("reading relationships: {e}"),
+                    })?;
+                if read == 0 {
+                    break;
+                }
+                visit_copy_line(line.trim_end_matches('\n'), visit)?;
+            }
+            drop(reader);
+            txn.commit().map_err(pg_error)?;
+            Ok(scanned)
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return scan();
+        }
+        Err(StorageError::Unavailable {
+            reason: "a full scan of the datastore cannot run on an async thread".to_string(),
+        })
+    }
+
+    fn commit(
+        &self,
+        transactions: &[&Transaction],
+        admit: &mut Admit<'_>,
+    ) -> Result<Vec<Result<ChangeSet, WriteError>>, StorageError> {
+        let mut client = self.pool.get().map_err(|e| StorageError::Unavailable {
+            reason: format!("no datastore connection: {e}"),
+        })?;
+        writes::commit(&mut client, transactions, admit)
+    }
+
+    fn metadata(&self, key: &str) -> Result<Option<String>, StorageError> {
+        self.with_client(|client| {
+            client
+                .query_opt(
+                    "SELECT value FROM pemba_app_metadata WHERE key = $1",
+                    &[&key],
+                )
+                .map_err(pg_error)?
+                .map(|row| row.try_get(0).map_err(pg_error))
+                .transpose()
+        })
+    }
+
+    fn metadata_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StorageError> {
+        self.with_client(|client| {
+            // `starts_with` rather than LIKE: the prefix may hold `%` or `_`.
+            let rows = client
+                .query(
+                    "SELECT key, value FROM pemba_app_metadata \
+                     WHERE starts_with(key, $1) ORDER BY key",
+                    &[&prefix],
+                )
+                .map_err(pg_error)?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get(0).map_err(pg_error)?,
+                        row.try_get(1).map_err(pg_error)?,
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    fn delete_matching(&self, request: &DeleteRequest) -> Result<DeleteCommitted, WriteError> {
+        let mut client = self.pool.get().map_err(|e| StorageError::Unavailable {
+            reason: format!("no datastore connection: {e}"),
+        })?;
+        writes::delete_matching(&mut client, request)
+    }
+
+    fn read(
+        &self,
+        filter: &RelationshipFilter,
+        after: Option<&Tuple>,
+        limit: usize,
+    ) -> Result<Answer<Vec<Tuple>>, StorageError> {
+        self.with_client(|client| {
+            let mut txn = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(pg_error)?;
+            let revision = txn
+                .query_one("SELECT revision FROM pemba_head", &[])
+                .map_err(pg_error)?;
+            let revision = to_revision(revision.try_get(0).map_err(pg_error)?)?;
+            let found = if limit == 0 {
+                Vec::new()
+            } else {
+                sql::select(&mut txn, filter, after, Some(limit))?
+            };
+            txn.commit().map_err(pg_error)?;
+            Ok(Answer {
+                value: found,
+                revision,
+            })
+        })
+    }
+
+    fn log_after(&self, after: Revision, limit: usize) -> Result<Vec<LogEntry>, StorageError> {
+        let after = to_sql_revision(after)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_client(|client| {
+            let rows = client
+                .query(
+                    "SELECT revision, changes, schema_changed FROM pemba_changelog \
+                     WHERE revision > $1 ORDER BY revision LIMIT $2",
+                    &[&after, &limit],
+                )
+                .map_err(pg_error)?;
+            rows.iter()
+                .map(|row| {
+                    let revision = to_revision(row.try_get(0).map_err(pg_error)?)?;
+                    let changes: &str = row.try_get(1).map_err(pg_error)?;
+                    Ok(LogEntry {
+                        changes: ChangeSet {
+                            revision,
+                            changes: decode_changes(changes.as_bytes())?,
+                        },
+                        schema_changed: row.try_get(2).map_err(pg_error)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn write_schema(
+        &self,
+        text: &str,
+        admit: &mut AdmitSchema<'_>,
+    ) -> Result<Revision, SchemaWriteError> {
+        let mut client = self.pool.get().map_err(|e| StorageError::Unavailable {
+            reason: format!("no datastore connection: {e}"),
+        })?;
+        writes::write_schema(&mut client, text, admit)
+    }
+
+    fn newest_revision(&self) -> Result<Revision, StorageError> {
+        self.with_client(|client| {
+            let row = client
+                .query_one("SELECT revision FROM pemba_head", &[])
+                .map_err(pg_error)?;
+            to_revision(row.try_get(0).map_err(pg_error)?)
+        })
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn wait_for_commits(&self, timeout: Duration) {
+        let mut listener = self.listener.lock();
+        if listener.is_none() {
+            *listener = connect_once(&self.options).ok().and_then(|mut client| {
+                client
+                    .batch_execute(&format!("LISTEN {CHANNEL}"))
+                    .ok()
+                    .map(|()| client)
+            });
+        }
+        let Some(client) = listener.as_mut() else {
+            drop(listener);
+            std::thread::sleep(timeout);
+            return;
+        };
+        let failed = {
+            let mut notifications = client.notifications();
+            let woke = postgres::fallible_iterator::FallibleIterator::next(
+                &mut notifications.timeout_iter(timeout),
+            );
+            // One notification is enough, the caller reads the whole log: drop the rest.
+            let drained =
+                postgres::fallible_iterator::FallibleIterator::count(notifications.iter());
+            woke.is_err() || drained.is_err()
+        };
+        if failed {
+            *listener = None;
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+}

@@ -1,0 +1,170 @@
+//! The PostgreSQL datastore against a real server (`tests/shared/postgres.rs`): migration,
+//! and two replicas (two engines) sharing one database.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure is the test's failure"
+)]
+
+use std::sync::Arc;
+
+use pemba_engine::{
+    migrate, CheckArgs, Consistency, Engine, PostgresStore, QueryError, Revision, StorageError,
+    Tuple, Update,
+};
+
+#[path = "../../tests/shared/postgres.rs"]
+mod pg;
+
+const SCHEMA: &str = "
+definition user {}
+definition doc {
+    relation viewer: user
+    permission view = viewer
+}
+";
+
+fn replica(url: &str) -> Engine {
+    Engine::with_store(Box::new(PostgresStore::connect(url).unwrap())).unwrap()
+}
+
+fn tuple(text: &str) -> Tuple {
+    Tuple::parse(text).unwrap()
+}
+
+fn can_view(engine: &Engine, consistency: Consistency, doc: &str, user: &str) -> bool {
+    let t = tuple(&format!("doc:{doc}#view@user:{user}"));
+    engine
+        .check(
+            consistency,
+            CheckArgs::new(&t.resource, &t.relation, &t.subject),
+        )
+        .unwrap()
+        .value
+}
+
+#[test]
+fn migrate_is_idempotent_and_safe_concurrently_and_serve_refuses_an_unmigrated_database() {
+    let url = pg::fresh_database();
+    match PostgresStore::connect(&url) {
+        Err(StorageError::NotMigrated { .. }) => {}
+        Err(other) => panic!("expected NotMigrated, got {other}"),
+        Ok(_) => panic!("an unmigrated database was accepted"),
+    }
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || migrate(&url).unwrap())
+        })
+        .collect();
+    let outcomes: Vec<_> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    assert_eq!(
+        outcomes.iter().filter(|m| m.from == 0).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(outcomes.iter().all(|m| m.to == 1));
+    assert_eq!(migrate(&url).unwrap().from, 1);
+    replica(&url);
+}
+
+#[test]
+fn a_revocation_on_one_replica_is_seen_on_another_with_its_token_every_time() {
+    let url = pg::fresh_database();
+    migrate(&url).unwrap();
+    let a = replica(&url);
+    let b = replica(&url);
+    a.write_schema(SCHEMA).unwrap();
+    for run in 0..25 {
+        let grant = tuple(&format!("doc:d{run}#viewer@user:eve"));
+        let granted = a.write(vec![Update::touch(grant.clone())], &[]).unwrap();
+        assert!(can_view(
+            &b,
+            Consistency::AtLeastAsFresh(granted),
+            &format!("d{run}"),
+            "eve"
+        ));
+        let revoked = a.write(vec![Update::delete(grant)], &[]).unwrap();
+        assert!(
+            !can_view(
+                &b,
+                Consistency::AtLeastAsFresh(revoked),
+                &format!("d{run}"),
+                "eve"
+            ),
+            "run {run}: replica B answered from before the revocation"
+        );
+        assert!(!can_view(
+            &b,
+            Consistency::FullyConsistent,
+            &format!("d{run}"),
+            "eve"
+        ));
+    }
+    // A token no replica wrote is refused, never answered stale.
+    let future = Revision(b.revision().0 + 1000);
+    let t = tuple("doc:d0#view@user:eve");
+    assert!(matches!(
+        b.check(
+            Consistency::AtLeastAsFresh(future),
+            CheckArgs::new(&t.resource, &t.relation, &t.subject)
+        ),
+        Err(QueryError::Token(_))
+    ));
+}
+
+#[test]
+fn concurrent_writers_on_two_replicas_get_unique_revisions_and_both_end_identical() {
+    let url = pg::fresh_database();
+    migrate(&url).unwrap();
+    let a = Arc::new(replica(&url));
+    let b = Arc::new(replica(&url));
+    a.write_schema(SCHEMA).unwrap();
+    b.catch_up().unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let engine = if w % 2 == 0 { a.clone() } else { b.clone() };
+            std::thread::spawn(move || {
+                (0..20)
+                    .map(|i| {
+                        let t = tuple(&format!("doc:w{w}i{i}#viewer@user:u{i}"));
+                        (
+                            t.clone(),
+                            engine.write(vec![Update::create(t)], &[]).unwrap(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let acknowledged: Vec<(Tuple, Revision)> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    let mut revisions: Vec<Revision> = acknowledged.iter().map(|(_, r)| *r).collect();
+    revisions.sort();
+    revisions.dedup();
+    assert_eq!(
+        revisions.len(),
+        acknowledged.len(),
+        "a revision was handed out twice"
+    );
+    let newest = *revisions.last().unwrap();
+    for engine in [&a, &b] {
+        engine.catch_up().unwrap();
+        assert_eq!(engine.revision(), newest);
+        assert_eq!(engine.relationship_count(), acknowledged.len() as u64);
+        for (t, _) in &acknowledged {
+            assert!(can_view(
+                engine,
+                Consistency::MinimizeLatency,
+                &t.resource.object_id,
+                &t.subject.object.object_id
+            ));
+        }
+    }
+    // Every revision from the schema to the newest is in the log once, in order.
+    let log = a.changes_after(Revision(0), 10_000).unwrap();
+    let numbers: Vec<u64> = log.iter().map(|set| set.revision.0).collect();
+    assert_eq!(numbers, (1..=newest.0).collect::<Vec<_>>());
+}
