@@ -91,6 +91,7 @@ fn code_of(code: error::Code) -> Code {
         error::Code::Unimplemented => Code::Unimplemented,
         error::Code::Internal => Code::Internal,
         error::Code::Unauthenticated => Code::Unauthenticated,
+        error::Code::Unavailable => Code::Unavailable,
     }
 }
 
