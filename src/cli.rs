@@ -49,6 +49,11 @@ pub struct ServeArgs {
     /// Raise it when clients reach the server through a proxy that shares one address.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_client)]
     pub max_connections_per_client: usize,
+    /// With `--datastore`: how long a read asking for a revision this replica has not
+    /// applied yet (`atLeastAsFresh`, `fullyConsistent`) waits before answering
+    /// `UNAVAILABLE` (503).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::bench::parse_duration)]
+    pub max_staleness_wait: std::time::Duration,
 }
 
 /// Relationship file formats.
@@ -122,6 +127,13 @@ pub fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
     if global.consistency.is_some() || global.json {
         return fail("`serve` takes neither `--consistency` nor `--json`");
     }
+    if let Err(message) = global.datastore_options_need_datastore() {
+        return fail(message);
+    }
+    let datastore = global.datastore().map(|mut datastore| {
+        datastore.max_staleness_wait = args.max_staleness_wait;
+        datastore
+    });
     init_tracing();
     let data_dir = global.dir();
     let (key, source) = match resolve_key(
@@ -146,11 +158,28 @@ pub fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
+    let mut config = Config::new(data_dir.clone(), key);
+    config.limits.max_connections = args.max_connections;
+    config.limits.max_connections_per_client = args.max_connections_per_client;
+    config.datastore = datastore;
+    let shown = match &config.datastore {
+        Some(datastore) => datastore.shown(),
+        None => data_dir.display().to_string(),
+    };
     let result = runtime.block_on(async {
-        let engine = pemba_server::open_store(&data_dir)
-            .await
-            .map_err(|e| target::open_hint(&e, &data_dir, true))?;
-        let pid = lock::PidFile::write(&data_dir);
+        let engine = match &config.datastore {
+            Some(datastore) => pemba_server::open_store_at(&config)
+                .await
+                .map_err(|e| format!("cannot open the datastore `{}`: {e}", datastore.shown()))?,
+            None => pemba_server::open_store(&data_dir)
+                .await
+                .map_err(|e| target::open_hint(&e, &data_dir, true))?,
+        };
+        // A shared datastore has no single holder to name.
+        let pid = match config.datastore {
+            Some(_) => None,
+            None => lock::PidFile::write(&data_dir),
+        };
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| format!("cannot listen on `{}`: {e}", args.listen))?;
@@ -168,14 +197,8 @@ pub fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
         let grpc_address = grpc_listener
             .local_addr()
             .map_err(|e| format!("cannot read the bound gRPC address: {e}"))?;
-        eprintln!(
-            "pemba serving http://{address} with data in {}",
-            data_dir.display()
-        );
+        eprintln!("pemba serving http://{address} with data in {shown}");
         eprintln!("pemba serving grpc://{grpc_address}");
-        let mut config = Config::new(data_dir.clone(), key);
-        config.limits.max_connections = args.max_connections;
-        config.limits.max_connections_per_client = args.max_connections_per_client;
         let served = pemba_server::serve_engine_with_grpc(
             listener,
             Some(grpc_listener),

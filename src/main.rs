@@ -39,14 +39,13 @@ enum Command {
                             The `pemba serving` line comes once the store is open and the socket bound."
     )]
     Serve(pemba::cli::ServeArgs),
-    /// Create or upgrade Pemba's tables in a PostgreSQL database. Idempotent, and safe to
-    /// run from several replicas at once.
-    Migrate {
-        /// The database: `postgres://USER@HOST:PORT/DB` (the password may also come from
-        /// `PGPASSWORD` or the file named by `PEMBA_DATASTORE_PASSWORD_FILE`).
-        #[arg(long, env = "PEMBA_DATASTORE", value_name = "URL")]
-        datastore: String,
-    },
+    /// Create or upgrade Pemba's tables in the PostgreSQL database `--datastore URL` (or
+    /// `PEMBA_DATASTORE`) names. Idempotent, and safe to run from several replicas at once.
+    #[command(
+        after_help = "Example:\n  pemba migrate --datastore postgres://pemba@db:5432/authz\n  \
+                            migrated the database from version 0 to 1"
+    )]
+    Migrate,
     /// Read, write or compare the schema.
     #[command(subcommand)]
     Schema(SchemaCommand),
@@ -139,10 +138,7 @@ fn main() -> ExitCode {
     let files_only = |name: &str| global.no_target(name).err();
     match command {
         Command::Serve(args) => pemba::cli::serve(args, &global),
-        Command::Migrate { datastore } => match files_only("migrate") {
-            Some(message) => fail(&message),
-            None => migrate(&datastore),
-        },
+        Command::Migrate => migrate(&global),
         Command::Schema(command) => schema::run(command, &global),
         Command::Relationship(command) => relationship::run(command, &global),
         Command::Permission(command) => permission::run(command, &global),
@@ -214,9 +210,15 @@ fn workload(size: pemba::workload::Size, seed: u64, out: &std::path::Path) -> Ex
     }
 }
 
-/// `pemba migrate`: prints what it did, or the error (which never repeats the URL).
-fn migrate(datastore: &str) -> ExitCode {
-    match pemba_engine::migrate(datastore) {
+/// `pemba migrate`: prints what it did, or the error (which never repeats the password).
+fn migrate(global: &GlobalArgs) -> ExitCode {
+    let Some(datastore) = global.datastore() else {
+        return fail("`migrate` needs `--datastore URL` (or `PEMBA_DATASTORE`)");
+    };
+    if global.data_dir.is_some() || global.endpoint.is_some() {
+        return fail("`migrate` works on `--datastore` alone");
+    }
+    match pemba_engine::migrate_with(&datastore.url, &datastore.options) {
         Ok(done) if done.from == done.to => {
             println!("the database is already at version {}", done.to);
             ExitCode::SUCCESS

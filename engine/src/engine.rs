@@ -252,12 +252,18 @@ impl Engine {
         self.store.ping()
     }
 
-    /// Change sets committed after `after`, oldest first, at most `limit`.
+    /// Change sets committed after `after`, oldest first, at most `limit`, and none
+    /// beyond the revision this engine has applied (so a watcher's cursor never runs
+    /// ahead of this replica's answers).
     pub fn changes_after(
         &self,
         after: Revision,
         limit: usize,
     ) -> Result<Vec<ChangeSet>, QueryError> {
+        if after > self.revision() && self.store.shared() {
+            // Another replica's token: committed, so this replica can catch up to it.
+            self.catch_up_to(after)?;
+        }
         let newest = self.revision();
         if after > newest {
             return Err(TokenError::FromTheFuture {
@@ -266,6 +272,8 @@ impl Engine {
             }
             .into());
         }
-        Ok(self.store.changes_after(after, limit)?)
+        let mut sets = self.store.changes_after(after, limit)?;
+        sets.retain(|set| set.revision <= newest);
+        Ok(sets)
     }
 }

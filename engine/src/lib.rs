@@ -54,8 +54,9 @@ pub use expand::{ExpandKind, ExpandNode};
 pub use filter::{RelationshipFilter, SubjectFilter};
 pub use revision::{Answer, Consistency, Revision};
 pub use store::{
-    migrate, Admit, AdmitSchema, DeleteCommitted, Head, LogEntry, Migrated, PostgresStore,
-    RawTuple, RedbStore, Scanned, Store, StoredCopy,
+    migrate, migrate_with, redact_url, Admit, AdmitSchema, DeleteCommitted, Head, LogEntry,
+    Migrated, PostgresOptions, PostgresStore, RawTuple, RedbStore, Scanned, Store, StoredCopy,
+    DEFAULT_STATEMENT_TIMEOUT,
 };
 pub use tuple::{
     is_valid_object_id, parse_tuples, validate_object, ObjectRef, SubjectRef, SyntaxError, Tuple,

@@ -8,7 +8,10 @@ mod keys;
 mod postgres;
 mod redb;
 
-pub use self::postgres::{migrate, Migrated, PostgresStore};
+pub use self::postgres::{
+    migrate, migrate_with, redact_url, Migrated, PostgresOptions, PostgresStore,
+    DEFAULT_STATEMENT_TIMEOUT,
+};
 pub use self::redb::RedbStore;
 pub use keys::RawTuple;
 

@@ -28,10 +28,12 @@ pub mod wire;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use pemba_engine::{Engine, EngineError};
+use pemba_engine::{Engine, EngineError, PostgresOptions, PostgresStore};
 use tokio::net::TcpListener;
 
 pub use auth::ApiKey;
@@ -102,18 +104,65 @@ pub struct Config {
     pub key: ApiKey,
     /// Request and batch limits (default: [`Limits::default`]).
     pub limits: Limits,
+    /// A PostgreSQL datastore to serve instead of the redb store in `data_dir` (which
+    /// then holds only the generated key); default none.
+    pub datastore: Option<Datastore>,
 }
 
 impl Config {
-    /// A config with default limits.
+    /// A config with default limits, on the redb store in `data_dir`.
     pub fn new(data_dir: PathBuf, key: ApiKey) -> Self {
         Config {
             data_dir,
             key,
             limits: Limits::default(),
+            datastore: None,
         }
     }
 }
+
+/// A PostgreSQL datastore that several replicas share (`--datastore`).
+///
+/// `Debug` shows the URL without its password; so does [`Datastore::shown`].
+#[derive(Clone)]
+pub struct Datastore {
+    /// `postgres://USER@HOST:PORT/DB?sslmode=...`; may hold the password.
+    pub url: String,
+    /// Password file and statement timeout.
+    pub options: PostgresOptions,
+    /// How long a read waits for this replica to reach the revision it asks for before
+    /// answering `UNAVAILABLE` (default 5 s).
+    pub max_staleness_wait: Duration,
+}
+
+impl Datastore {
+    /// A datastore at `url` with default options.
+    pub fn new(url: impl Into<String>) -> Self {
+        Datastore {
+            url: url.into(),
+            options: PostgresOptions::default(),
+            max_staleness_wait: DEFAULT_MAX_STALENESS_WAIT,
+        }
+    }
+
+    /// The URL with any password replaced by `***`: the only form to print or log.
+    pub fn shown(&self) -> String {
+        pemba_engine::redact_url(&self.url)
+    }
+}
+
+impl std::fmt::Debug for Datastore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Datastore")
+            .field("url", &self.shown())
+            .field("options", &self.options)
+            .field("max_staleness_wait", &self.max_staleness_wait)
+            .finish()
+    }
+}
+
+/// The default of [`Datastore::max_staleness_wait`].
+pub const DEFAULT_MAX_STALENESS_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug)]
@@ -175,7 +224,24 @@ pub fn open_engine(data_dir: &std::path::Path) -> Result<Engine, ServeError> {
             path.display()
         ))));
     }
-    let engine = Engine::open(&path)?;
+    prepare(Engine::open(&path)?)
+}
+
+/// Connects to a PostgreSQL datastore (migrated by `pemba migrate`) and builds this
+/// replica's index from it; a datastore without a schema gets [`DEFAULT_SCHEMA`], as a
+/// fresh redb store does. Blocks: call it off the async runtime, as [`open_store_at`] does.
+pub fn open_postgres_engine(datastore: &Datastore) -> Result<Engine, ServeError> {
+    let store = PostgresStore::connect_with(&datastore.url, &datastore.options)?;
+    let mut engine = Engine::with_store(Box::new(store))?;
+    engine.set_max_staleness_wait(datastore.max_staleness_wait);
+    prepare(engine)
+}
+
+/// What every freshly opened store goes through: the shipped schema when it has none,
+/// then the user-groups id migration.
+fn prepare(engine: Engine) -> Result<Engine, ServeError> {
+    // Two replicas starting together on a fresh datastore may both write it: the second
+    // is the same schema again, one more revision and nothing orphaned.
     if engine.schema().is_none() {
         engine.write_schema(DEFAULT_SCHEMA)?;
     }
@@ -213,7 +279,7 @@ pub async fn run_with_grpc(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let engine = open_store(&config.data_dir).await?;
+    let engine = open_store_at(&config).await?;
     serve_engine_with_grpc(listener, grpc_listener, engine, config, shutdown).await
 }
 
@@ -240,6 +306,25 @@ pub async fn open_store(data_dir: &std::path::Path) -> Result<Engine, ServeError
         })?
 }
 
+/// The store `config` names: its [`Datastore`] when it has one, else the redb store in
+/// its data directory ([`open_store`]).
+pub async fn open_store_at(config: &Config) -> Result<Engine, ServeError> {
+    let Some(datastore) = config.datastore.clone() else {
+        return open_store(&config.data_dir).await;
+    };
+    // A plain thread, not the blocking pool: building the index streams the datastore
+    // through the blocking client, which refuses to run on any thread of a runtime.
+    let (sender, opened) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(open_postgres_engine(&datastore));
+    });
+    opened.await.unwrap_or_else(|_| {
+        Err(ServeError::Io(std::io::Error::other(
+            "opening the datastore stopped with a panic",
+        )))
+    })
+}
+
 /// As [`run`], on a store already opened (so a caller can say it serves only once the
 /// store is open and the socket bound); `config.data_dir` is not used.
 pub async fn serve_engine(
@@ -260,6 +345,9 @@ pub async fn serve_engine_with_grpc(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let engine = Arc::new(engine);
+    // A shared store's log is tailed so this replica sees every other replica's writes.
+    let tailing = Arc::new(AtomicBool::new(false));
+    let tailer = engine.follow(tailing.clone());
     let state = AppState::with_limits(engine.clone(), config.key, config.limits);
     let router = app(state.clone());
     if let Err(lacks) = state.groups.check_schema() {
@@ -286,6 +374,11 @@ pub async fn serve_engine_with_grpc(
         stopping.begin_shutdown();
     });
     let (http, grpc) = tokio::join!(http, grpc);
+    tailing.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(tailer) = tailer {
+        // Ends within one poll interval of the flag.
+        let _ = tokio::task::spawn_blocking(move || tailer.join()).await;
+    }
     http?;
     grpc?;
     // Requests are done; dropping the last handles closes the redb file cleanly.

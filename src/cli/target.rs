@@ -1,13 +1,13 @@
-//! The flags every subcommand shares (`--data-dir`, `--endpoint`, `--key`, `--key-file`,
-//! `--json`, `--consistency`), accepted before or after the subcommand's name, and what
-//! they open: a data directory or a server.
+//! The flags every subcommand shares (`--data-dir`, `--datastore`, `--endpoint`, `--key`,
+//! `--key-file`, `--json`, `--consistency`), accepted before or after the subcommand's
+//! name, and what they open: a data directory, a PostgreSQL datastore or a server.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pemba_engine::{Consistency, Engine, EngineError, Revision, StorageError};
 use pemba_server::auth::KEY_FILE;
-use pemba_server::{open_engine, ServeError, STORE_FILE};
+use pemba_server::{open_engine, open_postgres_engine, Datastore, ServeError, STORE_FILE};
 use serde_json::{json, Value};
 
 use super::api::Api;
@@ -27,6 +27,26 @@ pub struct GlobalArgs {
     /// running on it). For `serve`: where the store and the generated key live.
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Work on a PostgreSQL datastore that `pemba migrate` prepared, shared by replicas:
+    /// `postgres://USER@HOST:PORT/DB` (`?sslmode=require` for TLS). The password may come
+    /// from the URL, `PGPASSWORD` or `--datastore-password-file`. For `serve`: the store
+    /// to serve instead of the one in `--data-dir` (which then holds only the key).
+    #[arg(
+        long,
+        global = true,
+        env = "PEMBA_DATASTORE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub datastore: Option<String>,
+    /// File whose first line is the datastore's password (when neither the URL nor
+    /// `PGPASSWORD` gives one).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub datastore_password_file: Option<PathBuf>,
+    /// Longest one datastore statement may run (`30s`, `500ms`); a request whose statement
+    /// is cut off fails with `UNAVAILABLE` rather than hang.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::bench::parse_duration)]
+    pub datastore_statement_timeout: Option<std::time::Duration>,
     /// Work through a running server, e.g. `http://127.0.0.1:8080`.
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint: Option<String>,
@@ -116,6 +136,15 @@ impl GlobalArgs {
     pub fn no_target(&self, command: &str) -> Result<(), String> {
         let given = [
             ("--data-dir", self.data_dir.is_some()),
+            ("--datastore", self.datastore.is_some()),
+            (
+                "--datastore-password-file",
+                self.datastore_password_file.is_some(),
+            ),
+            (
+                "--datastore-statement-timeout",
+                self.datastore_statement_timeout.is_some(),
+            ),
             ("--endpoint", self.endpoint.is_some()),
             ("--key", self.key.is_some()),
             ("--key-file", self.key_file.is_some()),
@@ -128,6 +157,32 @@ impl GlobalArgs {
             )),
             None => Ok(()),
         }
+    }
+
+    /// The PostgreSQL datastore `--datastore` names, with its options; `None` without it.
+    pub fn datastore(&self) -> Option<Datastore> {
+        let url = self.datastore.as_ref()?;
+        let mut datastore = Datastore::new(url.clone());
+        datastore.options.password_file = self.datastore_password_file.clone();
+        if let Some(timeout) = self.datastore_statement_timeout {
+            datastore.options.statement_timeout = timeout;
+        }
+        Some(datastore)
+    }
+
+    /// Refuses datastore options without `--datastore`, where they would silently do
+    /// nothing.
+    pub fn datastore_options_need_datastore(&self) -> Result<(), String> {
+        if self.datastore.is_some() {
+            return Ok(());
+        }
+        if self.datastore_password_file.is_some() {
+            return Err("`--datastore-password-file` needs `--datastore URL`".to_string());
+        }
+        if self.datastore_statement_timeout.is_some() {
+            return Err("`--datastore-statement-timeout` needs `--datastore URL`".to_string());
+        }
+        Ok(())
     }
 
     /// The data directory: `--data-dir` or [`DEFAULT_DATA_DIR`].
@@ -167,14 +222,31 @@ impl GlobalArgs {
     /// Opens the target: the server (`--endpoint`) or the store in the data directory,
     /// created with the shipped schema if `create`, else required to exist.
     pub fn open(&self, create: bool) -> Result<Target, String> {
+        self.datastore_options_need_datastore()?;
+        let places = [
+            ("--data-dir", self.data_dir.is_some()),
+            ("--datastore", self.datastore.is_some()),
+            ("--endpoint", self.endpoint.is_some()),
+        ];
+        if let [(first, _), (second, _), ..] = places
+            .iter()
+            .filter(|(_, given)| *given)
+            .collect::<Vec<_>>()[..]
+        {
+            return Err(format!(
+                "`{first}` and `{second}` name two places to work on: pass one"
+            ));
+        }
         if let Some(endpoint) = &self.endpoint {
-            if self.data_dir.is_some() {
-                return Err(
-                    "`--data-dir` and `--endpoint` name two places to work on: pass one"
-                        .to_string(),
-                );
-            }
             return Ok(Target::Remote(Client::new(endpoint, &self.client_key()?)));
+        }
+        if let Some(datastore) = self.datastore() {
+            return open_datastore(&datastore, create).map(|engine| {
+                Target::Local(Local {
+                    engine: Arc::new(engine),
+                    _pid: None,
+                })
+            });
         }
         let dir = self.dir();
         let opened = if create {
@@ -200,6 +272,20 @@ impl GlobalArgs {
     pub fn api(&self, create: bool) -> Result<Api, String> {
         self.open(create)?.into_api()
     }
+}
+
+/// The engine on a PostgreSQL datastore: prepared as `serve` prepares it (the shipped
+/// schema when it has none) if `create`, else opened as it is.
+fn open_datastore(datastore: &Datastore, create: bool) -> Result<Engine, String> {
+    let shown = datastore.shown();
+    let opened = if create {
+        open_postgres_engine(datastore)
+    } else {
+        pemba_engine::PostgresStore::connect_with(&datastore.url, &datastore.options)
+            .and_then(|store| Engine::with_store(Box::new(store)))
+            .map_err(ServeError::from)
+    };
+    opened.map_err(|e| format!("cannot open the datastore `{shown}`: {e}"))
 }
 
 fn read_key(path: &Path) -> Result<String, String> {

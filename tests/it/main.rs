@@ -20,5 +20,6 @@ mod hostile;
 mod import_crash;
 mod process;
 mod readme;
+mod replicas;
 mod slow;
 mod support;

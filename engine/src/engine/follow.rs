@@ -147,6 +147,14 @@ impl Engine {
         }
     }
 
+    /// Brings this replica to the revision `consistency` asks for (as a read would),
+    /// within the staleness bound: for callers that then read the log themselves (watch
+    /// resuming from another replica's token).
+    pub fn freshen_for(&self, consistency: Consistency) -> Result<Revision, QueryError> {
+        self.freshen(consistency)?;
+        Ok(self.revision())
+    }
+
     fn stale(&self, wanted: Revision, waited: Duration) -> QueryError {
         QueryError::Stale {
             wanted,

@@ -17,7 +17,7 @@ mod migrate;
 mod sql;
 mod writes;
 
-pub use migrate::{migrate, Migrated};
+pub use migrate::{migrate, migrate_with, Migrated};
 
 use super::changelog::decode_changes;
 use super::StoredCopy;
@@ -38,51 +38,116 @@ const POOL_SIZE: u32 = 8;
 /// How long a request waits for a connection, and a new connection for the server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Applied unless the URL sets its own `options`: no statement runs longer, so no
-/// request hangs on a stuck server.
-const STATEMENT_TIMEOUT_MS: u64 = 30_000;
+/// The default statement timeout: no statement runs longer, so no request hangs on a
+/// stuck server.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a replica connects, beyond what the URL says.
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    /// Longest any one statement may run (PostgreSQL's `statement_timeout`), unless the
+    /// URL's `options` set one; default [`DEFAULT_STATEMENT_TIMEOUT`].
+    pub statement_timeout: Duration,
+    /// A file holding the password (its first line), used when neither the URL nor
+    /// `PGPASSWORD` gives one; `PEMBA_DATASTORE_PASSWORD_FILE` names one when this is unset.
+    pub password_file: Option<std::path::PathBuf>,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            password_file: None,
+        }
+    }
+}
+
+/// `url` with any password replaced by `***` (in the user part and in a `password=`
+/// parameter), for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => format!("{user}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((key, _)) if key == "password" => format!("{key}=***"),
+                    _ => param.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    if scheme.is_empty() {
+        format!("{authority}{tail}")
+    } else {
+        format!("{scheme}://{authority}{tail}")
+    }
+}
 
 /// A datastore URL, parsed, with the password filled in from the environment when the
 /// URL has none.
+#[derive(Clone)]
 pub(super) struct ConnectOptions {
     config: postgres::Config,
 }
 
 impl ConnectOptions {
     /// Parses `url` (`postgres://USER@HOST:PORT/DB?sslmode=...`); the password may come
-    /// from the URL, `PGPASSWORD`, or the file named by `PEMBA_DATASTORE_PASSWORD_FILE`.
-    pub(super) fn parse(url: &str) -> Result<Self, StorageError> {
+    /// from the URL, `PGPASSWORD`, or a password file ([`PostgresOptions::password_file`],
+    /// else `PEMBA_DATASTORE_PASSWORD_FILE`).
+    pub(super) fn parse(url: &str, options: &PostgresOptions) -> Result<Self, StorageError> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(StorageError::Unavailable {
-                reason: "a datastore URL must start with `postgres://` or `postgresql://`"
-                    .to_string(),
+                reason: format!(
+                    "the datastore URL `{}` must start with `postgres://` or `postgresql://`",
+                    redact_url(url)
+                ),
             });
         }
         // The parser's message never repeats the URL, so it cannot leak a password.
         let mut config =
             postgres::Config::from_str(url).map_err(|e| StorageError::Unavailable {
-                reason: format!("invalid datastore URL: {e}"),
+                reason: format!("invalid datastore URL `{}`: {e}", redact_url(url)),
             })?;
         if config.get_password().is_none() {
-            if let Ok(password) = std::env::var("PGPASSWORD") {
+            let file = options
+                .password_file
+                .clone()
+                .or_else(|| std::env::var_os("PEMBA_DATASTORE_PASSWORD_FILE").map(Into::into));
+            if let Some(password) = std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()) {
                 config.password(password);
-            } else if let Some(path) = std::env::var_os("PEMBA_DATASTORE_PASSWORD_FILE") {
+            } else if let Some(path) = file {
                 let text =
                     std::fs::read_to_string(&path).map_err(|e| StorageError::Unavailable {
-                        reason: format!(
-                            "cannot read the password file `{}`: {e}",
-                            std::path::Path::new(&path).display()
-                        ),
+                        reason: format!("cannot read the password file `{}`: {e}", path.display()),
                     })?;
-                config.password(text.trim_end_matches(['\n', '\r']));
+                config.password(text.lines().next().unwrap_or_default());
             }
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        if config.get_options().is_none() {
-            config.options(&format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
-        }
+        let timeout = format!(
+            "-c statement_timeout={}",
+            options.statement_timeout.as_millis().max(1)
+        );
+        let merged = match config.get_options() {
+            Some(own) if own.contains("statement_timeout") => own.to_string(),
+            Some(own) => format!("{own} {timeout}"),
+            None => timeout,
+        };
+        config.options(&merged);
         Ok(ConnectOptions { config })
     }
 }
@@ -151,7 +216,8 @@ type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 ///
 /// Holds a small connection pool and, for the tailer, one connection that `LISTEN`s.
 pub struct PostgresStore {
-    pool: Pool,
+    /// Always `Some` until dropped (see `Drop`).
+    pool: Option<Pool>,
     options: ConnectOptions,
     /// The `LISTEN` connection, opened on first use and dropped (to be reopened) when it
     /// fails; a missing one only costs a poll interval.
@@ -159,9 +225,15 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to the database at `url`, which `pemba migrate` must have prepared.
+    /// Connects to the database at `url`, which `pemba migrate` must have prepared, with
+    /// default [`PostgresOptions`].
     pub fn connect(url: &str) -> Result<Self, StorageError> {
-        let options = ConnectOptions::parse(url)?;
+        Self::connect_with(url, &PostgresOptions::default())
+    }
+
+    /// Connects to the database at `url` with `options`.
+    pub fn connect_with(url: &str, options: &PostgresOptions) -> Result<Self, StorageError> {
+        let options = ConnectOptions::parse(url, options)?;
         let manager = PostgresConnectionManager::new(options.config.clone(), NoTls);
         let pool = off_runtime(|| {
             r2d2::Pool::builder()
@@ -175,12 +247,22 @@ impl PostgresStore {
                 })
         })?;
         let store = PostgresStore {
-            pool,
+            pool: Some(pool),
             options,
             listener: Mutex::new(None),
         };
         store.with_client(migrate::require_current)?;
         Ok(store)
+    }
+
+    /// A pooled connection, waiting at most [`CONNECT_TIMEOUT`] for one.
+    fn connection(
+        &self,
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StorageError> {
+        let pool = self.pool.as_ref().ok_or(StorageError::LostOutcome)?;
+        pool.get().map_err(|e| StorageError::Unavailable {
+            reason: format!("no datastore connection: {e}"),
+        })
     }
 
     /// Runs `work` with a pooled connection, off the async runtime.
@@ -189,11 +271,21 @@ impl PostgresStore {
         work: impl FnOnce(&mut Client) -> Result<T, StorageError> + Send,
     ) -> Result<T, StorageError> {
         off_runtime(|| {
-            let mut client = self.pool.get().map_err(|e| StorageError::Unavailable {
-                reason: format!("no datastore connection: {e}"),
-            })?;
+            let mut client = self.connection()?;
             work(&mut client)
         })
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // A client closes its connection by blocking on its own runtime, which panics on
+        // a thread that drives another: the server drops its last engine handle on one.
+        let pool = self.pool.take();
+        let listener = self.listener.get_mut().take();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _closed = std::thread::spawn(move || drop((pool, listener))).join();
+        }
     }
 }
 
@@ -219,6 +311,55 @@ fn visit_copy_line(
     };
     visit(StoredCopy::ByResource, raw);
     Ok(())
+}
+
+/// Rows a scan hands from its reading thread to its visiting one at a time.
+const SCAN_CHUNK: usize = 4096;
+
+/// Reads the head row and every relationship in one `REPEATABLE READ` snapshot, handing
+/// each row (COPY's text line, without its newline) to `line`.
+fn scan(
+    client: &mut Client,
+    line: &mut dyn FnMut(&str) -> Result<(), StorageError>,
+) -> Result<Scanned, StorageError> {
+    let mut txn = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(pg_error)?;
+    let row = txn
+        .query_one("SELECT revision, relationships FROM pemba_head", &[])
+        .map_err(pg_error)?;
+    let scanned = Scanned {
+        revision: to_revision(row.try_get(0).map_err(pg_error)?)?,
+        recorded_count: u64::try_from(row.try_get::<_, i64>(1).map_err(pg_error)?).unwrap_or(0),
+        mirrored: false,
+    };
+    let reader = txn
+        .copy_out(
+            "COPY (SELECT resource_type, resource_id, relation, subject_type, \
+             subject_id, subject_relation FROM pemba_relationships \
+             ORDER BY resource_type, resource_id, relation) TO STDOUT",
+        )
+        .map_err(pg_error)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+    let mut text = String::new();
+    loop {
+        text.clear();
+        let read = reader
+            .read_line(&mut text)
+            .map_err(|e| StorageError::Unavailable {
+                reason: format!("reading relationships: {e}"),
+            })?;
+        if read == 0 {
+            break;
+        }
+        line(text.trim_end_matches('\n'))?;
+    }
+    drop(reader);
+    txn.commit().map_err(pg_error)?;
+    Ok(scanned)
 }
 
 impl Store for PostgresStore {
@@ -255,59 +396,44 @@ impl Store for PostgresStore {
         &self,
         visit: &mut dyn FnMut(StoredCopy, RawTuple<'_>),
     ) -> Result<Scanned, StorageError> {
-        // `visit` is not `Send`; the scan collects on the worker thread when it must move
-        // off the runtime, which only happens for a schema write from an async handler.
-        let mut client = off_runtime(|| {
-            self.pool.get().map_err(|e| StorageError::Unavailable {
-                reason: format!("no datastore connection: {e}"),
-            })
-        })?;
-        let mut scan = || -> Result<Scanned, StorageError> {
-            let mut txn = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .map_err(pg_error)?;
-            let row = txn
-                .query_one("SELECT revision, relationships FROM pemba_head", &[])
-                .map_err(pg_error)?;
-            let scanned = Scanned {
-                revision: to_revision(row.try_get(0).map_err(pg_error)?)?,
-                recorded_count: u64::try_from(row.try_get::<_, i64>(1).map_err(pg_error)?)
-                    .unwrap_or(0),
-                mirrored: false,
-            };
-            let reader = txn
-                .copy_out(
-                    "COPY (SELECT resource_type, resource_id, relation, subject_type, \
-                     subject_id, subject_relation FROM pemba_relationships \
-                     ORDER BY resource_type, resource_id, relation) TO STDOUT",
-                )
-                .map_err(pg_error)?;
-            let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                let read = reader
-                    .read_line(&mut line)
-                    .map_err(|e| StorageError::Unavailable {
-                        reason: format!("reading relationships: {e}"),
-                    })?;
-                if read == 0 {
+        if tokio::runtime::Handle::try_current().is_err() {
+            let mut client = self.connection()?;
+            return scan(&mut client, &mut |line| visit_copy_line(line, visit));
+        }
+        // On a runtime's thread the blocking client must run elsewhere, and `visit` is not
+        // `Send`: a worker thread reads and hands rows over in chunks (bounded, so memory
+        // stays small), and they are visited here.
+        let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<String>>(4);
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(move || {
+                let mut client = self.connection()?;
+                let mut chunk = Vec::with_capacity(SCAN_CHUNK);
+                let scanned = scan(&mut client, &mut |line| {
+                    chunk.push(line.to_string());
+                    if chunk.len() == SCAN_CHUNK {
+                        chunks
+                            .send(std::mem::take(&mut chunk))
+                            .map_err(|_| StorageError::LostOutcome)?;
+                    }
+                    Ok(())
+                })?;
+                if !chunk.is_empty() {
+                    chunks.send(chunk).map_err(|_| StorageError::LostOutcome)?;
+                }
+                Ok(scanned)
+            });
+            let mut visited = Ok(());
+            for chunk in received.iter() {
+                visited = chunk
+                    .iter()
+                    .try_for_each(|line| visit_copy_line(line, visit));
+                if visited.is_err() {
                     break;
                 }
-                visit_copy_line(line.trim_end_matches('\n'), visit)?;
             }
-            drop(reader);
-            txn.commit().map_err(pg_error)?;
-            Ok(scanned)
-        };
-        if tokio::runtime::Handle::try_current().is_err() {
-            return scan();
-        }
-        Err(StorageError::Unavailable {
-            reason: "a full scan of the datastore cannot run on an async thread".to_string(),
+            drop(received);
+            let scanned = worker.join().unwrap_or(Err(StorageError::LostOutcome));
+            visited.and(scanned)
         })
     }
 
@@ -316,9 +442,7 @@ impl Store for PostgresStore {
         transactions: &[&Transaction],
         admit: &mut Admit<'_>,
     ) -> Result<Vec<Result<ChangeSet, WriteError>>, StorageError> {
-        let mut client = self.pool.get().map_err(|e| StorageError::Unavailable {
-            reason: format!("no datastore connection: {e}"),
-        })?;
+        let mut client = self.connection()?;
         writes::commit(&mut client, transactions, admit)
     }
 
@@ -357,9 +481,7 @@ impl Store for PostgresStore {
     }
 
     fn delete_matching(&self, request: &DeleteRequest) -> Result<DeleteCommitted, WriteError> {
-        let mut client = self.pool.get().map_err(|e| StorageError::Unavailable {
-            reason: format!("no datastore connection: {e}"),
-        })?;
+        let mut client = self.connection()?;
         writes::delete_matching(&mut client, request)
     }
 
@@ -425,9 +547,7 @@ impl Store for PostgresStore {
         text: &str,
         admit: &mut AdmitSchema<'_>,
     ) -> Result<Revision, SchemaWriteError> {
-        let mut client = self.pool.get().map_err(|e| StorageError::Unavailable {
-            reason: format!("no datastore connection: {e}"),
-        })?;
+        let mut client = self.connection()?;
         writes::write_schema(&mut client, text, admit)
     }
 
@@ -476,5 +596,61 @@ impl Store for PostgresStore {
 
     fn kind(&self) -> &'static str {
         "postgres"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redacted_url_keeps_everything_but_the_password() {
+        let cases = [
+            (
+                "postgres://pemba:s3cret@db:5432/authz?sslmode=require",
+                "postgres://pemba:***@db:5432/authz?sslmode=require",
+            ),
+            (
+                "postgresql://pemba@db/authz?password=s3cret&sslmode=prefer",
+                "postgresql://pemba@db/authz?password=***&sslmode=prefer",
+            ),
+            ("postgres://db/authz", "postgres://db/authz"),
+            ("postgres://u:p%40ss@h", "postgres://u:***@h"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_repeating_its_password() {
+        for url in [
+            "mysql://u:s3cret@h/db",
+            "postgres://u:s3cret@h/db?nonsense=1",
+        ] {
+            let message = match ConnectOptions::parse(url, &PostgresOptions::default()) {
+                Ok(_) => panic!("`{url}` was accepted"),
+                Err(error) => error.to_string(),
+            };
+            assert!(!message.contains("s3cret"), "{message}");
+            assert!(message.contains("u:***@h"), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_statement_timeout_joins_the_urls_own_options() {
+        let options = PostgresOptions {
+            statement_timeout: Duration::from_millis(1500),
+            password_file: None,
+        };
+        let parsed = ConnectOptions::parse(
+            "postgres://u@h/db?options=-c%20search_path%3Dpemba",
+            &options,
+        )
+        .map(|o| o.config.get_options().map(str::to_string));
+        assert_eq!(
+            parsed.ok().flatten().as_deref(),
+            Some("-c search_path=pemba -c statement_timeout=1500")
+        );
     }
 }

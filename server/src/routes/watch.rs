@@ -118,7 +118,21 @@ impl Watcher {
         }
         // Subscribe before reading the revision so no commit falls between the two.
         let commits = state.engine.subscribe();
-        let newest = state.engine.revision();
+        let mut newest = state.engine.revision();
+        if let Some(wanted) = start.filter(|wanted| *wanted > newest) {
+            // A cursor from another replica sharing the store: catch up to it first (one
+            // log read; refused as from the future if no replica committed it).
+            newest = state
+                .engine
+                .freshen_for(pemba_engine::Consistency::AtLeastAsFresh(wanted))
+                .map_err(|error| match error {
+                    pemba_engine::QueryError::Token(_) => ApiError::invalid(format!(
+                        "optionalStartCursor: revision {} is newer than the newest ({}): the token does not come from this store",
+                        wanted.0, newest.0
+                    )),
+                    other => other.into(),
+                })?;
+        }
         let after = match start {
             Some(revision) if revision > newest => {
                 return Err(ApiError::invalid(format!(

@@ -3,7 +3,7 @@
 
 use postgres::GenericClient;
 
-use super::{connect_once, pg_error, ConnectOptions};
+use super::{connect_once, pg_error, ConnectOptions, PostgresOptions};
 use crate::error::StorageError;
 
 /// The newest schema version of Pemba's tables; each entry of [`MIGRATIONS`] is one.
@@ -67,7 +67,12 @@ pub struct Migrated {
 /// advisory lock makes concurrent runs take turns, and each applies only the versions the
 /// database lacks once it holds the lock.
 pub fn migrate(url: &str) -> Result<Migrated, StorageError> {
-    let options = ConnectOptions::parse(url)?;
+    migrate_with(url, &PostgresOptions::default())
+}
+
+/// [`migrate`] with connection options (a password file, a statement timeout).
+pub fn migrate_with(url: &str, options: &PostgresOptions) -> Result<Migrated, StorageError> {
+    let options = ConnectOptions::parse(url, options)?;
     let mut client = connect_once(&options)?;
     let mut txn = client.transaction().map_err(pg_error)?;
     txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
