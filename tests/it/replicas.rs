@@ -417,3 +417,71 @@ fn watch_on_replica_b_streams_replica_as_writes_in_revision_order() {
     };
     assert_eq!(status, 200);
 }
+
+#[test]
+fn the_command_line_works_on_a_datastore_and_an_import_reaches_every_replica_through_the_log() {
+    use pemba_engine::{Engine, PostgresStore, Revision};
+    let url = migrated();
+    let b = replica(tempfile::tempdir().unwrap().path(), &url);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tuples.txt");
+    // Large enough for one batch to go through COPY.
+    let tuples: Vec<String> = (0..2500)
+        .map(|i| format!("workspace:w{}#viewer@user:u{i}", i % 7))
+        .collect();
+    std::fs::write(&file, tuples.join("\n")).unwrap();
+    let (ok, _, stderr) = pemba(&["import", file.to_str().unwrap(), "--datastore", &url]);
+    assert!(ok, "{stderr}");
+    let token = stderr
+        .rsplit("revision token ")
+        .next()
+        .map(str::trim)
+        .filter(|t| t.starts_with("pb1."))
+        .unwrap_or_else(|| panic!("no token in {stderr}"))
+        .to_string();
+    // The replica serving beside the import sees it at the import's token.
+    assert!(check(
+        &b.base,
+        "workspace:w0#view_members@user:u2499",
+        &at_least(&token)
+    ));
+    // Every imported relationship is in the change log, which watchers and replicas read.
+    let engine = Engine::with_store(Box::new(PostgresStore::connect(&url).unwrap())).unwrap();
+    let logged: BTreeSet<String> = engine
+        .changes_after(Revision(0), 100_000)
+        .unwrap()
+        .iter()
+        .flat_map(|set| set.changes.iter().map(|c| c.tuple.to_string()))
+        .collect();
+    let expected: BTreeSet<String> = tuples.iter().cloned().collect();
+    assert_eq!(logged, expected);
+    // The zed-like commands take `--datastore` as they take `--data-dir`.
+    let (ok, stdout, stderr) = pemba(&[
+        "check",
+        "--datastore",
+        &url,
+        "workspace:w0#view_members@user:u7",
+    ]);
+    assert_eq!((ok, stdout.trim()), (true, "true"), "{stderr}");
+    let (_, stdout, stderr) = pemba(&[
+        "lookup",
+        "--datastore",
+        &url,
+        "resources",
+        "workspace",
+        "view_members",
+        "user:u14",
+    ]);
+    assert_eq!(stdout, "w0\n", "{stderr}");
+    let (ok, stdout, stderr) = pemba(&["export", "--datastore", &url]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout.lines().map(str::to_string).collect::<BTreeSet<_>>(),
+        expected
+    );
+    assert_eq!(export(&b.base), expected);
+    // Two places to work on are refused.
+    let (ok, _, stderr) = pemba(&["export", "--datastore", &url, "--data-dir", "x"]);
+    assert!(!ok);
+    assert!(stderr.contains("name two places"), "{stderr}");
+}

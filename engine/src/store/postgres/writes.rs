@@ -85,6 +85,71 @@ fn columns<'t>(tuples: &[&'t Tuple]) -> [Vec<&'t str>; 6] {
     cols
 }
 
+/// From this many inserted relationships on (an import batch), a write streams them with
+/// `COPY` rather than sending them as array parameters.
+const COPY_AT_LEAST: usize = 1000;
+
+/// Inserts `tuples` (those absent) through `COPY` into a per-connection temporary table,
+/// then one `INSERT .. ON CONFLICT DO NOTHING`; how many were new.
+fn copy_in(txn: &mut PgTransaction<'_>, tuples: &[&Tuple]) -> Result<i64, StorageError> {
+    use std::io::Write;
+    // `ON COMMIT DELETE ROWS`: the table is empty at the start of every transaction, and
+    // a rolled-back import leaves nothing behind either.
+    txn.batch_execute(
+        "CREATE TEMP TABLE IF NOT EXISTS pemba_import (LIKE pemba_relationships) \
+         ON COMMIT DELETE ROWS; TRUNCATE pemba_import",
+    )
+    .map_err(pg_error)?;
+    let mut writer = txn
+        .copy_in(&format!("COPY pemba_import ({COLUMNS}) FROM STDIN"))
+        .map_err(pg_error)?;
+    let mut line = String::with_capacity(128);
+    for t in tuples {
+        line.clear();
+        let fields = [
+            t.resource.object_type.as_str(),
+            &t.resource.object_id,
+            &t.relation,
+            &t.subject.object.object_type,
+            &t.subject.object.object_id,
+            t.subject.relation.as_deref().unwrap_or(""),
+        ];
+        for (at, field) in fields.iter().enumerate() {
+            if at > 0 {
+                line.push('\t');
+            }
+            // Names and ids never hold tabs, newlines or backslashes (the id rules), but
+            // COPY's text format would misread one, so escape rather than trust.
+            for ch in field.chars() {
+                match ch {
+                    '\\' => line.push_str("\\\\"),
+                    '\t' => line.push_str("\\t"),
+                    '\n' => line.push_str("\\n"),
+                    '\r' => line.push_str("\\r"),
+                    other => line.push(other),
+                }
+            }
+        }
+        line.push('\n');
+        writer
+            .write_all(line.as_bytes())
+            .map_err(|e| StorageError::Unavailable {
+                reason: format!("sending relationships with COPY: {e}"),
+            })?;
+    }
+    writer.finish().map_err(pg_error)?;
+    let added = txn
+        .execute(
+            &format!(
+                "INSERT INTO pemba_relationships ({COLUMNS}) SELECT {COLUMNS} FROM pemba_import \
+                 ON CONFLICT DO NOTHING"
+            ),
+            &[],
+        )
+        .map_err(pg_error)?;
+    Ok(i64::try_from(added).unwrap_or(i64::MAX))
+}
+
 /// Deletes exactly `tuples` (those present), returning the ones deleted.
 fn delete_exact(
     txn: &mut PgTransaction<'_>,
@@ -210,7 +275,9 @@ fn apply_transaction(
         .filter(|u| u.operation != Operation::Delete)
         .map(|u| &u.tuple)
         .collect();
-    if !upserts.is_empty() {
+    if upserts.len() >= COPY_AT_LEAST {
+        delta += copy_in(txn, &upserts)?;
+    } else if !upserts.is_empty() {
         let [a, b, c, d, e, f] = columns(&upserts);
         let added = txn
             .execute(
