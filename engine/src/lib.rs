@@ -54,7 +54,7 @@ pub use expand::{ExpandKind, ExpandNode};
 pub use filter::{RelationshipFilter, SubjectFilter};
 pub use revision::{Answer, Consistency, Revision};
 pub use store::{
-    migrate, migrate_with, redact_url, Admit, AdmitSchema, DeleteCommitted, Head, LogEntry,
+    migrate, migrate_with, redact_url, Admit, AdmitSchema, DeleteCommitted, Head, Lag, LogEntry,
     Migrated, PostgresOptions, PostgresStore, RawTuple, RedbStore, Scanned, Store, StoredCopy,
     DEFAULT_STATEMENT_TIMEOUT,
 };

@@ -161,4 +161,19 @@ pub trait Store: Send + Sync {
     fn ping(&self) -> Result<(), StorageError> {
         self.newest_revision().map(drop)
     }
+    /// How far a replica that has applied `applied` is behind the newest commit; nothing
+    /// on a store no other process writes.
+    fn lag(&self, applied: Revision) -> Result<Lag, StorageError> {
+        let _ = applied;
+        Ok(Lag::default())
+    }
+}
+
+/// How far a replica is behind the newest committed revision.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Lag {
+    /// Revisions committed but not yet applied.
+    pub revisions: u64,
+    /// How long ago the oldest of them committed (zero when caught up).
+    pub seconds: f64,
 }

@@ -168,3 +168,57 @@ fn concurrent_writers_on_two_replicas_get_unique_revisions_and_both_end_identica
     let numbers: Vec<u64> = log.iter().map(|set| set.revision.0).collect();
     assert_eq!(numbers, (1..=newest.0).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_replica_reports_how_far_it_is_behind_until_it_catches_up() {
+    let url = pg::fresh_database();
+    migrate(&url).unwrap();
+    let a = replica(&url);
+    a.write_schema(SCHEMA).unwrap();
+    let b = replica(&url);
+    assert_eq!(b.replication_lag().unwrap().revisions, 0);
+    assert_eq!(b.replication_lag().unwrap().seconds, 0.0);
+    for i in 0..3 {
+        a.write(
+            vec![Update::touch(tuple(&format!("doc:d{i}#viewer@user:u")))],
+            &[],
+        )
+        .unwrap();
+    }
+    // B has no tailer here: it stays behind until asked.
+    let lag = b.replication_lag().unwrap();
+    assert_eq!(lag.revisions, 3);
+    assert!(lag.seconds >= 0.0, "{lag:?}");
+    b.catch_up().unwrap();
+    assert_eq!(b.replication_lag().unwrap().revisions, 0);
+    assert!(b.ping_store().is_ok());
+    assert_eq!(b.store_kind(), "postgres");
+}
+
+#[test]
+fn a_batch_large_enough_for_copy_counts_only_new_relationships_and_logs_them_all() {
+    let url = pg::fresh_database();
+    migrate(&url).unwrap();
+    let a = replica(&url);
+    a.write_schema(SCHEMA).unwrap();
+    let first: Vec<Update> = (0..500)
+        .map(|i| Update::touch(tuple(&format!("doc:d{i}#viewer@user:u"))))
+        .collect();
+    a.write(first, &[]).unwrap();
+    // 1500 touches, 500 of them already stored: one COPY batch.
+    let batch: Vec<Update> = (0..1500)
+        .map(|i| Update::touch(tuple(&format!("doc:d{i}#viewer@user:u"))))
+        .collect();
+    let revision = a.write(batch, &[]).unwrap();
+    let b = replica(&url);
+    assert_eq!(b.relationship_count(), 1500);
+    let head = PostgresStore::connect(&url).unwrap();
+    assert_eq!(
+        pemba_engine::Store::head(&head).unwrap().relationships,
+        1500
+    );
+    let logged = a.changes_after(Revision(revision.0 - 1), 10).unwrap();
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0].changes.len(), 1500);
+    assert!(can_view(&b, Consistency::MinimizeLatency, "d1499", "u"));
+}

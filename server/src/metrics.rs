@@ -1,11 +1,13 @@
-//! Prometheus metrics: request counts and latency histograms per route, plus the engine's
-//! revision and relationship count, served as text by `GET /metrics`.
+//! Prometheus metrics: request counts and latency histograms per route, the engine's
+//! revision and relationship count, and on a shared datastore its round-trip latency and
+//! this replica's lag, served as text by `GET /metrics`.
 //!
 //! Built on `prometheus-client`, the Prometheus project's own Rust client: no global
 //! recorder (each [`Metrics`] owns its registry, so several servers in one test process
 //! do not mix their numbers), few dependencies, and OpenMetrics text out of the box.
 
-use std::time::Instant;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -34,6 +36,10 @@ pub struct Metrics {
     relationships: Gauge,
     /// Streamed answers whose producer is still running; it drops back when clients leave.
     pub open_streams: Gauge,
+    datastore_round_trip: Histogram,
+    datastore_up: Gauge,
+    lag_revisions: Gauge,
+    lag_seconds: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -77,6 +83,31 @@ impl Metrics {
             "Streamed answers (lookups, read, export, watch) still producing",
             open_streams.clone(),
         );
+        // 100 µs .. ~3.3 s: a datastore on the same host answers in the first buckets.
+        let datastore_round_trip = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));
+        let datastore_up = Gauge::default();
+        let lag_revisions = Gauge::default();
+        let lag_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "datastore_round_trip_seconds",
+            "Time of one round trip to the datastore (measured at each scrape and health check)",
+            datastore_round_trip.clone(),
+        );
+        registry.register(
+            "datastore_up",
+            "Whether the datastore answered the last round trip (1) or not (0)",
+            datastore_up.clone(),
+        );
+        registry.register(
+            "replication_lag_revisions",
+            "Revisions committed to the shared datastore that this replica has not applied yet",
+            lag_revisions.clone(),
+        );
+        registry.register(
+            "replication_lag_seconds",
+            "How long ago the oldest revision this replica has not applied was committed",
+            lag_seconds.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -84,6 +115,10 @@ impl Metrics {
             revision,
             relationships,
             open_streams,
+            datastore_round_trip,
+            datastore_up,
+            lag_revisions,
+            lag_seconds,
         }
     }
 
@@ -99,6 +134,26 @@ impl Metrics {
         self.latency
             .get_or_create(&vec![("route".to_string(), route.to_string())])
             .observe(seconds);
+    }
+
+    /// Records one round trip to the datastore: how long it took, or that it failed.
+    pub fn record_round_trip(&self, took: Option<Duration>) {
+        match took {
+            Some(took) => {
+                self.datastore_round_trip.observe(took.as_secs_f64());
+                self.datastore_up.set(1);
+            }
+            None => {
+                self.datastore_up.set(0);
+            }
+        }
+    }
+
+    /// Sets this replica's lag behind the shared datastore's newest commit.
+    pub fn record_lag(&self, lag: pemba_engine::Lag) {
+        self.lag_revisions
+            .set(i64::try_from(lag.revisions).unwrap_or(i64::MAX));
+        self.lag_seconds.set(lag.seconds);
     }
 
     /// The exposition text, with the engine gauges refreshed.

@@ -41,6 +41,11 @@ fn issue_12_healthz_shows_the_revision_only_with_the_key() {
         body["revision"].as_str().unwrap().starts_with("pb1."),
         "{body}"
     );
+    assert_eq!(
+        body["datastore"],
+        json!({ "kind": "redb", "reachable": true }),
+        "{body}"
+    );
 }
 
 #[test]

@@ -485,3 +485,43 @@ fn the_command_line_works_on_a_datastore_and_an_import_reaches_every_replica_thr
     assert!(!ok);
     assert!(stderr.contains("name two places"), "{stderr}");
 }
+
+#[test]
+fn healthz_and_metrics_on_a_replica_report_the_datastore() {
+    let url = migrated();
+    let mut a = replica(tempfile::tempdir().unwrap().path(), &url);
+    let health = a.wait_healthy(Duration::from_secs(10)).expect("healthy");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(
+        health["datastore"],
+        json!({ "kind": "postgres", "reachable": true }),
+        "{health}"
+    );
+    let public: Value = serde_json::from_str(
+        &agent(Duration::from_secs(10))
+            .get(&format!("{}/healthz", a.base))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(public, json!({ "status": "ok" }));
+    let text = agent(Duration::from_secs(10))
+        .get(&format!("{}/metrics", a.base))
+        .header("Authorization", &format!("Bearer {PROCESS_KEY}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    for line in [
+        "pemba_replication_lag_revisions 0",
+        "pemba_datastore_up 1",
+        "# TYPE pemba_datastore_round_trip_seconds histogram",
+        "# TYPE pemba_replication_lag_seconds gauge",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    }
+}

@@ -155,6 +155,12 @@ impl Engine {
         Ok(self.revision())
     }
 
+    /// How far this replica is behind the newest commit of its store (nothing on a store
+    /// no other process writes).
+    pub fn replication_lag(&self) -> Result<crate::store::Lag, StorageError> {
+        off_runtime(|| self.store.lag(self.revision()))
+    }
+
     fn stale(&self, wanted: Revision, waited: Duration) -> QueryError {
         QueryError::Stale {
             wanted,

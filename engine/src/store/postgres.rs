@@ -21,7 +21,7 @@ pub use migrate::{migrate, migrate_with, Migrated};
 
 use super::changelog::decode_changes;
 use super::StoredCopy;
-use super::{Admit, AdmitSchema, DeleteCommitted, Head, LogEntry, RawTuple, Scanned, Store};
+use super::{Admit, AdmitSchema, DeleteCommitted, Head, Lag, LogEntry, RawTuple, Scanned, Store};
 use crate::error::{SchemaWriteError, StorageError, WriteError};
 use crate::filter::RelationshipFilter;
 use crate::revision::{Answer, Revision};
@@ -596,6 +596,30 @@ impl Store for PostgresStore {
 
     fn kind(&self) -> &'static str {
         "postgres"
+    }
+
+    fn ping(&self) -> Result<(), StorageError> {
+        self.with_client(|client| client.simple_query("SELECT 1").map(drop).map_err(pg_error))
+    }
+
+    fn lag(&self, applied: Revision) -> Result<Lag, StorageError> {
+        let applied = to_sql_revision(applied)?;
+        self.with_client(|client| {
+            let row = client
+                .query_one(
+                    "SELECT h.revision - $1::bigint, coalesce(extract(epoch FROM \
+                     clock_timestamp() - c.committed_at)::float8, 0) \
+                     FROM pemba_head h LEFT JOIN pemba_changelog c ON c.revision = $1::bigint + 1",
+                    &[&applied],
+                )
+                .map_err(pg_error)?;
+            let behind: i64 = row.try_get(0).map_err(pg_error)?;
+            let seconds: f64 = row.try_get(1).map_err(pg_error)?;
+            Ok(Lag {
+                revisions: u64::try_from(behind).unwrap_or(0),
+                seconds: if behind > 0 { seconds.max(0.0) } else { 0.0 },
+            })
+        })
     }
 }
 
