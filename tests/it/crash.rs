@@ -87,16 +87,28 @@ enum Answer {
 
 /// The address of the live server (none while it is down) and a generation counter that
 /// changes on every restart, so a client that lost its answer waits for the next process.
-struct Shared {
-    live: RwLock<(u64, Option<String>)>,
-    stop: AtomicBool,
-    max_acked: AtomicU64,
-    failures: Mutex<Vec<String>>,
+pub(crate) struct Shared {
+    pub(crate) live: RwLock<(u64, Option<String>)>,
+    pub(crate) stop: AtomicBool,
+    pub(crate) max_acked: AtomicU64,
+    pub(crate) failures: Mutex<Vec<String>>,
     import_in_flight: AtomicBool,
     schema_in_flight: AtomicBool,
 }
 
 impl Shared {
+    /// The clients' view of one server at `base`, live, generation 1.
+    pub(crate) fn new(base: &str) -> Self {
+        Shared {
+            live: RwLock::new((1, Some(base.to_string()))),
+            stop: AtomicBool::new(false),
+            max_acked: AtomicU64::new(0),
+            failures: Mutex::new(Vec::new()),
+            import_in_flight: AtomicBool::new(false),
+            schema_in_flight: AtomicBool::new(false),
+        }
+    }
+
     fn fail(&self, message: String) {
         eprintln!("crash test failure: {message}");
         self.failures.lock().unwrap().push(message);
@@ -164,7 +176,7 @@ struct Batch {
 
 /// What one writer knows at the end.
 #[derive(Default)]
-struct WriterLog {
+pub(crate) struct WriterLog {
     /// Present: acknowledged and not deleted since.
     present: BTreeSet<String>,
     /// Absent: refused creates and acknowledged deletes.
@@ -176,7 +188,10 @@ struct WriterLog {
     refused: usize,
 }
 
-fn writer(shared: &Shared, thread: usize, seed: u64) -> WriterLog {
+/// Writes random batches (creates, deletes of its own earlier creates, some meant to be
+/// refused) to whichever server `shared` names until it says stop; what it was told.
+/// Thread numbers keep the writers' relationships apart.
+pub(crate) fn writer(shared: &Shared, thread: usize, seed: u64) -> WriterLog {
     let agent = agent(Duration::from_secs(20));
     let mut rng = Rng::new(seed);
     let mut log = WriterLog::default();
@@ -293,7 +308,7 @@ fn writer(shared: &Shared, thread: usize, seed: u64) -> WriterLog {
 
 /// What the import thread knows at the end.
 #[derive(Default)]
-struct ImportLog {
+pub(crate) struct ImportLog {
     acked: Vec<(u64, Vec<String>)>,
     refused: Vec<Vec<String>>,
     unknown: Vec<Vec<String>>,
@@ -419,13 +434,13 @@ fn schema_writer(shared: &Shared, seed: u64) -> (usize, usize) {
 
 /// Figures of one run, printed at the end (RELIABILITY.md quotes them).
 #[derive(Debug, Default)]
-struct Figures {
+pub(crate) struct Figures {
     kills: usize,
     kills_during_startup: usize,
     kills_during_import: usize,
     kills_during_schema_write: usize,
-    acked_writes: usize,
-    refused_writes: usize,
+    pub(crate) acked_writes: usize,
+    pub(crate) refused_writes: usize,
     unknown_writes: usize,
     unknown_applied: usize,
     acked_imports: usize,
@@ -464,14 +479,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         Answer::Acked(_) => {}
         other => panic!("initial schema write: {other:?}"),
     }
-    let shared = Arc::new(Shared {
-        live: RwLock::new((1, Some(server.base.clone()))),
-        stop: AtomicBool::new(false),
-        max_acked: AtomicU64::new(0),
-        failures: Mutex::new(Vec::new()),
-        import_in_flight: AtomicBool::new(false),
-        schema_in_flight: AtomicBool::new(false),
-    });
+    let shared = Arc::new(Shared::new(&server.base));
     let writers: Vec<_> = (0..3)
         .map(|thread| {
             let shared = shared.clone();
@@ -562,14 +570,42 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
 
     // Verify the store itself.
     let engine = Engine::open(&data_dir.join(pemba_server::STORE_FILE)).unwrap();
-    let stored = all_tuples(&engine);
+    audit(
+        &engine,
+        shared.max_acked.load(Ordering::SeqCst),
+        &writer_logs,
+        &import_log,
+        seed,
+        &mut figures,
+    );
+    assert!(figures.acked_writes > 0 && figures.acked_imports > 0);
+    eprintln!(
+        "crash test passed in {:.1} s (seed {seed}): {figures:#?}",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Checks a store against what the clients were told: the count matches, the change log
+/// has no gaps and replays to exactly the stored relationships, every acknowledged change
+/// is stored (in the change set of its revision), no refused one is, every batch without
+/// an answer is wholly there at one revision or wholly absent, and nothing is stored that
+/// nobody wrote. Used by the redb crash test and the replicas' (`replica_faults.rs`).
+pub(crate) fn audit(
+    engine: &Engine,
+    max_acked: u64,
+    writer_logs: &[WriterLog],
+    import_log: &ImportLog,
+    seed: u64,
+    figures: &mut Figures,
+) {
+    let stored = all_tuples(engine);
     assert_eq!(
         engine.relationship_count(),
         stored.len() as u64,
         "the stored count disagrees with the relationships"
     );
     let head = engine.revision().0;
-    assert!(head >= shared.max_acked.load(Ordering::SeqCst));
+    assert!(head >= max_acked);
     let sets = engine.changes_after(Revision(0), usize::MAX).unwrap();
     let revisions: Vec<u64> = sets.iter().map(|s| s.revision.0).collect();
     assert_eq!(
@@ -701,11 +737,6 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         unexplained.is_empty(),
         "relationships nobody wrote: {:?}",
         &unexplained[..unexplained.len().min(5)]
-    );
-    assert!(figures.acked_writes > 0 && figures.acked_imports > 0);
-    eprintln!(
-        "crash test passed in {:.1} s (seed {seed}): {figures:#?}",
-        started.elapsed().as_secs_f64()
     );
 }
 

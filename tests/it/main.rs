@@ -20,6 +20,7 @@ mod hostile;
 mod import_crash;
 mod process;
 mod readme;
+mod replica_faults;
 mod replicas;
 mod slow;
 mod support;

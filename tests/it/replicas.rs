@@ -13,7 +13,7 @@ use crate::process::{agent, binary, token_revision, ServeProcess, PROCESS_KEY};
 use crate::support::{rel, split_check};
 
 #[path = "../shared/postgres.rs"]
-mod pg;
+pub(crate) mod pg;
 
 /// A password the test server ignores (it trusts every local connection) but that a
 /// log line or message must never show.

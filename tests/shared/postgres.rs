@@ -3,12 +3,17 @@
 //! directory, on a private loopback port, run as `nobody` when the tests run as root. A
 //! watcher process stops it and removes the directory once the test process exits.
 //! `PEMBA_TEST_POSTGRES` (a URL of a server that lets its user create databases) is used
-//! instead when set. Without either, the tests fail: they never skip.
+//! instead when set. Without either, the tests fail: they never skip. Fault tests that
+//! stop the server start one of their own ([`Server`]).
 
 #![expect(
     clippy::panic,
     clippy::expect_used,
     reason = "test harness: a server that cannot start fails the tests that need it, loudly"
+)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
 )]
 
 use std::path::PathBuf;
@@ -72,76 +77,150 @@ fn start() -> String {
     if let Ok(url) = std::env::var("PEMBA_TEST_POSTGRES") {
         return url;
     }
-    let bin = bin_dir();
-    let root = is_root();
-    let dir = tempfile::Builder::new()
-        .prefix("pemba-pg-")
-        .tempdir()
-        .expect("temp dir")
-        .keep();
-    if root {
-        let status = Command::new("chown")
-            .args(["-R", "nobody"])
-            .arg(&dir)
-            .status()
-            .expect("chown");
-        assert!(status.success(), "chown of {} failed", dir.display());
+    let server = Server::start();
+    let url = server.url();
+    // Shared by every test of the binary until it exits; the watcher stops it then.
+    std::mem::forget(server);
+    url
+}
+
+/// A PostgreSQL server of its own, for tests that stop and restart it (never the shared
+/// one, which other tests use meanwhile). Stopped when dropped, and by its watcher once
+/// the test process exits, however it ends.
+pub struct Server {
+    bin: PathBuf,
+    root: bool,
+    dir: PathBuf,
+    data: PathBuf,
+    port: u16,
+}
+
+impl Server {
+    /// `initdb`, then `pg_ctl start` on a free loopback port.
+    pub fn start() -> Server {
+        let bin = bin_dir();
+        let root = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("pemba-pg-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        if root {
+            let status = Command::new("chown")
+                .args(["-R", "nobody"])
+                .arg(&dir)
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown of {} failed", dir.display());
+        }
+        let data = dir.join("data");
+        let out = as_owner(bin.join("initdb"), root)
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "pemba", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let server = Server {
+            bin,
+            root,
+            dir,
+            data,
+            port,
+        };
+        server.pg_ctl_start();
+        server.watch();
+        server
     }
-    let data = dir.join("data");
-    let out = as_owner(bin.join("initdb"), root)
-        .arg("-D")
-        .arg(&data)
-        .args(["-U", "pemba", "--auth=trust", "-E", "UTF8", "--no-sync"])
-        .output()
-        .expect("run initdb");
-    assert!(
-        out.status.success(),
-        "initdb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-        dir.display()
-    );
-    let out = as_owner(bin.join("pg_ctl"), root)
-        .arg("-D")
-        .arg(&data)
-        .args(["-w", "-l"])
-        .arg(dir.join("log"))
-        .args(["-o", &options, "start"])
-        .output()
-        .expect("run pg_ctl");
-    assert!(
-        out.status.success(),
-        "pg_ctl start failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Stops the server once this process is gone, however it ends.
-    let stop = if root {
-        format!("runuser -u nobody -- {}", bin.join("pg_ctl").display())
-    } else {
-        bin.join("pg_ctl").display().to_string()
-    };
-    let watcher = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} -D '{data}' stop -m immediate >/dev/null 2>&1; rm -rf '{dir}'",
-        pid = std::process::id(),
-        data = data.display(),
-        dir = dir.display(),
-    );
-    #[expect(
-        clippy::zombie_processes,
-        reason = "the watcher outlives this process by design: it stops the server after it"
-    )]
-    Command::new("sh")
-        .args(["-c", &watcher])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the watcher");
-    format!("postgres://pemba@127.0.0.1:{port}/postgres")
+
+    /// `postgres://pemba@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://pemba@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl stop -m immediate`: the server dies at once, as in a crash.
+    pub fn stop_immediately(&self) {
+        let out = as_owner(self.bin.join("pg_ctl"), self.root)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["stop", "-m", "immediate", "-w"])
+            .output()
+            .expect("run pg_ctl stop");
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the stopped server again on the same port and data.
+    pub fn restart(&self) {
+        self.pg_ctl_start();
+    }
+
+    fn pg_ctl_start(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        let out = as_owner(self.bin.join("pg_ctl"), self.root)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-w", "-l"])
+            .arg(self.dir.join("log"))
+            .args(["-o", &options, "start"])
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A shell that stops the server and removes its directory once this process is
+    /// gone, however it ends.
+    fn watch(&self) {
+        let stop = if self.root {
+            format!("runuser -u nobody -- {}", self.bin.join("pg_ctl").display())
+        } else {
+            self.bin.join("pg_ctl").display().to_string()
+        };
+        let watcher = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} -D '{data}' stop -m immediate >/dev/null 2>&1; rm -rf '{dir}'",
+            pid = std::process::id(),
+            data = self.data.display(),
+            dir = self.dir.display(),
+        );
+        #[expect(
+            clippy::zombie_processes,
+            reason = "the watcher outlives this process by design: it stops the server after it"
+        )]
+        Command::new("sh")
+            .args(["-c", &watcher])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the watcher");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = as_owner(self.bin.join("pg_ctl"), self.root)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["stop", "-m", "immediate"])
+            .output();
+    }
 }
