@@ -236,6 +236,16 @@ fn not_evaluated(what: &str, line: Option<usize>) -> String {
 /// Loads `file` into a fresh in-memory engine and evaluates every assertion and
 /// validation entry. `source` is the file's text, used to name lines.
 pub fn run(file: &ValidationFile, source: &str) -> Result<Outcome, EngineError> {
+    run_on(file, source, || Ok(Engine::in_memory()?))
+}
+
+/// As [`run`], on the engine `open` makes (an empty store of any backend), opened only
+/// once the schema compiles.
+pub fn run_on(
+    file: &ValidationFile,
+    source: &str,
+    open: impl FnOnce() -> Result<Engine, EngineError>,
+) -> Result<Outcome, EngineError> {
     let mut outcome = Outcome::default();
     let compiled = match pemba_schema::compile(&file.schema) {
         Ok(compiled) => compiled,
@@ -244,7 +254,7 @@ pub fn run(file: &ValidationFile, source: &str) -> Result<Outcome, EngineError> 
             return Ok(outcome);
         }
     };
-    let engine = Engine::in_memory()?;
+    let engine = open()?;
     engine.write_schema(&file.schema)?;
 
     let mut updates = Vec::new();

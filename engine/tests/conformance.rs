@@ -1,5 +1,6 @@
 //! SpiceDB's own validation files, read from `PEMBA_CONFORMANCE_DIR` (never copied here),
-//! each run in-process as its own test case.
+//! each run in-process as its own test case, once on redb and once on PostgreSQL (a fresh
+//! database per file on one throwaway server, `tests/shared/postgres.rs`).
 //!
 //! A harness-less test target (libtest-mimic) so that a missing corpus is reported as
 //! ignored, with the reason, rather than as a pass: with the variable unset there is one
@@ -12,7 +13,9 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 #[path = "../../tests/shared/corpus.rs"]
 mod corpus;
-use pemba_engine::validation_file;
+#[path = "../../tests/shared/postgres.rs"]
+mod pg;
+use pemba_engine::{validation_file, Engine, EngineError, PostgresStore};
 
 /// SpiceDB ships more validation files than this; fewer means the wrong folder.
 const MIN_FILES: usize = 30;
@@ -34,10 +37,17 @@ fn trials() -> Vec<Trial> {
             let mut trials: Vec<Trial> = files
                 .iter()
                 .cloned()
-                .map(|path| {
-                    Trial::test(corpus::case_name("spicedb", &path), move || {
-                        run_file(&path).map(drop)
-                    })
+                .flat_map(|path| {
+                    let name = corpus::case_name("spicedb", &path);
+                    let on_postgres = path.clone();
+                    [
+                        Trial::test(name.clone(), move || {
+                            run_file(&path, Backend::Redb).map(drop)
+                        }),
+                        Trial::test(format!("postgres::{name}"), move || {
+                            run_file(&on_postgres, Backend::Postgres).map(drop)
+                        }),
+                    ]
                 })
                 .collect();
             trials.push(Trial::test("spicedb_assertions", move || {
@@ -52,7 +62,10 @@ fn trials() -> Vec<Trial> {
 /// Fails if the files that pass evaluate fewer than [`MIN_ASSERTIONS`] assertions in all
 /// (a file that fails is its own case's failure).
 fn count_assertions(files: &[PathBuf]) -> Result<(), Failed> {
-    let assertions: usize = files.iter().filter_map(|path| run_file(path).ok()).sum();
+    let assertions: usize = files
+        .iter()
+        .filter_map(|path| run_file(path, Backend::Redb).ok())
+        .sum();
     if assertions < MIN_ASSERTIONS {
         return Err(format!(
             "only {assertions} assertions evaluated, expected at least {MIN_ASSERTIONS}"
@@ -62,13 +75,33 @@ fn count_assertions(files: &[PathBuf]) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The store a file runs on.
+#[derive(Clone, Copy)]
+enum Backend {
+    /// In-memory redb.
+    Redb,
+    /// A fresh, migrated PostgreSQL database.
+    Postgres,
+}
+
+fn open(backend: Backend) -> Result<Engine, EngineError> {
+    match backend {
+        Backend::Redb => Ok(Engine::in_memory()?),
+        Backend::Postgres => {
+            let url = pg::fresh_database();
+            pemba_engine::migrate(&url)?;
+            Ok(Engine::with_store(Box::new(PostgresStore::connect(&url)?))?)
+        }
+    }
+}
+
 /// Parses and runs one file; every schema error and failed assertion is reported. The
 /// number of assertions evaluated.
-fn run_file(path: &Path) -> Result<usize, Failed> {
+fn run_file(path: &Path, backend: Backend) -> Result<usize, Failed> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let file = validation_file::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let outcome = validation_file::run(&file, &text)
+    let outcome = validation_file::run_on(&file, &text, || open(backend))
         .map_err(|e| format!("{}: cannot run: {e}", path.display()))?;
     let mut failed = Vec::new();
     if let Some(errors) = &outcome.schema_errors {
