@@ -79,10 +79,14 @@ impl Api {
     }
 }
 
-/// chromedriver on a free loopback port, killed on drop.
+/// chromedriver on a free loopback port, in a process group of its own, which the
+/// Chromium it starts joins. Dropping it kills the whole group, so however the test ends
+/// (a failed assertion unwinds through here too) no browser is left running; the
+/// browser's profile is a temporary directory removed after that.
 struct Driver {
     child: Child,
     port: u16,
+    profile: tempfile::TempDir,
 }
 
 impl Driver {
@@ -93,7 +97,9 @@ impl Driver {
             .unwrap()
             .port();
         let program = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_string());
-        let child = Command::new(&program)
+        let mut command = Command::new(&program);
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -109,13 +115,28 @@ impl Driver {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Driver { child, port }
+        let profile = tempfile::tempdir().unwrap();
+        Driver {
+            child,
+            port,
+            profile,
+        }
     }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The group's id is chromedriver's pid (`process_group(0)`); Chromium's crash
+        // handlers, which start sessions of their own, exit with the browser.
+        let group = format!("-{}", self.child.id());
+        let killed = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !killed.is_ok_and(|status| status.success()) {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
@@ -232,7 +253,7 @@ impl Browser {
     }
 
     /// Clicks what `xpath` finds. The console redraws a screen when a change arrives (the
-    /// watch, the revision poll), so an element found a moment ago can be replaced before
+    /// workspace's watch stream), so an element found a moment ago can be replaced before
     /// the click lands: a stale element is looked up again, a bounded number of times.
     async fn click(&self, xpath: &str) {
         for attempt in 1.. {
@@ -425,7 +446,8 @@ fn console_in_a_real_browser() {
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
         capabilities.insert(
             "goog:chromeOptions".to_string(),
-            json!({"binary": chromium, "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900"]}),
+            json!({"binary": chromium, "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900",
+                format!("--user-data-dir={}", driver.profile.path().display())]}),
         );
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(capabilities)
