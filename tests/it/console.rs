@@ -518,7 +518,7 @@ async fn flows(b: &Browser, api: &Api) {
     b.find(&link("Engineering")).await;
     // A taken name: the server's message beside the field, nothing created.
     b.click(&button("Create group")).await;
-    b.fill_in(&create, "Group name", "ENGINEERING").await;
+    b.fill_in(&create, "Group name", "engineering").await;
     b.click(&format!("{create}{}", button("Create group")))
         .await;
     let error = b
@@ -527,14 +527,13 @@ async fn flows(b: &Browser, api: &Api) {
             control("Group name")
         ))
         .await;
-    assert!(
-        error
-            .text()
-            .await
-            .unwrap()
-            .contains("already has a group named"),
-        "{}",
-        error.text().await.unwrap()
+    // The server's own words, naming the group as it is stored.
+    assert_eq!(
+        error.text().await.unwrap(),
+        format!(
+            "workspace `acme` already has a group named `Engineering` (`{}`): `engineering` is the same name after Unicode normalization and case folding",
+            api.ok("GET", "/v1/workspaces/acme/groups?q=Engineering", Some("alice"), None)["groups"][0]["id"].as_str().unwrap()
+        )
     );
     b.screenshot("03-create-group-taken-name").await;
     b.click(&format!("{create}{}", button("Cancel"))).await;
