@@ -405,7 +405,7 @@ fn refusals_have_their_status_and_code() {
     app.refuses(
         (409, 9),
         ("POST", groups, "alice", name("ENGINEERING")),
-        &format!("workspace `acme` already has a group named `ENGINEERING` (`{eng}`); names are compared after Unicode normalization and case folding"),
+        &format!("workspace `acme` already has a group named `Engineering` (`{eng}`): `ENGINEERING` is the same name after Unicode normalization and case folding"),
     );
     app.refuses(
         (409, 9),

@@ -122,53 +122,63 @@ export function general(path, body, options = {}) {
   return call("POST", path, body, { ...options, auth: s ? { key: s.key } : null });
 }
 
+/** Waits `ms` milliseconds, or less if `signal` aborts first. */
+function pause(ms, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
+}
+
+/** A refusal that retrying will not cure (the actor is no member, the workspace is gone). */
+function final(error) {
+  return error instanceof ApiError && error.status >= 400 && error.status < 500 &&
+    error.status !== 408 && error.status !== 429;
+}
+
 /**
- * Watches changes to `objectTypes` and calls `onChange` after each commit that touches
- * them, until `signal` aborts; reconnects after a dropped stream, resuming after the
- * last revision seen so nothing is missed. A rename or a new description changes only
- * the group's record, which the watch API (relationships only) does not carry, so the
- * store's revision is also read once a second and a move past the last seen one counts
- * as a change too.
+ * Follows the signed-in workspace (`GET /v1/workspaces/{ws}/watch`): calls `onChange`
+ * after each commit that changed something the workspace shows (members and roles, a
+ * group's members, its name or description, resources and their grants), until `signal`
+ * aborts. The promise resolves once the stream is open (or failed to open), so a screen
+ * that draws after it misses nothing: whatever commits later arrives as a change. A
+ * dropped stream reconnects after a second, resuming after the last revision it reported,
+ * so nothing is missed in between either; one that could not open at first reports a
+ * change once it opens, as the screen drew without it.
  */
-export async function watch(objectTypes, onChange, signal) {
-  let cursor = null;
-  let seen = null;
+export function follow(onChange, signal) {
+  let opened;
+  const ready = new Promise((resolve) => { opened = resolve; });
   (async () => {
+    let cursor = null;
+    let missed = false;
     while (!signal.aborted) {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      try {
-        const auth = session();
-        if (!auth || signal.aborted) return;
-        const response = await fetch("/healthz", { headers: headers({ key: auth.key }), signal });
-        const { revision } = await response.json();
-        if (seen !== null && revision && revision !== seen) onChange();
-        seen = revision;
-      } catch {
-        // A failed probe is retried on the next tick; the watch stream still runs.
-      }
-    }
-  })();
-  while (!signal.aborted) {
-    try {
       const auth = session();
-      if (!auth) return;
-      const body = { optionalObjectTypes: objectTypes };
-      if (cursor) body.optionalStartCursor = cursor;
-      const response = await fetch("/v1/watch", {
-        method: "POST",
-        headers: headers({ key: auth.key }, { "Content-Type": "application/json" }),
-        body: JSON.stringify(body),
-        signal,
-      });
-      if (!response.ok) throw await refusal(response);
-      await readLines(response, (line) => {
-        if (!line.result) return;
-        if (line.result.changesThrough) cursor = line.result.changesThrough;
-        if ((line.result.updates || []).length) onChange();
-      });
-    } catch (error) {
-      if (signal.aborted) return;
+      if (!auth) break;
+      try {
+        const query = cursor ? `?after=${encodeURIComponent(cursor)}` : "";
+        const response = await fetch(`${ws("watch")}${query}`, { headers: headers(auth), signal });
+        if (!response.ok) throw await refusal(response);
+        await readLines(response, (line) => {
+          if (line.error) throw new ApiError(response.status, line.error.code, line.error.message);
+          if (!line.result) return;
+          cursor = line.result.changesThrough.token;
+          if (line.result.changed) {
+            onChange();
+          } else {
+            opened();
+            if (missed) onChange();
+            missed = false;
+          }
+        });
+      } catch (error) {
+        if (signal.aborted || final(error)) break;
+      }
+      if (!cursor) missed = true;
+      opened();
+      await pause(1000, signal);
     }
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
+    opened();
+  })();
+  return ready;
 }

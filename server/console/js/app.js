@@ -1,6 +1,7 @@
 // The console's shell: sign in, navigation and the hash router. Each screen is a module
 // whose `render(main, ctx)` fills the main region; `ctx` carries who is signed in, their
-// role and an AbortSignal that ends when the user navigates away (closing watch streams).
+// role and an AbortSignal that ends when the user navigates away (closing the screen's
+// watch stream and cancelling its reads).
 
 import { ApiError, call, clearSession, saveSession, session, ws } from "./api.js";
 import { field, h, setError } from "./dom.js";
@@ -98,6 +99,8 @@ export function showFailure(target, error) {
 
 async function route() {
   if (current) current.abort();
+  // A dialog belongs to the screen that opened it (Back with one open leaves it behind).
+  for (const open of document.querySelectorAll("dialog")) open.close();
   current = new AbortController();
   const signal = current.signal;
   const s = session();

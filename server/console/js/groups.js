@@ -1,8 +1,9 @@
 // The group directory (search, the Create group dialog) and a group's page (members,
 // Add members, Edit, Delete group, and for admins the Resources it reaches). Both follow
-// the watch API so changes made elsewhere show without a reload.
+// the workspace's watch stream, so changes made elsewhere (members, renames, descriptions,
+// grants) show without a reload.
 
-import { ApiError, call, watch, ws } from "./api.js";
+import { ApiError, call, follow, ws } from "./api.js";
 import { announce, dialog, field, h, plural, setError, table } from "./dom.js";
 
 /** Where a group's page lives. */
@@ -113,7 +114,7 @@ export async function renderGroups(main, ctx) {
     clearTimeout(timer);
     timer = setTimeout(() => refresh().catch(() => {}), 120);
   });
-  watch(["group"], () => refresh().catch(() => {}), ctx.signal);
+  await follow(() => refresh().catch(() => {}), ctx.signal);
   await refresh();
 }
 
@@ -281,7 +282,7 @@ export async function renderGroup(main, ctx, id) {
     if (ctx.signal.aborted || mine !== generation) return;
     main.replaceChildren(...children);
   }
-  watch(["group", "connection", "workbook"], () => { if (!editing) draw().catch(() => {}); }, ctx.signal);
+  await follow(() => { if (!editing) draw().catch(() => {}); }, ctx.signal);
   await draw();
 }
 

@@ -205,19 +205,33 @@ pub enum Missing {
     },
 }
 
+/// Why a name asked for is the name of the group that has it, when the two differ.
+fn same_name(name: &str, existing: &str) -> String {
+    if name == existing {
+        String::new()
+    } else {
+        format!(": `{name}` is the same name after Unicode normalization and case folding")
+    }
+}
+
 /// A command that conflicts with what is stored.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Conflict {
     /// Another group of the workspace has the name (compared after NFKC and case folding).
+    /// The message names that group as it is stored, which may differ from the name asked
+    /// for (`Engineering` for `engineering`).
     #[error(
-        "workspace `{workspace}` already has a group named `{name}` (`{id}`); names are compared after Unicode normalization and case folding"
+        "workspace `{workspace}` already has a group named `{existing}` (`{id}`){}",
+        same_name(.name, .existing)
     )]
     NameTaken {
         /// Workspace id.
         workspace: String,
         /// The name asked for.
         name: String,
+        /// The existing group's name, as stored.
+        existing: String,
         /// The id of the group that has it.
         id: String,
     },

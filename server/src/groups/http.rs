@@ -7,6 +7,7 @@
 //! header, 400 for path and query).
 
 mod handlers;
+mod watch;
 mod wire;
 
 use axum::body::Bytes;
@@ -59,6 +60,7 @@ const IMPORT: &str = "/v1/workspaces/{ws}/groups/import";
 const GROUP: &str = "/v1/workspaces/{ws}/groups/{group}";
 const GROUP_MEMBER: &str = "/v1/workspaces/{ws}/groups/{group}/members/{member}";
 const GROUP_RESOURCES: &str = "/v1/workspaces/{ws}/groups/{group}/resources";
+const WATCH: &str = "/v1/workspaces/{ws}/watch";
 
 fn endpoints() -> Vec<Endpoint> {
     use h::{Connections, Kind, Workbooks};
@@ -76,6 +78,7 @@ fn endpoints() -> Vec<Endpoint> {
         plain(Method::PUT, GROUP_MEMBER, put(h::add_member)),
         plain(Method::DELETE, GROUP_MEMBER, delete(h::remove_member)),
         plain(Method::GET, GROUP_RESOURCES, get(h::group_resources)),
+        plain(Method::GET, WATCH, get(watch::watch_workspace)),
         // CSV, not JSON: no body decoder.
         plain(Method::POST, IMPORT, post(h::import_csv)),
         // Connections: a share reads (and ignores) its body.

@@ -87,6 +87,9 @@ pub(crate) struct Watcher {
     types: Vec<String>,
     filters: Vec<RelationshipFilter>,
     after: Revision,
+    /// Whether commits that changed no relationship (metadata-only transactions, schema
+    /// writes) are returned too; see [`Watcher::with_empty_commits`].
+    empty_commits: bool,
     commits: tokio::sync::watch::Receiver<Revision>,
     stop: tokio::sync::watch::Receiver<bool>,
     _slot: Slot,
@@ -155,10 +158,26 @@ impl Watcher {
             types,
             filters,
             after,
+            empty_commits: false,
             commits,
             stop: state.stop.subscribe(),
             _slot: slot,
         })
+    }
+
+    /// Also returns each commit that changed no relationship at all (a transaction that
+    /// only wrote application metadata, such as a group's new name, or a schema write), as
+    /// a [`Matched`] without changes. SpiceDB's watch never sends such commits; followers
+    /// of application state need to know that one happened.
+    pub(crate) fn with_empty_commits(mut self) -> Self {
+        self.empty_commits = true;
+        self
+    }
+
+    /// The revision this watcher has read the change log through: where it started, until
+    /// [`Watcher::next`] moves it on.
+    pub(crate) fn position(&self) -> Revision {
+        self.after
     }
 
     /// The next commits with matching changes, waiting for new commits when caught up.
@@ -185,6 +204,7 @@ impl Watcher {
             let mut matched = Vec::new();
             for set in sets {
                 self.after = set.revision;
+                let empty = set.changes.is_empty();
                 let changes: Vec<Change> = set
                     .changes
                     .into_iter()
@@ -195,7 +215,7 @@ impl Watcher {
                                 || self.filters.iter().any(|f| f.matches(&c.tuple)))
                     })
                     .collect();
-                if !changes.is_empty() {
+                if !changes.is_empty() || (empty && self.empty_commits) {
                     matched.push(Matched {
                         revision: set.revision,
                         changes,

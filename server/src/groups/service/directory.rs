@@ -274,9 +274,16 @@ impl Groups {
     fn name_free(&self, ws: &str, name: &str, except: Option<&str>) -> Result<(), GroupsError> {
         if let Some(id) = self.engine.metadata(&name_key(ws, name))? {
             if except != Some(id.as_str()) {
+                // A name key whose record is gone (never written so) still refuses the name.
+                let existing = match self.group_record(ws, &id) {
+                    Ok(stored) => stored.info.name,
+                    Err(GroupsError::NotFound { .. }) => name.to_string(),
+                    Err(error) => return Err(error),
+                };
                 return Err(Conflict::NameTaken {
                     workspace: ws.to_string(),
                     name: name.to_string(),
+                    existing,
                     id,
                 }
                 .into());

@@ -53,7 +53,10 @@ impl Groups {
         // Skeletons of the workspace's groups, then of the file's names as they are planned
         // (with the folded name and where it came from), for the confusable check.
         let mut skeletons: HashMap<String, (String, String, String)> = HashMap::new();
+        // The stored names by id, for naming the group a taken name belongs to.
+        let mut stored: HashMap<String, String> = HashMap::new();
         for (id, info) in self.workspace_groups(ws)? {
+            stored.insert(id.clone(), info.name.clone());
             skeletons.insert(skeleton(&info.name), (fold(&info.name), info.name, id));
         }
         let mut header_seen = false;
@@ -118,6 +121,10 @@ impl Groups {
                     let taken = Conflict::NameTaken {
                         workspace: ws.to_string(),
                         name: name.clone(),
+                        existing: stored
+                            .get(&existing)
+                            .cloned()
+                            .unwrap_or_else(|| name.clone()),
                         id: existing,
                     };
                     bad(line, RowProblem::Taken(taken));
