@@ -10,6 +10,7 @@
 
 pub mod convert;
 mod permissions;
+pub mod reflection;
 mod schema;
 pub mod status;
 mod watch;
@@ -71,8 +72,9 @@ impl Interceptor for KeyCheck {
     }
 }
 
-/// The three `authzed.api.v1` services, each behind the key check, and health checking
-/// (which needs no key, so load balancers can probe it).
+/// The three `authzed.api.v1` services, each behind the key check, health checking
+/// (which needs no key, so load balancers can probe it) and server reflection (no key
+/// either, as SpiceDB).
 pub async fn routes(state: &AppState) -> tonic::service::Routes {
     let max = state.limits.max_body_bytes;
     let check = KeyCheck(state.clone());
@@ -101,10 +103,18 @@ pub async fn routes(state: &AppState) -> tonic::service::Routes {
         SchemaServiceServer::new(schema).max_decoding_message_size(max),
         check.clone(),
     ));
-    routes.add_service(tonic::service::interceptor::InterceptedService::new(
+    routes = routes.add_service(tonic::service::interceptor::InterceptedService::new(
         WatchServiceServer::new(watch).max_decoding_message_size(max),
         check,
-    ))
+    ));
+    match (reflection::v1(), reflection::v1alpha()) {
+        (Ok(v1), Ok(v1alpha)) => routes.add_service(v1).add_service(v1alpha),
+        (Err(error), _) | (_, Err(error)) => {
+            // Only malformed built-in descriptors get here, which a unit test rules out.
+            tracing::error!(%error, "grpc: server reflection is off: its descriptors do not load");
+            routes
+        }
+    }
 }
 
 /// tonic refuses a message over `max_decoding_message_size` with `OUT_OF_RANGE`; grpc-go,

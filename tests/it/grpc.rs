@@ -886,3 +886,205 @@ async fn oversized_messages_are_refused() {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains("1024"), "{}", status.message());
 }
+
+mod reflection {
+    //! Server reflection as `grpcurl` uses it: list the services, fetch the file that
+    //! declares a symbol, then every file it imports, with no key and no proto files.
+
+    use std::collections::{BTreeSet, VecDeque};
+
+    use prost::Message as _;
+    use tonic::transport::Channel;
+    use tonic_reflection::pb::v1 as refl;
+    use tonic_reflection::pb::v1alpha as refl_alpha;
+
+    use crate::support::TestServer;
+
+    use refl::server_reflection_request::MessageRequest;
+    use refl::server_reflection_response::MessageResponse;
+
+    async fn ask(channel: &Channel, request: MessageRequest) -> MessageResponse {
+        try_ask(channel, request).await.unwrap()
+    }
+
+    async fn try_ask(
+        channel: &Channel,
+        request: MessageRequest,
+    ) -> Result<MessageResponse, tonic::Status> {
+        let mut client =
+            refl::server_reflection_client::ServerReflectionClient::new(channel.clone());
+        let request = refl::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(request),
+        };
+        let mut answers = client
+            .server_reflection_info(tokio_stream::once(request))
+            .await
+            .unwrap()
+            .into_inner();
+        let answer = answers.message().await?.unwrap();
+        Ok(answer.message_response.unwrap())
+    }
+
+    fn files(answer: MessageResponse) -> Vec<prost_types::FileDescriptorProto> {
+        let MessageResponse::FileDescriptorResponse(found) = answer else {
+            panic!("expected files, got {answer:?}");
+        };
+        found
+            .file_descriptor_proto
+            .iter()
+            .map(|bytes| prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap())
+            .collect()
+    }
+
+    const SERVICES: [&str; 6] = [
+        "authzed.api.v1.PermissionsService",
+        "authzed.api.v1.SchemaService",
+        "authzed.api.v1.WatchService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ];
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn lists_and_describes_the_api_without_a_key() {
+        let server = TestServer::start();
+        let channel = Channel::from_shared(server.grpc.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let MessageResponse::ListServicesResponse(listed) =
+            ask(&channel, MessageRequest::ListServices(String::new())).await
+        else {
+            panic!("expected a service list");
+        };
+        let names: BTreeSet<String> = listed.service.into_iter().map(|s| s.name).collect();
+        assert_eq!(names, SERVICES.map(String::from).into(), "{names:?}");
+
+        // The file declaring PermissionsService, then its imports one by one, as grpcurl
+        // resolves them: every one must be served, down to Google's well-known types.
+        let declaring = files(
+            ask(
+                &channel,
+                MessageRequest::FileContainingSymbol("authzed.api.v1.PermissionsService".into()),
+            )
+            .await,
+        );
+        let service_file = declaring
+            .iter()
+            .find(|file| file.name() == "authzed/api/v1/permission_service.proto")
+            .unwrap();
+        let service = service_file
+            .service
+            .iter()
+            .find(|s| s.name() == "PermissionsService")
+            .unwrap();
+        let methods: BTreeSet<&str> = service.method.iter().map(|m| m.name()).collect();
+        for rpc in [
+            "CheckPermission",
+            "CheckBulkPermissions",
+            "ExpandPermissionTree",
+            "LookupResources",
+            "LookupSubjects",
+            "ReadRelationships",
+            "WriteRelationships",
+            "DeleteRelationships",
+            "ImportBulkRelationships",
+            "ExportBulkRelationships",
+        ] {
+            assert!(methods.contains(rpc), "{rpc} missing from {methods:?}");
+        }
+        let check = service
+            .method
+            .iter()
+            .find(|m| m.name() == "CheckPermission")
+            .unwrap();
+        assert_eq!(check.input_type(), ".authzed.api.v1.CheckPermissionRequest");
+        let request = service_file
+            .message_type
+            .iter()
+            .find(|m| m.name() == "CheckPermissionRequest")
+            .unwrap();
+        let numbers: Vec<(&str, i32)> = request
+            .field
+            .iter()
+            .map(|f| (f.name(), f.number()))
+            .collect();
+        assert_eq!(
+            numbers.get(..4).unwrap(),
+            [
+                ("consistency", 1),
+                ("resource", 2),
+                ("permission", 3),
+                ("subject", 4)
+            ]
+        );
+
+        let mut seen: BTreeSet<String> = declaring.iter().map(|f| f.name().to_string()).collect();
+        let mut wanted: VecDeque<String> = declaring
+            .iter()
+            .flat_map(|f| f.dependency.iter().cloned())
+            .collect();
+        while let Some(name) = wanted.pop_front() {
+            if seen.contains(&name) {
+                continue;
+            }
+            let found = files(ask(&channel, MessageRequest::FileByFilename(name.clone())).await);
+            let file = found.iter().find(|f| f.name() == name).unwrap_or_else(|| {
+                panic!("`{name}` was not served");
+            });
+            wanted.extend(file.dependency.iter().cloned());
+            seen.insert(name);
+        }
+        for needed in [
+            "authzed/api/v1/core.proto",
+            "validate/validate.proto",
+            "google/protobuf/struct.proto",
+            "google/protobuf/timestamp.proto",
+        ] {
+            assert!(seen.contains(needed), "{needed} not among {seen:?}");
+        }
+
+        // tonic's reflection ends the stream with the status (grpcurl prints it).
+        let unknown = try_ask(
+            &channel,
+            MessageRequest::FileContainingSymbol("authzed.api.v1.NoSuchService".into()),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
+    }
+
+    /// Older tools (and grpcurl before 1.9) speak only v1alpha.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn v1alpha_lists_the_same_services() {
+        use refl_alpha::server_reflection_request::MessageRequest;
+        use refl_alpha::server_reflection_response::MessageResponse;
+        let server = TestServer::start();
+        let channel = Channel::from_shared(server.grpc.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = refl_alpha::server_reflection_client::ServerReflectionClient::new(channel);
+        let request = refl_alpha::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let answer = client
+            .server_reflection_info(tokio_stream::once(request))
+            .await
+            .unwrap()
+            .into_inner()
+            .message()
+            .await
+            .unwrap()
+            .unwrap();
+        let Some(MessageResponse::ListServicesResponse(listed)) = answer.message_response else {
+            panic!("expected a service list, got {answer:?}");
+        };
+        let names: BTreeSet<String> = listed.service.into_iter().map(|s| s.name).collect();
+        assert_eq!(names, SERVICES.map(String::from).into(), "{names:?}");
+    }
+}
