@@ -49,6 +49,22 @@ pub struct ServeArgs {
     /// Raise it when clients reach the server through a proxy that shares one address.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_client)]
     pub max_connections_per_client: usize,
+    /// PEM certificate chain (leaf first): serve both listeners over TLS (needs `--tls-key`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PEMBA_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert` (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PEMBA_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Relationship file formats.
@@ -123,6 +139,13 @@ pub fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
         return fail("`serve` takes neither `--consistency` nor `--json`");
     }
     init_tracing();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match pemba_server::serve::Tls::load(cert, key) {
+            Ok(tls) => Some(tls),
+            Err(message) => return fail(message),
+        },
+        _ => None,
+    };
     let data_dir = global.dir();
     let (key, source) = match resolve_key(
         global.key_file.as_deref(),
@@ -168,12 +191,18 @@ pub fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
         let grpc_address = grpc_listener
             .local_addr()
             .map_err(|e| format!("cannot read the bound gRPC address: {e}"))?;
+        let (scheme, over_tls) = if tls.is_some() {
+            ("https", " over TLS")
+        } else {
+            ("http", "")
+        };
         eprintln!(
-            "pemba serving http://{address} with data in {}",
+            "pemba serving {scheme}://{address} with data in {}",
             data_dir.display()
         );
-        eprintln!("pemba serving grpc://{grpc_address}");
+        eprintln!("pemba serving grpc://{grpc_address}{over_tls}");
         let mut config = Config::new(data_dir.clone(), key);
+        config.tls = tls;
         config.limits.max_connections = args.max_connections;
         config.limits.max_connections_per_client = args.max_connections_per_client;
         let served = pemba_server::serve_engine_with_grpc(

@@ -145,13 +145,19 @@ fn size_refusal_as_exhausted(
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves the gRPC API on `listener` until `shutdown` resolves, then drains for at most
-/// [`DRAIN`].
+/// [`DRAIN`]. Connections are admitted by `gate`, the caps the HTTP listener counts in
+/// too, over TLS when `tls` is given.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    gate: crate::serve::Gate,
+    tls: Option<crate::serve::Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), std::io::Error> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let (accepting_tx, accepting_rx) = tokio::sync::oneshot::channel::<()>();
+    let incoming = crate::serve::grpc_incoming(listener, gate, tls, async move {
+        let _ = accepting_rx.await;
+    });
     let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(
@@ -160,6 +166,7 @@ pub async fn serve(
         .add_routes(routes(&state).await)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
+            let _ = accepting_tx.send(());
             let _ = began_tx.send(());
         });
     tokio::select! {

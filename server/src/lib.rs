@@ -102,6 +102,8 @@ pub struct Config {
     pub key: ApiKey,
     /// Request and batch limits (default: [`Limits::default`]).
     pub limits: Limits,
+    /// Serve both listeners over TLS with this certificate (default: plaintext).
+    pub tls: Option<serve::Tls>,
 }
 
 impl Config {
@@ -111,6 +113,7 @@ impl Config {
             data_dir,
             key,
             limits: Limits::default(),
+            tls: None,
         }
     }
 }
@@ -268,19 +271,28 @@ pub async fn serve_engine_with_grpc(
     }
     tracing::info!(address = ?listener.local_addr().ok(), revision = engine.revision().0, "serving");
     let limits = state.limits;
+    // One set of connection caps over both listeners.
+    let gate = serve::Gate::new(&limits);
+    let (grpc_gate, grpc_tls) = (gate.clone(), config.tls.clone());
     let grpc = async {
         let Some(grpc_listener) = grpc_listener else {
             return Ok(());
         };
         let mut stop = state.stop.subscribe();
-        grpc::serve(grpc_listener, state.clone(), async move {
-            // Ends when shutdown begins, or when the state (and so the sender) is gone.
-            let _ = stop.wait_for(|stopping| *stopping).await;
-        })
+        grpc::serve(
+            grpc_listener,
+            state.clone(),
+            grpc_gate,
+            grpc_tls,
+            async move {
+                // Ends when shutdown begins, or when the state (and so the sender) is gone.
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            },
+        )
         .await
     };
     let stopping = state.clone();
-    let http = serve::serve(listener, router, limits, async move {
+    let http = serve::serve(listener, router, limits, gate, config.tls, async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
         stopping.begin_shutdown();

@@ -1088,3 +1088,139 @@ mod reflection {
         assert_eq!(names, SERVICES.map(String::from).into(), "{names:?}");
     }
 }
+
+mod connections {
+    //! The gRPC listener under the HTTP listener's connection caps: one overall cap and one
+    //! per client address, counted over both listeners together, and the first-request
+    //! timeout (HTTP/2's preface).
+
+    use std::io::Write as _;
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use pemba_server::Limits;
+    use tonic::transport::Channel;
+
+    use crate::slow::read_until_closed;
+    use crate::support::TestServer;
+
+    /// A gRPC connection the server has admitted (a health check answered on it).
+    async fn admitted(server: &TestServer) -> Result<Channel, String> {
+        let channel = Channel::from_shared(server.grpc.clone())
+            .unwrap()
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(channel)
+    }
+
+    /// A raw connection to the gRPC listener that has sent HTTP/2's preface (so it is
+    /// past the first-request timeout and holds its place) and is closed when dropped.
+    fn preface_only(server: &TestServer) -> TcpStream {
+        let mut stream = TcpStream::connect(server.grpc.trim_start_matches("http://")).unwrap();
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .unwrap();
+        stream
+    }
+
+    /// An HTTP/1.1 keep-alive connection with one request answered on it.
+    fn http_connection(server: &TestServer) -> TcpStream {
+        let mut stream = TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = [0u8; 12];
+        std::io::Read::read_exact(&mut stream, &mut answer).unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200");
+        stream
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grpc_connections_count_in_the_http_cap() {
+        let server = TestServer::start_with(Limits {
+            max_connections: 2,
+            ..Limits::default()
+        });
+        let grpc = preface_only(&server);
+        let http = http_connection(&server);
+        // A third connection, to either listener, waits in the backlog unanswered...
+        let base = server.base.clone();
+        let third = tokio::task::spawn_blocking(move || {
+            let mut third = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+            third
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let (early, _) = read_until_closed(&mut third, Duration::from_millis(500));
+            (third, early)
+        });
+        let (mut third, early) = third.await.unwrap();
+        assert!(early.is_empty(), "answered over the cap: {early}");
+        // ...until the gRPC connection closes.
+        drop(grpc);
+        let late = tokio::task::spawn_blocking(move || {
+            read_until_closed(&mut third, Duration::from_secs(10))
+        })
+        .await
+        .unwrap();
+        assert!(late.0.starts_with("HTTP/1.1 200"), "{late:?}");
+        drop(http);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_per_client_cap_counts_both_listeners() {
+        let server = TestServer::start_with(Limits {
+            max_connections_per_client: 2,
+            ..Limits::default()
+        });
+        let http = http_connection(&server);
+        let grpc = admitted(&server).await.unwrap();
+        // 127.0.0.1 has its two: a third connection is closed at once.
+        let refused = admitted(&server).await;
+        assert!(
+            refused.is_err(),
+            "a third connection from one address was served"
+        );
+        drop(http);
+        let mut again = Err(String::new());
+        for _ in 0..200 {
+            again = admitted(&server).await;
+            if again.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            again.is_ok(),
+            "a closed connection did not free its place: {again:?}"
+        );
+        drop(grpc);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_grpc_connection_that_sends_nothing_is_closed() {
+        let server = TestServer::start_with(Limits {
+            first_header_timeout: Duration::from_millis(200),
+            ..Limits::default()
+        });
+        let address = server.grpc.trim_start_matches("http://").to_string();
+        let (text, closed) = tokio::task::spawn_blocking(move || {
+            let mut silent = TcpStream::connect(address).unwrap();
+            read_until_closed(&mut silent, Duration::from_secs(10))
+        })
+        .await
+        .unwrap();
+        assert!(closed.is_some(), "a silent connection stayed open");
+        assert!(text.is_empty(), "{text}");
+        // A real client is still served.
+        admitted(&server).await.unwrap();
+    }
+}

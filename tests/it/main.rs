@@ -22,3 +22,4 @@ mod process;
 mod readme;
 mod slow;
 mod support;
+mod tls;
