@@ -5,6 +5,12 @@
 //! writes the matching server side over those same types, so no `protoc` and no `.proto`
 //! files are needed here, and the server can only ever speak the messages the client
 //! crate speaks.
+//!
+//! Server reflection needs the services' descriptors as well, which the crate does not
+//! export: `proto/` holds a copy of the `.proto` files it ships (the `authzed.api.v1`
+//! services and what they import; a test in `grpc/reflection.rs` compares the copy with
+//! the crate's), compiled here into an encoded `FileDescriptorSet` by `protox`, a
+//! pure-Rust protobuf compiler, so no `protoc` is needed for this either.
 
 use tonic_build::manual::{Method, Service};
 
@@ -68,7 +74,31 @@ fn service(name: &str, rpcs: &[Rpc]) -> Service {
     builder.build()
 }
 
-fn main() {
+/// The files whose services and messages reflection describes; their imports come along.
+const DESCRIBED: &[&str] = &[
+    "authzed/api/v1/permission_service.proto",
+    "authzed/api/v1/schema_service.proto",
+    "authzed/api/v1/watch_service.proto",
+    "authzed/api/v1/error_reason.proto",
+];
+
+/// Compiles [`DESCRIBED`] (with every import, Google's well-known types included) into
+/// `OUT_DIR/authzed_api_v1.bin`.
+fn descriptors() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    println!("cargo:rerun-if-changed=build.rs");
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler
+        .include_imports(true)
+        .include_source_info(false)
+        .open_files(DESCRIBED)?;
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("authzed_api_v1.bin");
+    std::fs::write(out, compiler.encode_file_descriptor_set())?;
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    descriptors()?;
     let permissions = service(
         "PermissionsService",
         &[
@@ -131,4 +161,5 @@ fn main() {
     tonic_build::manual::Builder::new()
         .build_client(false)
         .compile(&[permissions, schema, watch]);
+    Ok(())
 }

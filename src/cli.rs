@@ -54,6 +54,22 @@ pub struct ServeArgs {
     /// `UNAVAILABLE` (503).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::bench::parse_duration)]
     pub max_staleness_wait: std::time::Duration,
+    /// PEM certificate chain (leaf first): serve both listeners over TLS (needs `--tls-key`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PEMBA_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert` (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PEMBA_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Relationship file formats.
@@ -135,6 +151,13 @@ pub fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
         datastore
     });
     init_tracing();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match pemba_server::serve::Tls::load(cert, key) {
+            Ok(tls) => Some(tls),
+            Err(message) => return fail(message),
+        },
+        _ => None,
+    };
     let data_dir = global.dir();
     let (key, source) = match resolve_key(
         global.key_file.as_deref(),
@@ -162,6 +185,7 @@ pub fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
     config.limits.max_connections = args.max_connections;
     config.limits.max_connections_per_client = args.max_connections_per_client;
     config.datastore = datastore;
+    config.tls = tls;
     let shown = match &config.datastore {
         Some(datastore) => datastore.shown(),
         None => data_dir.display().to_string(),
@@ -197,8 +221,13 @@ pub fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
         let grpc_address = grpc_listener
             .local_addr()
             .map_err(|e| format!("cannot read the bound gRPC address: {e}"))?;
-        eprintln!("pemba serving http://{address} with data in {shown}");
-        eprintln!("pemba serving grpc://{grpc_address}");
+        let (scheme, over_tls) = if config.tls.is_some() {
+            ("https", " over TLS")
+        } else {
+            ("http", "")
+        };
+        eprintln!("pemba serving {scheme}://{address} with data in {shown}");
+        eprintln!("pemba serving grpc://{grpc_address}{over_tls}");
         let served = pemba_server::serve_engine_with_grpc(
             listener,
             Some(grpc_listener),

@@ -10,6 +10,7 @@
 
 pub mod convert;
 mod permissions;
+pub mod reflection;
 mod schema;
 pub mod status;
 mod watch;
@@ -71,8 +72,9 @@ impl Interceptor for KeyCheck {
     }
 }
 
-/// The three `authzed.api.v1` services, each behind the key check, and health checking
-/// (which needs no key, so load balancers can probe it).
+/// The three `authzed.api.v1` services, each behind the key check, health checking
+/// (which needs no key, so load balancers can probe it) and server reflection (no key
+/// either, as SpiceDB).
 pub async fn routes(state: &AppState) -> tonic::service::Routes {
     let max = state.limits.max_body_bytes;
     let check = KeyCheck(state.clone());
@@ -101,10 +103,18 @@ pub async fn routes(state: &AppState) -> tonic::service::Routes {
         SchemaServiceServer::new(schema).max_decoding_message_size(max),
         check.clone(),
     ));
-    routes.add_service(tonic::service::interceptor::InterceptedService::new(
+    routes = routes.add_service(tonic::service::interceptor::InterceptedService::new(
         WatchServiceServer::new(watch).max_decoding_message_size(max),
         check,
-    ))
+    ));
+    match (reflection::v1(), reflection::v1alpha()) {
+        (Ok(v1), Ok(v1alpha)) => routes.add_service(v1).add_service(v1alpha),
+        (Err(error), _) | (_, Err(error)) => {
+            // Only malformed built-in descriptors get here, which a unit test rules out.
+            tracing::error!(%error, "grpc: server reflection is off: its descriptors do not load");
+            routes
+        }
+    }
 }
 
 /// tonic refuses a message over `max_decoding_message_size` with `OUT_OF_RANGE`; grpc-go,
@@ -135,13 +145,19 @@ fn size_refusal_as_exhausted(
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves the gRPC API on `listener` until `shutdown` resolves, then drains for at most
-/// [`DRAIN`].
+/// [`DRAIN`]. Connections are admitted by `gate`, the caps the HTTP listener counts in
+/// too, over TLS when `tls` is given.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    gate: crate::serve::Gate,
+    tls: Option<crate::serve::Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), std::io::Error> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let (accepting_tx, accepting_rx) = tokio::sync::oneshot::channel::<()>();
+    let incoming = crate::serve::grpc_incoming(listener, gate, tls, async move {
+        let _ = accepting_rx.await;
+    });
     let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(
@@ -150,6 +166,7 @@ pub async fn serve(
         .add_routes(routes(&state).await)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
+            let _ = accepting_tx.send(());
             let _ = began_tx.send(());
         });
     tokio::select! {

@@ -107,6 +107,8 @@ pub struct Config {
     /// A PostgreSQL datastore to serve instead of the redb store in `data_dir` (which
     /// then holds only the generated key); default none.
     pub datastore: Option<Datastore>,
+    /// Serve both listeners over TLS with this certificate (default: plaintext).
+    pub tls: Option<serve::Tls>,
 }
 
 impl Config {
@@ -117,6 +119,7 @@ impl Config {
             key,
             limits: Limits::default(),
             datastore: None,
+            tls: None,
         }
     }
 }
@@ -356,19 +359,28 @@ pub async fn serve_engine_with_grpc(
     }
     tracing::info!(address = ?listener.local_addr().ok(), revision = engine.revision().0, "serving");
     let limits = state.limits;
+    // One set of connection caps over both listeners.
+    let gate = serve::Gate::new(&limits);
+    let (grpc_gate, grpc_tls) = (gate.clone(), config.tls.clone());
     let grpc = async {
         let Some(grpc_listener) = grpc_listener else {
             return Ok(());
         };
         let mut stop = state.stop.subscribe();
-        grpc::serve(grpc_listener, state.clone(), async move {
-            // Ends when shutdown begins, or when the state (and so the sender) is gone.
-            let _ = stop.wait_for(|stopping| *stopping).await;
-        })
+        grpc::serve(
+            grpc_listener,
+            state.clone(),
+            grpc_gate,
+            grpc_tls,
+            async move {
+                // Ends when shutdown begins, or when the state (and so the sender) is gone.
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            },
+        )
         .await
     };
     let stopping = state.clone();
-    let http = serve::serve(listener, router, limits, async move {
+    let http = serve::serve(listener, router, limits, gate, config.tls, async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
         stopping.begin_shutdown();

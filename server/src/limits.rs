@@ -25,11 +25,12 @@ pub struct Limits {
     pub max_delete_limit: usize,
     /// Most watch streams open at once (default 1000); more is a 429.
     pub max_watch_streams: usize,
-    /// Most client connections open at once (default 1024). Further connections wait in
-    /// the listen backlog until one closes. [`crate::serve::serve`] lowers it to what the
+    /// Most client connections open at once, HTTP and gRPC together (default 1024).
+    /// Further connections wait in the listen backlog until one closes. [`crate::serve::serve`] lowers it to what the
     /// process's open-file limit allows, after raising that limit as far as it may.
     pub max_connections: usize,
-    /// Most connections open at once from one client address (default 256). Beyond it a
+    /// Most connections open at once from one client address, to both listeners together
+    /// (default 256). Beyond it a
     /// new connection from that address is closed at once, so one client cannot take the
     /// whole connection cap by opening sockets and sending nothing.
     pub max_connections_per_client: usize,

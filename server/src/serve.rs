@@ -1,16 +1,19 @@
-//! The accept loop behind [`crate::run`]: HTTP/1.1 connections served by hyper, with a cap
-//! on open connections overall and per client address, a short timeout for a new
-//! connection's first request headers, a timeout for later request headers (which also
-//! closes idle keep-alive connections) and graceful shutdown.
+//! The accept loops behind [`crate::run`]: one for HTTP/1.1 (served by hyper) and one for
+//! the gRPC listener (handed to tonic), sharing one [`Gate`]: a cap on open connections
+//! overall and per client address, counted over both listeners together. Each new
+//! connection gets a short timeout for its TLS handshake (with [`Tls`]) and its first
+//! request (an HTTP/1.1 head, or HTTP/2's connection preface); HTTP also has a timeout for
+//! later request headers (which closes idle keep-alive connections) and graceful shutdown.
 //!
-//! `axum::serve` has none of these, so a client that opens connections and sends nothing,
-//! or sends its headers a byte at a time, could hold sockets and memory forever, and a few
-//! hundred such sockets would keep everyone else out.
+//! `axum::serve` and tonic's own listener have none of these, so a client that opens
+//! connections and sends nothing, or sends its headers a byte at a time, could hold
+//! sockets and memory forever, and a few hundred such sockets would keep everyone else out.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -22,9 +25,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::Limits;
 
@@ -35,40 +38,158 @@ const RESERVED_FDS: u64 = 256;
 /// limit on what follows.
 const MAX_FIRST_HEAD: usize = 64 << 10;
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and
-/// waits for open connections to finish their requests.
+/// What every HTTP/2 connection starts with (RFC 9113, section 3.4).
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The first byte of a TLS record carrying a handshake message (a ClientHello, here).
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// The connection caps, shared by the HTTP and gRPC listeners so that together they stay
+/// within [`Limits::max_connections`] (and the open-file limit) and one client address
+/// within [`Limits::max_connections_per_client`].
+#[derive(Clone)]
+pub struct Gate {
+    permits: Arc<Semaphore>,
+    per_client: Arc<PerClient>,
+    first_request_timeout: Duration,
+}
+
+impl Gate {
+    /// The caps of `limits`, the overall one lowered as [`connection_cap`] says.
+    pub fn new(limits: &Limits) -> Self {
+        Gate {
+            permits: Arc::new(Semaphore::new(connection_cap(limits.max_connections))),
+            per_client: Arc::new(PerClient::new(limits.max_connections_per_client)),
+            first_request_timeout: limits.first_header_timeout.min(limits.header_timeout),
+        }
+    }
+}
+
+/// A server certificate chain and key for both listeners, loaded once at start-up.
+#[derive(Clone)]
+pub struct Tls {
+    config: Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls { .. }")
+    }
+}
+
+impl Tls {
+    /// Reads a PEM certificate chain (leaf first) from `cert` and a PEM private key
+    /// (PKCS#8, PKCS#1 or SEC1) from `key`. The error names the file at fault and why.
+    pub fn load(cert: &Path, key: &Path) -> Result<Self, String> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let read = |path: &Path, what: &str| {
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read the TLS {what} `{}`: {e}", path.display()))
+        };
+        let cert_pem = read(cert, "certificate")?;
+        let chain = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("TLS certificate `{}` is not PEM: {e}", cert.display()))?;
+        if chain.is_empty() {
+            return Err(format!(
+                "TLS certificate `{}` holds no `BEGIN CERTIFICATE` block",
+                cert.display()
+            ));
+        }
+        let key_pem = read(key, "key")?;
+        let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+            format!(
+                "TLS key `{}` holds no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}",
+                key.display()
+            )
+        })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cannot set up TLS: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(chain, private)
+            .map_err(|e| {
+                format!(
+                    "TLS key `{}` does not fit certificate `{}`: {e}",
+                    key.display(),
+                    cert.display()
+                )
+            })?;
+        Ok(Tls {
+            config: Arc::new(config),
+        })
+    }
+
+    /// An acceptor offering `alpn` (`h2` for gRPC, whose clients require it, `http/1.1`
+    /// for the HTTP API).
+    fn acceptor(&self, alpn: &[u8]) -> tokio_rustls::TlsAcceptor {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+}
+
+/// Which protocol a listener speaks, and so what its first request looks like.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// A connection's byte stream: plain TCP or TLS over it.
+pub enum Io {
+    /// Plaintext.
+    Plain(TcpStream),
+    /// TLS, handshake done.
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// A connection let through the [`Gate`], its TLS handshake and first request bytes read
+/// (they are replayed first). Holds its places in both caps until dropped, which hyper and
+/// tonic do when the connection closes.
+pub struct Admitted {
+    io: Prefixed<Io>,
+    local: Option<SocketAddr>,
+    peer: SocketAddr,
+    _slot: ClientSlot,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl tonic::transport::server::Connected for Admitted {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        tonic::transport::server::TcpConnectInfo {
+            local_addr: self.local,
+            remote_addr: Some(self.peer),
+        }
+    }
+}
+
+/// Accepts on `listener` under `gate` until `shutdown` resolves; each connection that
+/// passes the caps, the TLS handshake and the first-request timeout is handed, on its own
+/// task, to the handler `accepted` made for it when it was accepted.
 ///
-/// At most [`Limits::max_connections`] connections are served at once (lowered to what
-/// the open-file limit allows; see [`connection_cap`]): the loop takes a permit before
-/// each `accept` and the connection's task returns it when the connection closes, so
-/// further clients wait in the kernel's listen backlog instead of consuming memory here.
-/// A client address over [`Limits::max_connections_per_client`] has its new connection
-/// closed at once, and a connection that has not sent its first request's headers within
-/// [`Limits::first_header_timeout`] is closed.
-pub async fn serve(
+/// The loop takes a permit after each `accept` and the connection returns it when it
+/// closes; while none is free the loop accepts nothing more, so clients beyond the cap
+/// wait in the kernel's listen backlog instead of consuming memory here. A client address over its cap has its new connection closed at
+/// once.
+async fn accept_loop<F, H, Fut>(
     listener: TcpListener,
-    router: Router,
-    limits: Limits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let permits = Arc::new(Semaphore::new(connection_cap(limits.max_connections)));
-    let per_client = Arc::new(PerClient::new(limits.max_connections_per_client));
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .keep_alive(true);
-    let first_header_timeout = limits.first_header_timeout.min(limits.header_timeout);
+    gate: Gate,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    protocol: Protocol,
+    shutdown: impl Future<Output = ()>,
+    mut accepted: F,
+) where
+    F: FnMut() -> H,
+    H: FnOnce(Admitted) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -81,35 +202,160 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Some(slot) = per_client.enter(peer.ip()) else {
+        // The permit is taken after the accept, not before: two listeners share the cap,
+        // and a loop parked on a permit before its accept would take the next free place
+        // from a connection waiting on the other listener. Until a place frees, this loop
+        // holds the one accepted socket and accepts nothing more.
+        let permit = tokio::select! {
+            permit = gate.permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(slot) = gate.per_client.enter(peer.ip()) else {
             tracing::debug!(client = %peer.ip(), "connection refused: too many from this client");
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let local = stream.local_addr().ok();
+        let serve = accepted();
+        let tls = tls.clone();
+        let timeout = gate.first_request_timeout;
         tokio::spawn(async move {
-            let head = tokio::time::timeout(first_header_timeout, read_first_head(&stream)).await;
-            match head {
-                Ok(Ok(head)) => {
-                    let io = TokioIo::new(Prefixed::new(head, stream));
-                    let connection = watcher.watch(builder.serve_connection(io, service));
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, "connection ended with an error");
-                    }
+            let opened = tokio::time::timeout(timeout, open(stream, tls, protocol)).await;
+            match opened {
+                Ok(Ok((io, head))) => {
+                    serve(Admitted {
+                        io: Prefixed::new(head, io),
+                        local,
+                        peer,
+                        _slot: slot,
+                        _permit: permit,
+                    })
+                    .await;
                 }
                 Ok(Err(error)) => tracing::debug!(%error, "connection ended before a request"),
-                Err(_) => tracing::debug!("connection closed: no request headers in time"),
+                Err(_) => tracing::debug!("connection closed: no request in time"),
             }
-            drop(slot);
-            drop(permit);
         });
     }
-    drop(listener);
+}
+
+/// The TLS handshake (if any), then the first request's bytes: up to the end of an
+/// HTTP/1.1 head, or HTTP/2's preface.
+async fn open(
+    stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    protocol: Protocol,
+) -> io::Result<(Io, Vec<u8>)> {
+    let mut io = match tls {
+        None => Io::Plain(stream),
+        Some(acceptor) => {
+            let mut first = [0u8; 1];
+            let peeked = stream.peek(&mut first).await?;
+            if peeked == 1 && first != [TLS_HANDSHAKE] {
+                return Err(plaintext_on_tls(stream, protocol).await);
+            }
+            Io::Tls(Box::new(acceptor.accept(stream).await?))
+        }
+    };
+    let head = match protocol {
+        Protocol::Http1 => read_first_head(&mut io).await?,
+        Protocol::Http2 => read_preface(&mut io).await?,
+    };
+    Ok((io, head))
+}
+
+/// A client spoke plaintext to a TLS listener. An HTTP/1.1 client gets a 400 saying so
+/// (as Go's `net/http` answers); HTTP/2 has no way to say it before TLS, so the connection
+/// is just closed (clients report it as unavailable).
+async fn plaintext_on_tls(mut stream: TcpStream, protocol: Protocol) -> io::Error {
+    if protocol == Protocol::Http1 {
+        let body = "client sent a plaintext HTTP request to a TLS port: use https://\n";
+        let answer = format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    }
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "plaintext sent to a TLS listener",
+    )
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and
+/// waits for open connections to finish their requests.
+///
+/// Connections are admitted by `gate` (see [`accept_loop`]), over TLS when `tls` is given;
+/// a connection that has not sent its first request's headers within
+/// [`Limits::first_header_timeout`] is closed.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    gate: Gate,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let acceptor = tls.map(|tls| tls.acceptor(b"http/1.1"));
+    accept_loop(listener, gate, acceptor, Protocol::Http1, shutdown, || {
+        // Taken at accept time, so a connection still in its handshake when shutdown
+        // begins is told at once when it starts.
+        let watcher = graceful.watcher();
+        let service = TowerToHyperService::new(router.clone());
+        let builder = builder.clone();
+        move |admitted: Admitted| async move {
+            let connection =
+                watcher.watch(builder.serve_connection(TokioIo::new(admitted), service));
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        }
+    })
+    .await;
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The gRPC listener's connections, admitted by `gate` (over TLS offering `h2` when `tls`
+/// is given), as the stream of connections tonic serves. Accepting stops when `shutdown`
+/// resolves, which ends the stream.
+pub fn grpc_incoming(
+    listener: TcpListener,
+    gate: Gate,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> tokio_stream::wrappers::ReceiverStream<io::Result<Admitted>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    let acceptor = tls.map(|tls| tls.acceptor(b"h2"));
+    tokio::spawn(async move {
+        let closed = sender.clone();
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown => {}
+                // tonic stopped taking connections.
+                () = closed.closed() => {}
+            }
+        };
+        accept_loop(listener, gate, acceptor, Protocol::Http2, shutdown, || {
+            let sender = sender.clone();
+            move |admitted: Admitted| async move {
+                let _ = sender.send(Ok(admitted)).await;
+            }
+        })
+        .await;
+    });
+    tokio_stream::wrappers::ReceiverStream::new(receiver)
 }
 
 /// The connection cap in force: `configured`, lowered so that every connection can have
@@ -123,17 +369,14 @@ pub fn connection_cap(configured: usize) -> usize {
 
 /// Reads from `stream` until a whole request head (up to the blank line) has arrived, and
 /// returns the bytes read. Ends with an error if the client closes first.
-async fn read_first_head(stream: &TcpStream) -> io::Result<Vec<u8>> {
+async fn read_first_head(stream: &mut (impl AsyncRead + Unpin)) -> io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     loop {
-        stream.readable().await?;
-        let read = match stream.try_read(&mut chunk) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(read) => read,
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(error) => return Err(error),
-        };
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
         let searched_from = head.len().saturating_sub(3);
         head.extend_from_slice(chunk.get(..read).unwrap_or_default());
         let complete = head
@@ -143,6 +386,15 @@ async fn read_first_head(stream: &TcpStream) -> io::Result<Vec<u8>> {
             return Ok(head);
         }
     }
+}
+
+/// Reads the first bytes of an HTTP/2 connection, as many as its preface has, and returns
+/// them (hyper checks that they are the preface). Ends with an error if the client closes
+/// first.
+async fn read_preface(stream: &mut (impl AsyncRead + Unpin)) -> io::Result<Vec<u8>> {
+    let mut preface = vec![0u8; HTTP2_PREFACE.len()];
+    stream.read_exact(&mut preface).await?;
+    Ok(preface)
 }
 
 /// Open connections per client address, and the most each may have.
@@ -194,14 +446,14 @@ impl Drop for ClientSlot {
 
 /// A stream whose first bytes were already read (the first request head): they are
 /// replayed before the rest of the stream.
-struct Prefixed {
+struct Prefixed<S> {
     prefix: Vec<u8>,
     offset: usize,
-    inner: TcpStream,
+    inner: S,
 }
 
-impl Prefixed {
-    fn new(prefix: Vec<u8>, inner: TcpStream) -> Self {
+impl<S> Prefixed<S> {
+    fn new(prefix: Vec<u8>, inner: S) -> Self {
         Prefixed {
             prefix,
             offset: 0,
@@ -210,7 +462,7 @@ impl Prefixed {
     }
 }
 
-impl AsyncRead for Prefixed {
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -231,7 +483,7 @@ impl AsyncRead for Prefixed {
     }
 }
 
-impl AsyncWrite for Prefixed {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -258,6 +510,104 @@ impl AsyncWrite for Prefixed {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl AsyncRead for Admitted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Admitted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(stream) => stream.is_write_vectored(),
+            Io::Tls(stream) => stream.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(stream) => Pin::new(stream).poll_flush(cx),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 
@@ -296,7 +646,8 @@ mod tests {
                 .unwrap();
         });
         let (stream, _) = listener.accept().await.unwrap();
-        let head = read_first_head(&stream).await.unwrap();
+        let mut stream = stream;
+        let head = read_first_head(&mut stream).await.unwrap();
         assert!(head.starts_with(b"GET / HTTP/1.1\r\n\r\n"));
         client.await.unwrap();
         let mut all = Vec::new();

@@ -886,3 +886,341 @@ async fn oversized_messages_are_refused() {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains("1024"), "{}", status.message());
 }
+
+mod reflection {
+    //! Server reflection as `grpcurl` uses it: list the services, fetch the file that
+    //! declares a symbol, then every file it imports, with no key and no proto files.
+
+    use std::collections::{BTreeSet, VecDeque};
+
+    use prost::Message as _;
+    use tonic::transport::Channel;
+    use tonic_reflection::pb::v1 as refl;
+    use tonic_reflection::pb::v1alpha as refl_alpha;
+
+    use crate::support::TestServer;
+
+    use refl::server_reflection_request::MessageRequest;
+    use refl::server_reflection_response::MessageResponse;
+
+    async fn ask(channel: &Channel, request: MessageRequest) -> MessageResponse {
+        try_ask(channel, request).await.unwrap()
+    }
+
+    async fn try_ask(
+        channel: &Channel,
+        request: MessageRequest,
+    ) -> Result<MessageResponse, tonic::Status> {
+        let mut client =
+            refl::server_reflection_client::ServerReflectionClient::new(channel.clone());
+        let request = refl::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(request),
+        };
+        let mut answers = client
+            .server_reflection_info(tokio_stream::once(request))
+            .await
+            .unwrap()
+            .into_inner();
+        let answer = answers.message().await?.unwrap();
+        Ok(answer.message_response.unwrap())
+    }
+
+    fn files(answer: MessageResponse) -> Vec<prost_types::FileDescriptorProto> {
+        let MessageResponse::FileDescriptorResponse(found) = answer else {
+            panic!("expected files, got {answer:?}");
+        };
+        found
+            .file_descriptor_proto
+            .iter()
+            .map(|bytes| prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap())
+            .collect()
+    }
+
+    const SERVICES: [&str; 6] = [
+        "authzed.api.v1.PermissionsService",
+        "authzed.api.v1.SchemaService",
+        "authzed.api.v1.WatchService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ];
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn lists_and_describes_the_api_without_a_key() {
+        let server = TestServer::start();
+        let channel = Channel::from_shared(server.grpc.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let MessageResponse::ListServicesResponse(listed) =
+            ask(&channel, MessageRequest::ListServices(String::new())).await
+        else {
+            panic!("expected a service list");
+        };
+        let names: BTreeSet<String> = listed.service.into_iter().map(|s| s.name).collect();
+        assert_eq!(names, SERVICES.map(String::from).into(), "{names:?}");
+
+        // The file declaring PermissionsService, then its imports one by one, as grpcurl
+        // resolves them: every one must be served, down to Google's well-known types.
+        let declaring = files(
+            ask(
+                &channel,
+                MessageRequest::FileContainingSymbol("authzed.api.v1.PermissionsService".into()),
+            )
+            .await,
+        );
+        let service_file = declaring
+            .iter()
+            .find(|file| file.name() == "authzed/api/v1/permission_service.proto")
+            .unwrap();
+        let service = service_file
+            .service
+            .iter()
+            .find(|s| s.name() == "PermissionsService")
+            .unwrap();
+        let methods: BTreeSet<&str> = service.method.iter().map(|m| m.name()).collect();
+        for rpc in [
+            "CheckPermission",
+            "CheckBulkPermissions",
+            "ExpandPermissionTree",
+            "LookupResources",
+            "LookupSubjects",
+            "ReadRelationships",
+            "WriteRelationships",
+            "DeleteRelationships",
+            "ImportBulkRelationships",
+            "ExportBulkRelationships",
+        ] {
+            assert!(methods.contains(rpc), "{rpc} missing from {methods:?}");
+        }
+        let check = service
+            .method
+            .iter()
+            .find(|m| m.name() == "CheckPermission")
+            .unwrap();
+        assert_eq!(check.input_type(), ".authzed.api.v1.CheckPermissionRequest");
+        let request = service_file
+            .message_type
+            .iter()
+            .find(|m| m.name() == "CheckPermissionRequest")
+            .unwrap();
+        let numbers: Vec<(&str, i32)> = request
+            .field
+            .iter()
+            .map(|f| (f.name(), f.number()))
+            .collect();
+        assert_eq!(
+            numbers.get(..4).unwrap(),
+            [
+                ("consistency", 1),
+                ("resource", 2),
+                ("permission", 3),
+                ("subject", 4)
+            ]
+        );
+
+        let mut seen: BTreeSet<String> = declaring.iter().map(|f| f.name().to_string()).collect();
+        let mut wanted: VecDeque<String> = declaring
+            .iter()
+            .flat_map(|f| f.dependency.iter().cloned())
+            .collect();
+        while let Some(name) = wanted.pop_front() {
+            if seen.contains(&name) {
+                continue;
+            }
+            let found = files(ask(&channel, MessageRequest::FileByFilename(name.clone())).await);
+            let file = found.iter().find(|f| f.name() == name).unwrap_or_else(|| {
+                panic!("`{name}` was not served");
+            });
+            wanted.extend(file.dependency.iter().cloned());
+            seen.insert(name);
+        }
+        for needed in [
+            "authzed/api/v1/core.proto",
+            "validate/validate.proto",
+            "google/protobuf/struct.proto",
+            "google/protobuf/timestamp.proto",
+        ] {
+            assert!(seen.contains(needed), "{needed} not among {seen:?}");
+        }
+
+        // tonic's reflection ends the stream with the status (grpcurl prints it).
+        let unknown = try_ask(
+            &channel,
+            MessageRequest::FileContainingSymbol("authzed.api.v1.NoSuchService".into()),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
+    }
+
+    /// Older tools (and grpcurl before 1.9) speak only v1alpha.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn v1alpha_lists_the_same_services() {
+        use refl_alpha::server_reflection_request::MessageRequest;
+        use refl_alpha::server_reflection_response::MessageResponse;
+        let server = TestServer::start();
+        let channel = Channel::from_shared(server.grpc.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = refl_alpha::server_reflection_client::ServerReflectionClient::new(channel);
+        let request = refl_alpha::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let answer = client
+            .server_reflection_info(tokio_stream::once(request))
+            .await
+            .unwrap()
+            .into_inner()
+            .message()
+            .await
+            .unwrap()
+            .unwrap();
+        let Some(MessageResponse::ListServicesResponse(listed)) = answer.message_response else {
+            panic!("expected a service list, got {answer:?}");
+        };
+        let names: BTreeSet<String> = listed.service.into_iter().map(|s| s.name).collect();
+        assert_eq!(names, SERVICES.map(String::from).into(), "{names:?}");
+    }
+}
+
+mod connections {
+    //! The gRPC listener under the HTTP listener's connection caps: one overall cap and one
+    //! per client address, counted over both listeners together, and the first-request
+    //! timeout (HTTP/2's preface).
+
+    use std::io::Write as _;
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use pemba_server::Limits;
+    use tonic::transport::Channel;
+
+    use crate::slow::read_until_closed;
+    use crate::support::TestServer;
+
+    /// A gRPC connection the server has admitted (a health check answered on it).
+    async fn admitted(server: &TestServer) -> Result<Channel, String> {
+        let channel = Channel::from_shared(server.grpc.clone())
+            .unwrap()
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(channel)
+    }
+
+    /// A raw connection to the gRPC listener that has sent HTTP/2's preface (so it is
+    /// past the first-request timeout and holds its place) and is closed when dropped.
+    fn preface_only(server: &TestServer) -> TcpStream {
+        let mut stream = TcpStream::connect(server.grpc.trim_start_matches("http://")).unwrap();
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .unwrap();
+        stream
+    }
+
+    /// An HTTP/1.1 keep-alive connection with one request answered on it.
+    fn http_connection(server: &TestServer) -> TcpStream {
+        let mut stream = TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = [0u8; 12];
+        std::io::Read::read_exact(&mut stream, &mut answer).unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200");
+        stream
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grpc_connections_count_in_the_http_cap() {
+        let server = TestServer::start_with(Limits {
+            max_connections: 2,
+            ..Limits::default()
+        });
+        let grpc = preface_only(&server);
+        let http = http_connection(&server);
+        // A third connection, to either listener, waits in the backlog unanswered...
+        let base = server.base.clone();
+        let third = tokio::task::spawn_blocking(move || {
+            let mut third = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+            third
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let (early, _) = read_until_closed(&mut third, Duration::from_millis(500));
+            (third, early)
+        });
+        let (mut third, early) = third.await.unwrap();
+        assert!(early.is_empty(), "answered over the cap: {early}");
+        // ...until the gRPC connection closes.
+        drop(grpc);
+        let late = tokio::task::spawn_blocking(move || {
+            read_until_closed(&mut third, Duration::from_secs(10))
+        })
+        .await
+        .unwrap();
+        assert!(late.0.starts_with("HTTP/1.1 200"), "{late:?}");
+        drop(http);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_per_client_cap_counts_both_listeners() {
+        let server = TestServer::start_with(Limits {
+            max_connections_per_client: 2,
+            ..Limits::default()
+        });
+        let http = http_connection(&server);
+        let grpc = admitted(&server).await.unwrap();
+        // 127.0.0.1 has its two: a third connection is closed at once.
+        let refused = admitted(&server).await;
+        assert!(
+            refused.is_err(),
+            "a third connection from one address was served"
+        );
+        drop(http);
+        let mut again = Err(String::new());
+        for _ in 0..200 {
+            again = admitted(&server).await;
+            if again.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            again.is_ok(),
+            "a closed connection did not free its place: {again:?}"
+        );
+        drop(grpc);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_grpc_connection_that_sends_nothing_is_closed() {
+        let server = TestServer::start_with(Limits {
+            first_header_timeout: Duration::from_millis(200),
+            ..Limits::default()
+        });
+        let address = server.grpc.trim_start_matches("http://").to_string();
+        let (text, closed) = tokio::task::spawn_blocking(move || {
+            let mut silent = TcpStream::connect(address).unwrap();
+            read_until_closed(&mut silent, Duration::from_secs(10))
+        })
+        .await
+        .unwrap();
+        assert!(closed.is_some(), "a silent connection stayed open");
+        assert!(text.is_empty(), "{text}");
+        // A real client is still served.
+        admitted(&server).await.unwrap();
+    }
+}

@@ -24,3 +24,4 @@ mod replica_faults;
 mod replicas;
 mod slow;
 mod support;
+mod tls;

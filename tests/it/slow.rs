@@ -16,7 +16,7 @@ fn connect(server: &TestServer) -> TcpStream {
 }
 
 /// Reads until the server closes the connection or `limit` passes; what arrived and when.
-fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, Option<Duration>) {
+pub fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, Option<Duration>) {
     let started = Instant::now();
     stream
         .set_read_timeout(Some(Duration::from_millis(50)))
