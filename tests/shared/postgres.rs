@@ -6,10 +6,11 @@
 //! instead when set. Without either, the tests fail: they never skip. Fault tests that
 //! stop the server start one of their own ([`Server`]).
 
-#![expect(
+#![allow(
     clippy::panic,
     clippy::expect_used,
-    reason = "test harness: a server that cannot start fails the tests that need it, loudly"
+    reason = "test harness: a server that cannot start fails the tests that need it, loudly \
+              (allow, not expect: inside a crate's own tests these lints are already off)"
 )]
 #![allow(
     dead_code,

@@ -1,5 +1,7 @@
 //! The rules of SPEC section 6 as data: each `scenarios/*.yaml` file is one test, run
-//! against the [`Groups`] service over an in-memory engine with the shipped schema.
+//! against the [`Groups`] service over an in-memory engine with the shipped schema, and
+//! again (`on_postgres::NAME`) over a fresh PostgreSQL database of one throwaway server
+//! (`tests/shared/postgres.rs`), so both stores behave the same.
 //!
 //! A file has an optional `schema` (text replacing the shipped one), a `setup` (workspaces
 //! with their members, made through the service) and `steps`. A step is either a command,
@@ -52,9 +54,24 @@ macro_rules! scenarios {
                 run(
                     concat!(stringify!($name), ".yaml"),
                     include_str!(concat!("scenarios/", stringify!($name), ".yaml")),
+                    Backend::Redb,
                 );
             }
         )*
+
+        /// The same files on PostgreSQL.
+        mod on_postgres {
+            $(
+                #[test]
+                fn $name() {
+                    super::run(
+                        concat!(stringify!($name), ".yaml"),
+                        include_str!(concat!("scenarios/", stringify!($name), ".yaml")),
+                        super::Backend::Postgres,
+                    );
+                }
+            )*
+        }
 
         const FILES: &[&str] = &[$(concat!(stringify!($name), ".yaml")),*];
     };
@@ -128,12 +145,39 @@ struct World {
     saved: HashMap<String, String>,
 }
 
-/// Runs the scenario `text` (of file `file`), panicking at the first step that fails.
-fn run(file: &str, text: &str) {
+#[path = "../../../tests/shared/postgres.rs"]
+mod pg;
+
+/// The store a scenario runs on.
+#[derive(Clone, Copy)]
+enum Backend {
+    /// In-memory redb.
+    Redb,
+    /// A fresh, migrated PostgreSQL database.
+    Postgres,
+}
+
+fn open(backend: Backend) -> Engine {
+    match backend {
+        Backend::Redb => Engine::in_memory().unwrap(),
+        Backend::Postgres => {
+            let url = pg::fresh_database();
+            pemba_engine::migrate(&url).unwrap();
+            Engine::with_store(Box::new(
+                pemba_engine::PostgresStore::connect(&url).unwrap(),
+            ))
+            .unwrap()
+        }
+    }
+}
+
+/// Runs the scenario `text` (of file `file`) on `backend`, panicking at the first step
+/// that fails.
+fn run(file: &str, text: &str, backend: Backend) {
     let scenario: Scenario = serde_yaml_ng::from_str(text)
         .unwrap_or_else(|error| panic!("{file}: not a scenario: {error}"));
     let lines = step_lines(text);
-    let engine = Arc::new(Engine::in_memory().unwrap());
+    let engine = Arc::new(open(backend));
     let schema = scenario.schema.as_deref().unwrap_or(crate::DEFAULT_SCHEMA);
     engine.write_schema(schema).unwrap();
     let mut world = World {
