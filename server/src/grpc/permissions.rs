@@ -362,33 +362,29 @@ impl PermissionsService for Permissions {
                 ))
             })
             .collect();
-        let answered =
-            self.0
-                .engine
-                .check_bulk(
-                    consistency,
-                    body.items.iter().zip(&parsed).filter_map(|(item, parsed)| {
-                        parsed.as_ref().ok().map(|(resource, subject)| {
-                            check_args(resource, &item.permission, subject)
-                        })
-                    }),
-                )
-                .map_err(status::of_query)?;
+        let items = body
+            .items
+            .iter()
+            .zip(&parsed)
+            .map(|(item, parsed)| match parsed {
+                Ok((resource, subject)) => Ok(check_args(resource, &item.permission, subject)),
+                Err(error) => Err(error.clone()),
+            })
+            .collect();
+        let answered = crate::routes::permissions::check_each(
+            &self.0.engine,
+            consistency,
+            items,
+            status::of_query,
+            || Status::internal("bulk check answered too few items"),
+        )
+        .map_err(status::of_query)?;
         let revision = answered.revision;
-        let mut answers = answered.value.into_iter();
         let pairs = body
             .items
             .into_iter()
-            .zip(parsed)
-            .map(|(item, parsed)| {
-                let answer = match parsed {
-                    Err(error) => Err(error),
-                    Ok(_) => match answers.next() {
-                        Some(Ok(allowed)) => Ok(allowed),
-                        Some(Err(error)) => Err(status::of_query(error)),
-                        None => Err(Status::internal("bulk check answered too few items")),
-                    },
-                };
+            .zip(answered.value)
+            .map(|(item, answer)| {
                 use pb::check_bulk_permissions_pair::Response as Answer;
                 let response = match answer {
                     Ok(allowed) => Answer::Item(pb::CheckBulkPermissionsResponseItem {
