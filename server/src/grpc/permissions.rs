@@ -7,8 +7,8 @@
 use std::collections::HashSet;
 
 use pemba_engine::{
-    Answer, CheckArgs, ExpandKind, ExpandNode, Operation, OverLimit, Page, ResourceLookup,
-    SubjectLookup, Tuple, Update,
+    Answer, CheckArgs, ExpandKind, ExpandNode, Operation, Page, ResourceLookup, SubjectLookup,
+    Tuple, Update,
 };
 use spicedb_rs_proto::authzed::api::v1 as pb;
 use tokio::sync::mpsc;
@@ -281,21 +281,16 @@ impl PermissionsService for Permissions {
             state.limits.max_delete_limit,
             "optional_limit",
         )?;
-        let delete = pemba_engine::DeleteRequest {
+        let outcome = crate::routes::relationships::delete_on_pool(
+            state,
             filter,
             preconditions,
             limit,
-            over_limit: if body.optional_allow_partial_deletions {
-                OverLimit::DeletePartially
-            } else {
-                OverLimit::Refuse
-            },
-        };
-        let engine = state.engine.clone();
-        let outcome = tokio::task::spawn_blocking(move || engine.delete(&delete))
-            .await
-            .map_err(status::of_join)?
-            .map_err(status::of_write)?;
+            body.optional_allow_partial_deletions,
+        )
+        .await
+        .map_err(status::of_join)?
+        .map_err(status::of_write)?;
         use pb::delete_relationships_response::DeletionProgress;
         Ok(Response::new(pb::DeleteRelationshipsResponse {
             deleted_at: convert::token(outcome.revision),
