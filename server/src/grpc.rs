@@ -9,6 +9,7 @@
 //! gives.
 
 pub mod convert;
+mod metrics;
 mod permissions;
 pub mod reflection;
 mod schema;
@@ -160,6 +161,7 @@ pub async fn serve(
     });
     let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
+        .layer(metrics::Layer(state.metrics.clone()))
         .layer(tower::util::MapResponseLayer::new(
             size_refusal_as_exhausted,
         ))

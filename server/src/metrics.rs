@@ -40,6 +40,8 @@ pub struct Metrics {
     datastore_up: Gauge,
     lag_revisions: Gauge,
     lag_seconds: Gauge<f64, AtomicU64>,
+    grpc_requests: Family<Labels, Counter>,
+    grpc_latency: Family<Labels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -108,6 +110,19 @@ impl Metrics {
             "How long ago the oldest revision this replica has not applied was committed",
             lag_seconds.clone(),
         );
+        let grpc_requests = Family::<Labels, Counter>::default();
+        let grpc_latency =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "grpc_requests",
+            "gRPC calls by method and status code, counted when the call ends",
+            grpc_requests.clone(),
+        );
+        registry.register(
+            "grpc_request_duration_seconds",
+            "gRPC call latency by method (time to response headers)",
+            grpc_latency.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -119,7 +134,27 @@ impl Metrics {
             datastore_up,
             lag_revisions,
             lag_seconds,
+            grpc_requests,
+            grpc_latency,
         }
+    }
+
+    /// Records the end of one gRPC call: `method` is its path (`/package.Service/Method`),
+    /// `code` its status code's name (`OK`, `NOT_FOUND`, ...).
+    pub fn record_grpc_call(&self, method: &str, code: &str) {
+        self.grpc_requests
+            .get_or_create(&vec![
+                ("method".to_string(), method.to_string()),
+                ("code".to_string(), code.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Records how long a gRPC call took to its response headers.
+    pub fn record_grpc_latency(&self, method: &str, seconds: f64) {
+        self.grpc_latency
+            .get_or_create(&vec![("method".to_string(), method.to_string())])
+            .observe(seconds);
     }
 
     /// Records one answered request.

@@ -1224,3 +1224,85 @@ mod connections {
         admitted(&server).await.unwrap();
     }
 }
+
+/// gRPC calls show in `/metrics` by method and status code, beside HTTP's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn calls_are_counted_in_metrics_by_method_and_code() {
+    let server = TestServer::start();
+    let mut clients = with_schema(&server).await;
+    clients
+        .permissions
+        .write_relationships(touch(&["doc:readme#owner@user:alice"]))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert!(allowed(&mut clients, "doc:readme#view@user:alice").await);
+    }
+    let unknown = clients
+        .permissions
+        .check_permission(check_request(
+            "doc:readme#nosuch@user:alice",
+            fully_consistent(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::FailedPrecondition);
+    let mut missing = clients_with(&server, None).await;
+    missing
+        .schema
+        .read_schema(pb::ReadSchemaRequest {})
+        .await
+        .unwrap_err();
+    // A streamed call is counted when its trailers pass.
+    let mut lookup = clients
+        .permissions
+        .lookup_resources(pb::LookupResourcesRequest {
+            consistency: fully_consistent(),
+            resource_object_type: "doc".into(),
+            permission: "view".into(),
+            subject: Some(subject("user:alice")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while lookup.message().await.unwrap().is_some() {}
+
+    let (status, text) = server.get("/metrics", Some(KEY));
+    assert_eq!(status, 200);
+    let count = |method: &str, code: &str| -> u64 {
+        let prefix = format!(
+            "pemba_grpc_requests_total{{method=\"/authzed.api.v1.{method}\",code=\"{code}\"}} "
+        );
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    assert_eq!(
+        count("PermissionsService/CheckPermission", "OK"),
+        3,
+        "{text}"
+    );
+    assert_eq!(
+        count("PermissionsService/CheckPermission", "FAILED_PRECONDITION"),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        count("SchemaService/ReadSchema", "UNAUTHENTICATED"),
+        1,
+        "{text}"
+    );
+    assert_eq!(count("SchemaService/WriteSchema", "OK"), 1, "{text}");
+    assert_eq!(
+        count("PermissionsService/LookupResources", "OK"),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "pemba_grpc_request_duration_seconds_count{method=\"/authzed.api.v1.PermissionsService/CheckPermission\"} 4"
+        ),
+        "{text}"
+    );
+}

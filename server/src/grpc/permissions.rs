@@ -7,8 +7,8 @@
 use std::collections::HashSet;
 
 use pemba_engine::{
-    Answer, CheckArgs, ExpandKind, ExpandNode, Operation, OverLimit, Page, ResourceLookup,
-    SubjectLookup, Tuple, Update,
+    Answer, CheckArgs, ExpandKind, ExpandNode, Operation, Page, ResourceLookup, SubjectLookup,
+    Tuple, Update,
 };
 use spicedb_rs_proto::authzed::api::v1 as pb;
 use tokio::sync::mpsc;
@@ -281,21 +281,16 @@ impl PermissionsService for Permissions {
             state.limits.max_delete_limit,
             "optional_limit",
         )?;
-        let delete = pemba_engine::DeleteRequest {
+        let outcome = crate::routes::relationships::delete_on_pool(
+            state,
             filter,
             preconditions,
             limit,
-            over_limit: if body.optional_allow_partial_deletions {
-                OverLimit::DeletePartially
-            } else {
-                OverLimit::Refuse
-            },
-        };
-        let engine = state.engine.clone();
-        let outcome = tokio::task::spawn_blocking(move || engine.delete(&delete))
-            .await
-            .map_err(status::of_join)?
-            .map_err(status::of_write)?;
+            body.optional_allow_partial_deletions,
+        )
+        .await
+        .map_err(status::of_join)?
+        .map_err(status::of_write)?;
         use pb::delete_relationships_response::DeletionProgress;
         Ok(Response::new(pb::DeleteRelationshipsResponse {
             deleted_at: convert::token(outcome.revision),
@@ -362,33 +357,29 @@ impl PermissionsService for Permissions {
                 ))
             })
             .collect();
-        let answered =
-            self.0
-                .engine
-                .check_bulk(
-                    consistency,
-                    body.items.iter().zip(&parsed).filter_map(|(item, parsed)| {
-                        parsed.as_ref().ok().map(|(resource, subject)| {
-                            check_args(resource, &item.permission, subject)
-                        })
-                    }),
-                )
-                .map_err(status::of_query)?;
+        let items = body
+            .items
+            .iter()
+            .zip(&parsed)
+            .map(|(item, parsed)| match parsed {
+                Ok((resource, subject)) => Ok(check_args(resource, &item.permission, subject)),
+                Err(error) => Err(error.clone()),
+            })
+            .collect();
+        let answered = crate::routes::permissions::check_each(
+            &self.0.engine,
+            consistency,
+            items,
+            status::of_query,
+            || Status::internal("bulk check answered too few items"),
+        )
+        .map_err(status::of_query)?;
         let revision = answered.revision;
-        let mut answers = answered.value.into_iter();
         let pairs = body
             .items
             .into_iter()
-            .zip(parsed)
-            .map(|(item, parsed)| {
-                let answer = match parsed {
-                    Err(error) => Err(error),
-                    Ok(_) => match answers.next() {
-                        Some(Ok(allowed)) => Ok(allowed),
-                        Some(Err(error)) => Err(status::of_query(error)),
-                        None => Err(Status::internal("bulk check answered too few items")),
-                    },
-                };
+            .zip(answered.value)
+            .map(|(item, answer)| {
                 use pb::check_bulk_permissions_pair::Response as Answer;
                 let response = match answer {
                     Ok(allowed) => Answer::Item(pb::CheckBulkPermissionsResponseItem {

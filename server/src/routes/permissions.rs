@@ -227,6 +227,39 @@ fn bulk_item_args(i: usize, item: &CheckBulkItem) -> Result<CheckArgs<'_>, ApiEr
     })
 }
 
+/// Checks every item of a bulk check that decoded, in one engine call at one revision,
+/// and gives back one answer per item in request order: the item's own decoding error, or
+/// its engine answer (`from_query` turns an engine error into the protocol's). Both
+/// protocols' bulk checks assemble their answers from this.
+pub(crate) fn check_each<E>(
+    engine: &pemba_engine::Engine,
+    consistency: pemba_engine::Consistency,
+    items: Vec<Result<CheckArgs<'_>, E>>,
+    from_query: impl Fn(pemba_engine::QueryError) -> E,
+    too_few: impl Fn() -> E,
+) -> Result<pemba_engine::Answer<Vec<Result<bool, E>>>, pemba_engine::QueryError> {
+    let answered = engine.check_bulk(
+        consistency,
+        items.iter().filter_map(|item| item.as_ref().ok().copied()),
+    )?;
+    let mut answers = answered.value.into_iter();
+    let value = items
+        .into_iter()
+        .map(|item| match item {
+            Err(error) => Err(error),
+            Ok(_) => match answers.next() {
+                Some(Ok(allowed)) => Ok(allowed),
+                Some(Err(error)) => Err(from_query(error)),
+                None => Err(too_few()),
+            },
+        })
+        .collect();
+    Ok(pemba_engine::Answer {
+        value,
+        revision: answered.revision,
+    })
+}
+
 async fn check_bulk(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CheckBulkRequest>,
@@ -246,39 +279,27 @@ async fn check_bulk(
         .enumerate()
         .map(|(i, item)| bulk_item_args(i, item))
         .collect();
-    let answered = state.engine.check_bulk(
-        consistency,
-        items.iter().filter_map(|item| item.as_ref().ok().copied()),
-    )?;
+    let answered = check_each(&state.engine, consistency, items, ApiError::from, || {
+        ApiError::internal("bulk check answered too few items")
+    })?;
     let revision = answered.revision;
-    let mut answers = answered.value.into_iter();
     let pairs = body
         .items
         .iter()
-        .zip(items)
-        .map(|(request, item)| {
-            let answer = match item {
-                Err(error) => Err(error),
-                Ok(_) => match answers.next() {
-                    Some(Ok(allowed)) => Ok(allowed),
-                    Some(Err(error)) => Err(ApiError::from(error)),
-                    None => Err(ApiError::internal("bulk check answered too few items")),
-                },
-            };
-            match answer {
-                Ok(allowed) => CheckBulkPairOut {
-                    request,
-                    item: Some(CheckBulkAnswerOut {
-                        permissionship: permissionship(allowed),
-                    }),
-                    error: None,
-                },
-                Err(error) => CheckBulkPairOut {
-                    request,
-                    item: None,
-                    error: Some(error.body()),
-                },
-            }
+        .zip(answered.value)
+        .map(|(request, answer)| match answer {
+            Ok(allowed) => CheckBulkPairOut {
+                request,
+                item: Some(CheckBulkAnswerOut {
+                    permissionship: permissionship(allowed),
+                }),
+                error: None,
+            },
+            Err(error) => CheckBulkPairOut {
+                request,
+                item: None,
+                error: Some(error.body()),
+            },
         })
         .collect();
     let body = serde_json::to_vec(&CheckBulkResponseOut {

@@ -158,6 +158,33 @@ pub struct DeleteResponse {
     pub relationships_deleted_count: String,
 }
 
+/// A decoded delete, run on the blocking pool (it scans and writes storage): the one path
+/// both protocols' deletes take once their request is decoded and within its limits.
+/// `allow_partial` is SpiceDB's `optionalAllowPartialDeletions`.
+pub(crate) async fn delete_on_pool(
+    state: &AppState,
+    filter: pemba_engine::RelationshipFilter,
+    preconditions: Vec<pemba_engine::Precondition>,
+    limit: Option<usize>,
+    allow_partial: bool,
+) -> Result<
+    Result<pemba_engine::Answer<pemba_engine::Deleted>, pemba_engine::WriteError>,
+    tokio::task::JoinError,
+> {
+    let request = pemba_engine::DeleteRequest {
+        filter,
+        preconditions,
+        limit,
+        over_limit: if allow_partial {
+            OverLimit::DeletePartially
+        } else {
+            OverLimit::Refuse
+        },
+    };
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || engine.delete(&request)).await
+}
+
 async fn delete(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<DeleteRequest>,
@@ -175,18 +202,14 @@ async fn delete(
         state.limits.max_delete_limit,
         "optionalLimit",
     )?;
-    let request = pemba_engine::DeleteRequest {
+    let outcome = delete_on_pool(
+        &state,
         filter,
         preconditions,
         limit,
-        over_limit: if body.optional_allow_partial_deletions {
-            OverLimit::DeletePartially
-        } else {
-            OverLimit::Refuse
-        },
-    };
-    let engine = state.engine.clone();
-    let outcome = tokio::task::spawn_blocking(move || engine.delete(&request)).await??;
+        body.optional_allow_partial_deletions,
+    )
+    .await??;
     Ok(Json(DeleteResponse {
         deleted_at: Token::revision(outcome.revision),
         deletion_progress: if outcome.value.complete {
