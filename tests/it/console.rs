@@ -336,6 +336,72 @@ impl Browser {
         }
     }
 
+    /// Where the keyboard is: the name of the open dialog holding the focused element
+    /// (empty outside one) and that element's accessible name (its label's text, or its
+    /// own text for a button).
+    async fn focus(&self) -> (String, String) {
+        let found = self
+            .client
+            .execute(
+                "const a = document.activeElement; const d = a.closest('dialog[open]'); \
+                 const name = a.labels && a.labels.length ? a.labels[0].textContent : a.textContent; \
+                 return [d ? d.querySelector('h2').textContent : '', name.trim()]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let text = |i: usize| found[i].as_str().unwrap_or_default().to_string();
+        (text(0), text(1))
+    }
+
+    /// Presses Escape where the focus is.
+    async fn escape(&self) {
+        self.client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(&fantoccini::key::Key::Escape.to_string())
+            .await
+            .unwrap();
+    }
+
+    /// Opening the dialog `name` with `opener` puts the focus on `first` inside it, and
+    /// Escape closes it, giving the focus back to the opener.
+    async fn dialog_keyboard(&self, opener: &str, name: &str, first: &str) {
+        self.click(&button(opener)).await;
+        self.find(&dialog(name)).await;
+        assert_eq!(
+            self.focus().await,
+            (name.to_string(), first.to_string()),
+            "the focus on opening `{name}`"
+        );
+        self.escape().await;
+        self.gone(&dialog(name)).await;
+        assert_eq!(
+            self.focus().await,
+            (String::new(), opener.to_string()),
+            "the focus after closing `{name}` with Escape"
+        );
+    }
+
+    /// Asserts that the page does not scroll sideways (the window is narrow), and saves a
+    /// screenshot as `name`.
+    async fn narrow(&self, name: &str) {
+        let overflow = self
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{name}: the page scrolls sideways by {overflow} px"
+        );
+        self.screenshot(name).await;
+    }
+
     /// Marks the loaded page, so that [`Self::live`] can tell it was not reloaded.
     async fn mark_page(&self) {
         self.client
@@ -504,7 +570,9 @@ async fn flows(b: &Browser, api: &Api) {
         b.find(&format!("//nav{}", link(name))).await;
     }
 
-    // An admin creates a group with members.
+    // An admin creates a group with members. The dialog is keyboard reachable.
+    b.dialog_keyboard("Create group", "Create group", "Group name")
+        .await;
     b.click(&button("Create group")).await;
     let create = dialog("Create group");
     b.fill_in(&create, "Group name", "Engineering").await;
@@ -599,6 +667,8 @@ async fn flows(b: &Browser, api: &Api) {
     // The group page: add a member, remove one.
     b.click(&link("Engineering")).await;
     b.find(&heading(1, "Engineering")).await;
+    b.dialog_keyboard("Add members", "Add members", "Add members")
+        .await;
     b.click(&button("Add members")).await;
     let add = dialog("Add members");
     b.pick(&add, "dave").await;
@@ -730,6 +800,8 @@ async fn flows(b: &Browser, api: &Api) {
     }
     b.select_by_value(&control("Role of dave"), "viewer").await;
     b.sees("dave is now viewer").await;
+    b.dialog_keyboard("Remove carol", "Remove from workspace", "Cancel")
+        .await;
     b.click(&button("Remove carol")).await;
     let remove = dialog("Remove from workspace");
     b.click(&format!("{remove}{}", button("Remove from workspace")))
@@ -756,6 +828,8 @@ async fn flows(b: &Browser, api: &Api) {
     // Deleting the group through its dialog removes it from the connection.
     b.click(&format!("//nav{}", link("Groups"))).await;
     b.click(&link("Engineering")).await;
+    b.dialog_keyboard("Delete group", "Delete group", "Cancel")
+        .await;
     b.click(&button("Delete group")).await;
     let delete = dialog("Delete group");
     let said = b.find(&delete).await.text().await.unwrap();
@@ -848,19 +922,44 @@ async fn flows(b: &Browser, api: &Api) {
     b.client.set_window_size(360, 800).await.unwrap();
     b.click(&format!("//nav{}", link("Groups"))).await;
     b.find(&link(XSS)).await;
-    let overflow = b
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        overflow.as_i64().unwrap() <= 0,
-        "the page scrolls sideways at 360 px by {overflow}"
-    );
-    b.screenshot("16-groups-360px").await;
+    b.narrow("16-groups-360px").await;
+    // Every screen, as an admin sees it, at 360 px.
+    b.sign_out().await;
+    b.narrow("17-sign-in-360px").await;
+    b.sign_in(PROCESS_KEY, "acme", "alice").await;
+    b.find(&link(XSS)).await;
+    b.click(&button("Create group")).await;
+    b.find(&dialog("Create group")).await;
+    b.narrow("18-create-group-dialog-360px").await;
+    b.escape().await;
+    b.gone(&dialog("Create group")).await;
+    b.click(&link(XSS)).await;
+    b.find(&heading(1, XSS)).await;
+    b.narrow("19-group-page-360px").await;
+    b.click(&format!("//nav{}", link("Members"))).await;
+    b.find("//td[normalize-space(.)='bob']").await;
+    b.narrow("20-members-360px").await;
+    b.click(&format!("//nav{}", link("Connections"))).await;
+    b.click(&link("warehouse")).await;
+    b.find(&heading(2, "Sharing")).await;
+    b.narrow("21-connection-sharing-360px").await;
+    b.click(&format!("//nav{}", link("Workbooks"))).await;
+    b.click(&link("q3")).await;
+    b.find(&heading(2, "Sharing")).await;
+    b.narrow("22-workbook-sharing-360px").await;
+    b.click(&format!("//nav{}", link("Schema"))).await;
+    b.find("//pre[contains(., 'definition workspace')]").await;
+    b.narrow("23-schema-360px").await;
+    b.click(&format!("//nav{}", link("Relationships"))).await;
+    b.sees("Page 1:").await;
+    b.narrow("24-relationships-360px").await;
+    b.click(&format!("//nav{}", link("Check"))).await;
+    b.fill("Resource", &connection_text).await;
+    b.fill("Permission", "use").await;
+    b.fill("Subject", "user:alice").await;
+    b.click(&button("Check")).await;
+    b.sees("Allowed").await;
+    b.narrow("25-check-360px").await;
     // Everything the page loaded came from this server.
     let origins = b
         .client

@@ -183,7 +183,9 @@ function openDelete(opener, group) {
       h("p", {}, "The group ", h("strong", {}, group.name),
         " will be permanently removed from all resources, revoking access for all its members. This cannot be undone."),
       alert,
-      h("div", { class: "actions" }, confirm, h("button", { type: "button", onclick: close }, "Cancel")));
+      h("div", { class: "actions" }, confirm,
+        // Focus starts on the way out, so Enter on opening does not destroy anything.
+        h("button", { type: "button", onclick: close, autofocus: true }, "Cancel")));
   }, opener);
 }
 

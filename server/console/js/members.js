@@ -32,7 +32,9 @@ function openRemove(opener, id, onDone) {
       h("p", {}, h("strong", {}, id),
         " will be removed from every group and lose all access in this workspace."),
       alert,
-      h("div", { class: "actions" }, confirm, h("button", { type: "button", onclick: close }, "Cancel")));
+      h("div", { class: "actions" }, confirm,
+        // Focus starts on the way out, so Enter on opening does not destroy anything.
+        h("button", { type: "button", onclick: close, autofocus: true }, "Cancel")));
   }, opener);
 }
 

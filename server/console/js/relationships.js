@@ -41,16 +41,24 @@ export async function renderRelationships(main, ctx) {
   // The cursors of the pages before the one shown, to go back without re-reading them all.
   let cursors = [];
   let filter = {};
+  // Only the newest request may paint: a slow page asked for before a quick one must not
+  // land over it.
+  let generation = 0;
   async function load(cursor) {
+    generation += 1;
+    const mine = generation;
     const body = { consistency: { minimizeLatency: true }, relationshipFilter: filter, optionalLimit: PAGE };
     if (cursor) body.optionalCursor = cursor;
     let lines;
     try {
       lines = await stream("/v1/relationships/read", body, { signal: ctx.signal });
     } catch (error) {
-      results.replaceChildren(h("p", { class: "error", role: "alert" }, error.message));
+      if (mine === generation && !ctx.signal.aborted) {
+        results.replaceChildren(h("p", { class: "error", role: "alert" }, error.message));
+      }
       return;
     }
+    if (mine !== generation) return;
     const rows = lines.map((l) => [
       h("span", { class: "mono" }, `${l.relationship.resource.objectType}:${l.relationship.resource.objectId}`),
       h("span", { class: "mono" }, l.relationship.relation),
