@@ -9,12 +9,14 @@ userset the schema allows, compared by subject as `pemba validate` does in-proce
 It mirrors `tests/conformance.rs`: a file the engine cannot load or does not pass
 in-process (`pemba validate FILE` fails) is skipped with the Rust harness's reason, since
 that is the engine's failure, not the gRPC layer's. PEMBA_CONFORMANCE_DIR unset, unreadable
-or without `.yaml` files is a failure, never a skip.
+or without `.yaml` files is a failure, never a skip. The corpus has no non-empty
+`validation` section, so a small file of this module's own proves that comparison both ways.
 """
 
 import os
 import re
 import subprocess
+import tempfile
 import unittest
 
 import yaml
@@ -32,6 +34,38 @@ from test_grpc import FULL, HAS, KEY, Server, obj, rel, subj, wait_for_schema
 VARIABLE = "PEMBA_CONFORMANCE_DIR"
 # The same request size as the Rust harness, under the server's per-request limit.
 CHUNK = 1000
+
+
+VALIDATED = """schema: |
+  definition user {}
+  // relation ghost: nobody
+  definition group {
+    relation member: user
+  }
+  definition doc {
+    relation banned: user
+    relation viewer: user | user:* | group#member
+    permission view = viewer - banned
+  }
+relationships: |
+  group:eng#member@user:bob
+  doc:a#viewer@group:eng#member
+  doc:a#viewer@user:alice
+  doc:b#viewer@user:*
+  doc:b#banned@user:mallory
+assertions:
+  assertTrue:
+    - doc:a#view@user:bob
+  assertFalse:
+    - doc:b#view@user:mallory
+validation:
+  doc:a#view:
+    - "[user:alice] is <doc:a#viewer>"
+    - "[user:bob] is <group:eng#member>"
+    - "[group:eng#member] is <doc:a#viewer>"
+  doc:b#view:
+    - "[user:* - {user:mallory}] is <doc:b#viewer>"
+"""
 
 
 def corpus():
@@ -102,6 +136,26 @@ class SpiceDBValidationFiles(unittest.TestCase):
                 wrong = self.run_file(path)
                 if wrong:
                     self.fail(f"{path}: {len(wrong)} wrong answers over the Python client:\n" + "\n".join(wrong))
+
+    def test_validation_entries_are_compared(self):
+        # The corpus has no non-empty `validation` section: prove this path on a small file,
+        # with a userset, a wildcard with an exclusion and a commented-out relation.
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "validated.yaml")
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(VALIDATED)
+            self.assertIsNone(skip_reason(path))
+            self.assertEqual(self.run_file(path), [])
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(VALIDATED.replace('"[user:alice] is', '"[user:carol] is'))
+            self.assertEqual(
+                self.run_file(path),
+                [
+                    "validation of `doc:a#view`: expected subjects "
+                    "['group:eng#member', 'user:bob', 'user:carol'], "
+                    "found ['group:eng#member', 'user:alice', 'user:bob']"
+                ],
+            )
 
     def run_file(self, path):
         """Loads one file into a fresh server; every wrong answer, as text."""
