@@ -1,5 +1,6 @@
 //! Relationship filters, used by read, delete and preconditions.
 
+use crate::store::RawTuple;
 use crate::tuple::{ObjectRef, SubjectRef, Tuple};
 
 /// Selects relationships; every `None` matches anything. At least one field must be set.
@@ -29,16 +30,22 @@ pub struct SubjectFilter {
 impl RelationshipFilter {
     /// Whether `tuple` is selected.
     pub fn matches(&self, tuple: &Tuple) -> bool {
+        self.matches_raw(&RawTuple::of(tuple))
+    }
+
+    /// Whether the borrowed fields of a stored key are selected: a scan tests every key it
+    /// passes, so it tests them before it copies the few it keeps into a [`Tuple`].
+    pub(crate) fn matches_raw(&self, tuple: &RawTuple<'_>) -> bool {
         let field = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-        field(&self.resource_type, &tuple.resource.object_type)
-            && field(&self.resource_id, &tuple.resource.object_id)
-            && field(&self.relation, &tuple.relation)
+        field(&self.resource_type, tuple.resource_type)
+            && field(&self.resource_id, tuple.resource_id)
+            && field(&self.relation, tuple.relation)
             && self.subject.as_ref().is_none_or(|s| {
-                s.subject_type == tuple.subject.object.object_type
-                    && field(&s.subject_id, &tuple.subject.object.object_id)
+                s.subject_type == tuple.subject_type
+                    && field(&s.subject_id, tuple.subject_id)
                     && s.relation
                         .as_deref()
-                        .is_none_or(|r| r == tuple.subject.relation.as_deref().unwrap_or(""))
+                        .is_none_or(|r| r == tuple.subject_relation)
             })
     }
 

@@ -316,9 +316,8 @@ impl Store for RedbStore {
         let mut found = Vec::new();
         if limit > 0 {
             scan(&table, &plan, after_key.as_deref(), &mut |raw| {
-                let tuple = raw.to_tuple();
-                if filter.matches(&tuple) {
-                    found.push(tuple);
+                if filter.matches_raw(&raw) {
+                    found.push(raw.to_tuple());
                 }
                 found.len() < limit
             })?;
