@@ -130,10 +130,10 @@ impl Evaluator<'_> {
 
     fn check_relation(&self, relation: MemberId, resource: u32, s: &Subject) -> bool {
         for kind in self.index.kinds(relation) {
-            if matches_wildcard(kind, s) && kind.has_wildcard(resource) {
+            if matches_wildcard(kind, s) && self.index.has_wildcard(kind, resource) {
                 return true;
             }
-            let subjects = kind.forward(resource);
+            let subjects = self.index.forward(kind, resource);
             if subjects.is_empty() {
                 continue;
             }
@@ -165,7 +165,7 @@ impl Evaluator<'_> {
                 else {
                     return false;
                 };
-                let parents = kind.forward(resource);
+                let parents = self.index.forward(kind, resource);
                 if parents.is_empty() {
                     return false;
                 }
@@ -289,7 +289,7 @@ impl Evaluator<'_> {
                         AllowedSubject::Wildcard(t) => {
                             if t == target_ty
                                 && target_rel == SubjectRel::Object
-                                && kind.has_wildcard(resource)
+                                && self.index.has_wildcard(kind, resource)
                             {
                                 found = found.union(SubjectSet {
                                     concrete: RoaringBitmap::new(),
@@ -299,11 +299,13 @@ impl Evaluator<'_> {
                         }
                         AllowedSubject::Object(t) => {
                             if t == target_ty && target_rel == SubjectRel::Object {
-                                kind.forward(resource).union_into(&mut found.concrete);
+                                self.index
+                                    .forward(kind, resource)
+                                    .union_into(&mut found.concrete);
                             }
                         }
                         AllowedSubject::Userset(t, m) => {
-                            let groups = kind.forward(resource);
+                            let groups = self.index.forward(kind, resource);
                             if t == target_ty && target_rel == SubjectRel::Member(m) {
                                 groups.union_into(&mut found.concrete);
                             }
@@ -349,7 +351,7 @@ impl Evaluator<'_> {
                     else {
                         continue;
                     };
-                    let parents = kind.forward(resource);
+                    let parents = self.index.forward(kind, resource);
                     for (target_type, target) in &arrow.targets {
                         if *target_type != ty {
                             continue;

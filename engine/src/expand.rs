@@ -59,7 +59,7 @@ impl Expander<'_> {
             let type_name = &self.schema.definition(ty).name;
             match kind.subject {
                 AllowedSubject::Wildcard(_) => {
-                    if kind.has_wildcard(resource.0) {
+                    if self.index.has_wildcard(kind, resource.0) {
                         subjects.push(SubjectRef::object(type_name.clone(), "*"));
                     }
                 }
@@ -68,7 +68,7 @@ impl Expander<'_> {
                         AllowedSubject::Userset(_, m) => Some(self.schema.member(m).name.clone()),
                         _ => None,
                     };
-                    for idx in kind.forward(resource.0).iter() {
+                    for idx in self.index.forward(kind, resource.0).iter() {
                         subjects.push(SubjectRef {
                             object: ObjectRef::new(
                                 type_name.clone(),
@@ -121,7 +121,7 @@ impl Expander<'_> {
                             if *target_ty != ty {
                                 continue;
                             }
-                            for parent in kind.forward(resource.0).iter() {
+                            for parent in self.index.forward(kind, resource.0).iter() {
                                 children.push(
                                     self.member(*target, self.index.interner(ty).name(parent)),
                                 );

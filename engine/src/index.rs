@@ -8,7 +8,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
-use crate::posting::{Posting, Postings};
+use crate::posting::{Posting, Postings, Rows};
 use crate::store::RawTuple;
 
 /// The interned index of an object id within its type.
@@ -17,6 +17,8 @@ pub struct ObjectIdx(pub u32);
 
 /// The subject index used for the wildcard kind, whose "subject" is `type:*` itself.
 const WILDCARD_SLOT: u32 = 0;
+
+static EMPTY_POSTING: Posting = Posting::Empty;
 
 /// Object ids of one type, interned to dense `u32`s.
 ///
@@ -77,12 +79,16 @@ impl Interner {
     }
 }
 
-/// Relationships of one relation with one allowed subject kind, both directions.
+/// Relationships of one relation with one allowed subject kind, both directions: the
+/// resource → subjects direction is a column of its type's [`Index::forward`] rows (for
+/// the wildcard kind, `{WILDCARD_SLOT}`), the other direction is here.
 #[derive(Debug, Clone)]
 pub(crate) struct KindIndex {
     pub(crate) subject: AllowedSubject,
-    /// resource → subjects (for the wildcard kind, `{WILDCARD_SLOT}`).
-    forward: Postings,
+    /// The relation's own type, whose forward rows hold this kind.
+    resource_ty: TypeId,
+    /// This kind's column in those rows.
+    column: usize,
     /// subject → resources (for the wildcard kind, under `WILDCARD_SLOT`).
     reverse: Postings,
 }
@@ -99,17 +105,8 @@ pub(crate) enum SubjectRel {
 }
 
 impl KindIndex {
-    pub(crate) fn forward(&self, resource: u32) -> &Posting {
-        self.forward.get(resource)
-    }
-
     pub(crate) fn reverse(&self, subject: u32) -> &Posting {
         self.reverse.get(subject)
-    }
-
-    /// Whether `resource` has a `type:*` subject (wildcard kinds only).
-    pub(crate) fn has_wildcard(&self, resource: u32) -> bool {
-        !self.forward.get(resource).is_empty()
     }
 
     /// The resources with a `type:*` subject (wildcard kinds only).
@@ -124,6 +121,8 @@ pub(crate) struct Index {
     pub(crate) interners: Vec<Interner>,
     /// Per member id: one `KindIndex` per allowed subject (empty for permissions).
     pub(crate) relations: Vec<Vec<KindIndex>>,
+    /// Per type: one row per object, one column per (relation, subject kind) of the type.
+    forward: Vec<Rows>,
     pub(crate) count: u64,
 }
 
@@ -138,16 +137,25 @@ pub(crate) struct Slot {
 
 impl Index {
     pub(crate) fn new(schema: &CompiledSchema) -> Self {
+        let mut widths = vec![0usize; schema.definitions.len()];
         let relations = schema
             .members
             .iter()
             .map(|member| match &member.kind {
                 MemberKind::Relation(allowed) => allowed
                     .iter()
-                    .map(|subject| KindIndex {
-                        subject: *subject,
-                        forward: Postings::default(),
-                        reverse: Postings::default(),
+                    .map(|subject| {
+                        let width = widths.get_mut(member.owner.0 as usize);
+                        let column = width.as_deref().copied().unwrap_or(0);
+                        if let Some(width) = width {
+                            *width += 1;
+                        }
+                        KindIndex {
+                            subject: *subject,
+                            resource_ty: member.owner,
+                            column,
+                            reverse: Postings::default(),
+                        }
                     })
                     .collect(),
                 MemberKind::Permission(_) => Vec::new(),
@@ -156,8 +164,22 @@ impl Index {
         Index {
             interners: vec![Interner::default(); schema.definitions.len()],
             relations,
+            forward: widths.into_iter().map(Rows::new).collect(),
             count: 0,
         }
+    }
+
+    /// The subjects of `kind` on `resource` (for a wildcard kind, `{WILDCARD_SLOT}` when
+    /// the resource has `type:*`).
+    pub(crate) fn forward(&self, kind: &KindIndex, resource: u32) -> &Posting {
+        self.forward
+            .get(kind.resource_ty.0 as usize)
+            .map_or(&EMPTY_POSTING, |rows| rows.get(resource, kind.column))
+    }
+
+    /// Whether `resource` has a `type:*` subject (wildcard kinds only).
+    pub(crate) fn has_wildcard(&self, kind: &KindIndex, resource: u32) -> bool {
+        !self.forward(kind, resource).is_empty()
     }
 
     #[expect(
@@ -242,7 +264,7 @@ impl Index {
         let Some(kind) = self.kinds(relation).get(kind) else {
             return false;
         };
-        subject.is_some_and(|subject| kind.forward(resource.0).contains(subject))
+        subject.is_some_and(|subject| self.forward(kind, resource.0).contains(subject))
     }
 
     /// Adds a relationship; returns false if the schema has no place for it.
@@ -257,7 +279,10 @@ impl Index {
         else {
             return false;
         };
-        if kind.forward.insert(slot.resource, slot.subject) {
+        let Some(rows) = self.forward.get_mut(kind.resource_ty.0 as usize) else {
+            return false;
+        };
+        if rows.insert(slot.resource, kind.column, slot.subject) {
             kind.reverse.insert(slot.subject, slot.resource);
             self.count += 1;
         }
@@ -276,7 +301,10 @@ impl Index {
         else {
             return;
         };
-        if kind.forward.remove(slot.resource, slot.subject) {
+        let Some(rows) = self.forward.get_mut(kind.resource_ty.0 as usize) else {
+            return;
+        };
+        if rows.remove(slot.resource, kind.column, slot.subject) {
             kind.reverse.remove(slot.subject, slot.resource);
             self.count = self.count.saturating_sub(1);
         }
@@ -290,9 +318,12 @@ impl Index {
         self.relations
             .iter()
             .enumerate()
-            .flat_map(|(member, kinds)| {
+            .flat_map(move |(member, kinds)| {
                 kinds.iter().filter_map(move |kind| {
-                    let (resource, subjects) = kind.forward.first()?;
+                    let (resource, subjects) = self
+                        .forward
+                        .get(kind.resource_ty.0 as usize)?
+                        .first(kind.column)?;
                     let subject = subjects.min()?;
                     Some((MemberId(member as u32), kind.subject, resource, subject))
                 })
@@ -307,11 +338,12 @@ impl Index {
             .iter()
             .map(Interner::heap_bytes)
             .sum::<usize>()
+            + self.forward.iter().map(Rows::heap_bytes).sum::<usize>()
             + self
                 .relations
                 .iter()
                 .flatten()
-                .map(|kind| kind.forward.heap_bytes() + kind.reverse.heap_bytes())
+                .map(|kind| kind.reverse.heap_bytes())
                 .sum::<usize>()
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::crash::{audit, writer, Figures, ImportLog, Rng, Shared, WriterLog};
 use crate::process::{agent, binary, token_revision, ServeProcess, PROCESS_KEY};
-use crate::replicas::pg;
+use crate::replicas::{export_at, pg};
 use crate::support::{rel, split_check, SCHEMA};
 
 /// How long a client waits for any one answer: a request that takes longer hangs.
@@ -225,29 +225,7 @@ fn the_datastore_stopping_mid_load_fails_writes_fast_keeps_reads_and_recovers_wi
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["permissionship"], "PERMISSIONSHIP_HAS_PERMISSION");
     // Every write acknowledged during the load is there, on both replicas.
-    let stored = |base: &str| {
-        let out = std::process::Command::new(binary())
-            .args([
-                "export",
-                "--endpoint",
-                base,
-                "--key",
-                PROCESS_KEY,
-                "--consistency",
-                &token,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect::<std::collections::BTreeSet<String>>()
-    };
+    let stored = |base: &str| export_at(base, Some(&token));
     let (on_a, on_b) = (stored(&a.base), stored(&b.base));
     assert_eq!(
         on_a, on_b,
@@ -344,26 +322,8 @@ fn a_replica_sigkilled_under_write_load_comes_back_and_nothing_acknowledged_is_l
         .load(Ordering::SeqCst)
         .max(on_b.max_acked.load(Ordering::SeqCst));
     // Both replicas end with the same relationships.
-    let export = |base: &str| {
-        let out = std::process::Command::new(binary())
-            .args([
-                "export",
-                "--endpoint",
-                base,
-                "--key",
-                PROCESS_KEY,
-                "--consistency",
-                &format!("pb1.{max_acked}"),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let consistency = format!("pb1.{max_acked}");
+    let export = |base: &str| export_at(base, Some(&consistency));
     assert_eq!(export(&a.base), export(&b.base), "the replicas disagree");
     let engine = pemba_engine::Engine::with_store(Box::new(
         pemba_engine::PostgresStore::connect(&url).unwrap(),

@@ -111,8 +111,17 @@ fn at_least(token: &str) -> Value {
 
 /// Every relationship a replica exports (`pemba export --endpoint`), one line each.
 fn export(base: &str) -> BTreeSet<String> {
+    export_at(base, None)
+}
+
+/// [`export`] at a consistency (`pb1.N` waits until the replica has applied revision N).
+pub(crate) fn export_at(base: &str, consistency: Option<&str>) -> BTreeSet<String> {
+    let mut args = vec!["export", "--endpoint", base, "--key", PROCESS_KEY];
+    if let Some(consistency) = consistency {
+        args.extend(["--consistency", consistency]);
+    }
     let out = Command::new(binary())
-        .args(["export", "--endpoint", base, "--key", PROCESS_KEY])
+        .args(args)
         .output()
         .expect("run pemba export");
     assert!(

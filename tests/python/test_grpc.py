@@ -3,7 +3,8 @@
 Starts the binary named by PEMBA_BIN on loopback ports, writes a schema over gRPC and
 drives every served RPC as an application would: each consistency mode, preconditions,
 cursors over a few thousand results, bulk import and export, watch with replay, and auth
-failures. Run with `python -m unittest discover tests/python`.
+failures. The SpiceDB validation files run through the same client in test_conformance.py.
+Run with `python -m unittest discover -s tests/python` (PEMBA_CONFORMANCE_DIR set).
 """
 
 import os
@@ -116,13 +117,27 @@ class Server:
         if self.grpc is None:
             raise RuntimeError("pemba serve exited before serving gRPC")
         # Keep draining stderr so the server never blocks on a full pipe.
-        threading.Thread(target=lambda: [None for _ in self.process.stderr], daemon=True).start()
+        self.drain = threading.Thread(target=lambda: [None for _ in self.process.stderr], daemon=True)
+        self.drain.start()
         grpc.channel_ready_future(grpc.insecure_channel(self.grpc)).result(timeout=30)
 
     def stop(self):
         self.process.terminate()
         self.process.wait(timeout=30)
+        self.drain.join(timeout=30)
+        self.process.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_for_schema(client, request):
+    """Writes the schema, retrying while the store, which opens after the bind, is not up."""
+    for _ in range(300):
+        try:
+            return client.WriteSchema(request)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+    raise RuntimeError("the server never accepted the schema")
 
 
 class PembaOverGrpc(unittest.TestCase):
@@ -130,16 +145,7 @@ class PembaOverGrpc(unittest.TestCase):
     def setUpClass(cls):
         cls.server = Server()
         cls.client = InsecureClient(cls.server.grpc, KEY)
-        # The store opens after the bind: retry the first call until it answers.
-        for _ in range(300):
-            try:
-                cls.client.WriteSchema(WriteSchemaRequest(schema=SCHEMA))
-                break
-            except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise
-        else:
-            raise RuntimeError("the server never accepted the schema")
+        wait_for_schema(cls.client, WriteSchemaRequest(schema=SCHEMA))
 
     @classmethod
     def tearDownClass(cls):

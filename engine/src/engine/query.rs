@@ -372,6 +372,22 @@ fn paginate<'n>(names: impl Iterator<Item = &'n str>, page: Page<'_>) -> Vec<Str
     names.into_iter().map(str::to_string).collect()
 }
 
+/// The schema's type of that name, `None` if it has none; an error if the name is not a
+/// type name at all. Names the schema knows are valid, so the (per-byte) syntax check
+/// only runs for the others: it was an eighth of a check's instructions.
+fn known_type(
+    schema: &CompiledSchema,
+    name: &str,
+) -> Result<Option<pemba_schema::TypeId>, InvalidError> {
+    match schema.type_by_name(name) {
+        Some(ty) => Ok(Some(ty)),
+        None if !pemba_schema::is_valid_type_name(name) => {
+            Err(SyntaxError::ObjectType(name.to_string()).into())
+        }
+        None => Ok(None),
+    }
+}
+
 /// Resolves a subject given as parts; `Ok(None)` when it cannot match anything (a
 /// userset never stored).
 fn resolve_subject(
@@ -385,10 +401,9 @@ fn resolve_subject(
     if !wildcard && !is_valid_object_id(subject_id) {
         return Err(SyntaxError::ObjectId(subject_id.to_string()).into());
     }
-    if !pemba_schema::is_valid_type_name(subject_type) {
-        return Err(SyntaxError::ObjectType(subject_type.to_string()).into());
-    }
-    let ty = resolve_type(schema, subject_type)?;
+    let ty = known_type(schema, subject_type)?.ok_or_else(|| InvalidError::UnknownType {
+        name: subject_type.to_string(),
+    })?;
     let rel = match relation {
         None if wildcard => SubjectRel::Wildcard,
         None => SubjectRel::Object,
@@ -408,13 +423,13 @@ fn resolve_subject(
 /// One check against one locked state.
 pub(super) fn check_in(state: &State, args: &CheckArgs<'_>) -> Result<bool, QueryError> {
     let schema = &state.schema.as_ref().ok_or(QueryError::NoSchema)?.compiled;
-    if !pemba_schema::is_valid_type_name(args.resource_type) {
-        return Err(SyntaxError::ObjectType(args.resource_type.to_string()).into());
-    }
+    let ty = known_type(schema, args.resource_type)?;
     if !is_valid_object_id(args.resource_id) {
         return Err(SyntaxError::ObjectId(args.resource_id.to_string()).into());
     }
-    let ty = resolve_type(schema, args.resource_type)?;
+    let ty = ty.ok_or_else(|| InvalidError::UnknownType {
+        name: args.resource_type.to_string(),
+    })?;
     let member = resolve_member(schema, ty, args.permission)?;
     let Some(s) = resolve_subject(
         schema,
