@@ -1,7 +1,10 @@
-//! `pemba bench`: an HTTP load generator for a running Pemba server.
+//! `pemba bench`: a load generator for a running Pemba server, over HTTP or gRPC.
 //!
-//! It opens `--concurrency` keep-alive HTTP/1.1 connections to the one endpoint it is
-//! given, and on each sends requests back to back, drawn from a mix of checks (single,
+//! Over HTTP (`--protocol http`, the default) it opens `--concurrency` keep-alive HTTP/1.1
+//! connections to the one endpoint it is given; over gRPC (`--protocol grpc`) it runs
+//! `--concurrency` workers over one HTTP/2 connection per [`GRPC_WORKERS_PER_CONNECTION`]
+//! workers, each with one RPC in flight. Each worker sends requests back
+//! to back, drawn from a mix of checks (single,
 //! or `checkbulk` batches with `--bulk N`), lookups and writes built from a generated
 //! workload (`pemba workload`). It stops by itself when `--duration` has passed or
 //! `--requests` have been sent, then prints throughput, latency percentiles from an HDR
@@ -39,6 +42,34 @@ pub use report::Report;
 /// The server `pemba bench` loads when `--endpoint` is not given.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8080";
 
+/// The gRPC listener `pemba bench --protocol grpc` loads when `--grpc-endpoint` is not
+/// given (`pemba serve`'s default `--grpc-listen`).
+pub const DEFAULT_GRPC_ENDPOINT: &str = "grpc://127.0.0.1:50051";
+
+/// gRPC workers that share one HTTP/2 connection: enough streams per connection to
+/// exercise HTTP/2 multiplexing as SpiceDB clients do, enough connections that one
+/// connection's single server task is not the bottleneck at high concurrency.
+pub const GRPC_WORKERS_PER_CONNECTION: usize = 8;
+
+/// The API a run loads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// SpiceDB's HTTP/JSON API on `pemba serve`'s `--listen`.
+    #[default]
+    Http,
+    /// SpiceDB's gRPC API on `pemba serve`'s `--grpc-listen`.
+    Grpc,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Http => "http",
+            Protocol::Grpc => "grpc",
+        })
+    }
+}
+
 /// Flags of `pemba bench`; the server is the global `--endpoint` (default
 /// [`DEFAULT_ENDPOINT`], only loopback unless `--allow-remote`), its key the global
 /// `--key-file` / `PEMBA_KEY`.
@@ -53,9 +84,17 @@ pub struct BenchArgs {
     /// Stop after this many requests (whichever comes first with `--duration`).
     #[arg(long)]
     pub requests: Option<u64>,
-    /// Number of keep-alive connections, each sending one request at a time.
+    /// Number of workers, each with one request in flight: over HTTP one keep-alive
+    /// connection each, over gRPC one HTTP/2 connection per 8 workers.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// The API to load: `http` (the global `--endpoint`) or `grpc` (`--grpc-endpoint`).
+    #[arg(long, value_enum, default_value_t = Protocol::Http)]
+    pub protocol: Protocol,
+    /// The gRPC listener with `--protocol grpc`, as `pemba serve` prints it
+    /// (`grpc://HOST:PORT`; `http://HOST:PORT` and `HOST:PORT` are accepted too).
+    #[arg(long, value_name = "URL")]
+    pub grpc_endpoint: Option<String>,
     /// Relative weights of request kinds: `check`, `lookup` (lookup resources) and
     /// `write` (one touch on a bench-only object), e.g. `check=90,lookup=5,write=5`.
     #[arg(long, default_value = "check=100", value_parser = Mix::parse)]
@@ -173,8 +212,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Everything one run needs, validated.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Base URL (`http://HOST:PORT`, optionally with a path prefix).
+    /// With [`Protocol::Http`], the base URL (`http://HOST:PORT`, optionally with a path
+    /// prefix); with [`Protocol::Grpc`], the gRPC listener (`grpc://HOST:PORT`,
+    /// `http://HOST:PORT` or `HOST:PORT`).
     pub endpoint: String,
+    /// The API loaded (default HTTP).
+    pub protocol: Protocol,
     /// The bearer key.
     pub key: String,
     /// Workload directory.
@@ -205,6 +248,7 @@ impl Settings {
     pub fn new(workload: &Path) -> Self {
         Settings {
             endpoint: "http://127.0.0.1:8080".to_string(),
+            protocol: Protocol::Http,
             key: String::new(),
             workload: workload.to_path_buf(),
             duration: Duration::from_secs(10),
@@ -265,11 +309,25 @@ pub fn cli(args: BenchArgs, global: &crate::cli::GlobalArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let settings = Settings {
-        endpoint: global
-            .endpoint
+    let endpoint = match (args.protocol, &global.endpoint, args.grpc_endpoint) {
+        (Protocol::Http, _, Some(_)) => {
+            eprintln!("error: `--grpc-endpoint` needs `--protocol grpc`");
+            return ExitCode::from(2);
+        }
+        (Protocol::Grpc, Some(_), _) => {
+            eprintln!("error: `--endpoint` is the HTTP API: with `--protocol grpc` give the gRPC listener as `--grpc-endpoint`");
+            return ExitCode::from(2);
+        }
+        (Protocol::Http, endpoint, None) => endpoint
             .clone()
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string()),
+        (Protocol::Grpc, None, endpoint) => {
+            endpoint.unwrap_or_else(|| DEFAULT_GRPC_ENDPOINT.to_string())
+        }
+    };
+    let settings = Settings {
+        endpoint,
+        protocol: args.protocol,
         key,
         workload: args.workload,
         duration: args.duration,

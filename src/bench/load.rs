@@ -1,4 +1,7 @@
-//! The workers: one keep-alive HTTP/1.1 connection each, one request in flight at a time.
+//! The workers, one request in flight each: over HTTP on a keep-alive HTTP/1.1 connection
+//! of their own, over gRPC on an HTTP/2 connection shared by
+//! [`GRPC_WORKERS_PER_CONNECTION`](super::GRPC_WORKERS_PER_CONNECTION) workers. Both read
+//! answers into one [`Answer`] form that one [`verify`] judges.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,8 +19,14 @@ use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use serde_json::json;
 
+use pb::check_bulk_permissions_pair::Response;
+use pb::permissions_service_client::PermissionsServiceClient;
+use spicedb_rs_proto::authzed::api::v1 as pb;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+
 use super::report::{Kind, Report, WorkerStats};
-use super::{BenchError, Settings};
+use super::{BenchError, Protocol, Settings};
 use crate::workload::{parse_checks, parse_lookups, ExpectedCheck, ExpectedLookup};
 
 /// One request gets this long before it counts as a timeout and its connection is dropped.
@@ -25,14 +34,26 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bench-only connections each worker cycles its writes through.
 const WRITE_OBJECTS_PER_WORKER: u64 = 64;
 
+/// Where the workers send their requests, and how they authenticate.
+enum Target {
+    Http {
+        addr: SocketAddr,
+        /// `Host` header value (the endpoint's authority).
+        host: HeaderValue,
+        auth: HeaderValue,
+        /// Endpoint path prefix, without a trailing slash.
+        prefix: String,
+    },
+    Grpc {
+        /// One HTTP/2 connection per [`GRPC_WORKERS_PER_CONNECTION`] workers.
+        channels: Vec<Channel>,
+        auth: MetadataValue<Ascii>,
+    },
+}
+
 /// What every worker reads: the target, the prepared bodies and the shared counters.
 struct Plan {
-    addr: SocketAddr,
-    /// `Host` header value (the endpoint's authority).
-    host: HeaderValue,
-    auth: HeaderValue,
-    /// Endpoint path prefix, without a trailing slash.
-    prefix: String,
+    target: Target,
     checks: Vec<ExpectedCheck>,
     /// One serialized `check` body per expected check.
     check_bodies: Vec<Bytes>,
@@ -58,7 +79,10 @@ pub(super) async fn run(settings: &Settings) -> Result<Report, BenchError> {
         .then(|| tokio::spawn(progress_line(plan.clone(), done.clone(), begin)));
     let mut workers = Vec::with_capacity(settings.concurrency);
     for index in 0..settings.concurrency {
-        workers.push(tokio::spawn(worker(plan.clone(), index)));
+        workers.push(match &plan.target {
+            Target::Http { .. } => tokio::spawn(http_worker(plan.clone(), index)),
+            Target::Grpc { .. } => tokio::spawn(grpc_worker(plan.clone(), index)),
+        });
     }
     let mut total = WorkerStats::new();
     for worker in workers {
@@ -75,7 +99,32 @@ pub(super) async fn run(settings: &Settings) -> Result<Report, BenchError> {
     Ok(Report::new(settings, elapsed, total))
 }
 
-async fn prepare(settings: &Settings) -> Result<Plan, BenchError> {
+/// The socket address of `authority`, which must be loopback unless `--allow-remote`.
+async fn resolve(
+    settings: &Settings,
+    authority: &hyper::http::uri::Authority,
+    default_port: u16,
+) -> Result<SocketAddr, BenchError> {
+    let port = authority.port_u16().unwrap_or(default_port);
+    // `[::1]` arrives with its brackets; resolve it without them.
+    let host_name = authority.host().trim_matches(|c| c == '[' || c == ']');
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host_name, port))
+        .await
+        .map_err(|e| BenchError(format!("cannot resolve `{authority}`: {e}")))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.ip().is_loopback())
+        .or_else(|| addrs.first().filter(|_| settings.allow_remote))
+        .copied()
+        .ok_or_else(|| {
+            BenchError(format!(
+                "`{authority}` is not a loopback address: pass `--allow-remote` to load a server elsewhere"
+            ))
+        })
+}
+
+async fn http_target(settings: &Settings) -> Result<Target, BenchError> {
     let uri: hyper::Uri = settings
         .endpoint
         .parse()
@@ -89,28 +138,75 @@ async fn prepare(settings: &Settings) -> Result<Plan, BenchError> {
     let authority = uri
         .authority()
         .ok_or_else(|| BenchError(format!("endpoint `{}` has no host", settings.endpoint)))?;
-    let port = authority.port_u16().unwrap_or(80);
-    // `[::1]` arrives with its brackets; resolve it without them.
-    let host_name = authority.host().trim_matches(|c| c == '[' || c == ']');
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host_name, port))
-        .await
-        .map_err(|e| BenchError(format!("cannot resolve `{authority}`: {e}")))?
-        .collect();
-    let addr = addrs
-        .iter()
-        .find(|a| a.ip().is_loopback())
-        .or_else(|| addrs.first().filter(|_| settings.allow_remote))
-        .copied()
-        .ok_or_else(|| {
-            BenchError(format!(
-                "`{authority}` is not a loopback address: pass `--allow-remote` to load a server elsewhere"
-            ))
-        })?;
+    let addr = resolve(settings, authority, 80).await?;
     let host = HeaderValue::from_str(authority.as_str())
         .map_err(|_| BenchError(format!("invalid host `{authority}`")))?;
     let auth = HeaderValue::from_str(&format!("Bearer {}", settings.key))
         .map_err(|_| BenchError("the API key holds characters a header cannot carry".into()))?;
+    Ok(Target::Http {
+        addr,
+        host,
+        auth,
+        prefix: uri.path().trim_end_matches('/').to_string(),
+    })
+}
 
+/// Parses `grpc://HOST:PORT` (as `pemba serve` prints it), `http://HOST:PORT` or
+/// `HOST:PORT`, and opens the HTTP/2 connections up front, so an unreachable listener
+/// stops the run before it starts.
+async fn grpc_target(settings: &Settings) -> Result<Target, BenchError> {
+    let text = settings.endpoint.trim();
+    let rest = text
+        .strip_prefix("grpc://")
+        .or_else(|| text.strip_prefix("http://"))
+        .unwrap_or(text);
+    if rest.contains("://") {
+        return Err(BenchError(format!(
+            "gRPC endpoint `{text}`: only `grpc://HOST:PORT` (plaintext) is supported"
+        )));
+    }
+    let uri: hyper::Uri = format!("http://{rest}")
+        .parse()
+        .map_err(|e| BenchError(format!("invalid gRPC endpoint `{text}`: {e}")))?;
+    if !matches!(uri.path(), "" | "/") {
+        return Err(BenchError(format!(
+            "gRPC endpoint `{text}` has a path: expected `grpc://HOST:PORT`"
+        )));
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| BenchError(format!("gRPC endpoint `{text}` has no host")))?;
+    if authority.port_u16().is_none() {
+        return Err(BenchError(format!(
+            "gRPC endpoint `{text}` has no port: expected `grpc://HOST:PORT`"
+        )));
+    }
+    let addr = resolve(settings, authority, 0).await?;
+    let auth: MetadataValue<Ascii> = format!("Bearer {}", settings.key)
+        .parse()
+        .map_err(|_| BenchError("the API key holds characters metadata cannot carry".into()))?;
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| BenchError(format!("invalid gRPC endpoint `{text}`: {e}")))?
+        .tcp_nodelay(true);
+    let connections = settings
+        .concurrency
+        .div_ceil(super::GRPC_WORKERS_PER_CONNECTION);
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        channels.push(endpoint.connect().await.map_err(|e| {
+            BenchError(format!(
+                "cannot connect to the gRPC listener at {addr}: {e}"
+            ))
+        })?);
+    }
+    Ok(Target::Grpc { channels, auth })
+}
+
+async fn prepare(settings: &Settings) -> Result<Plan, BenchError> {
+    let target = match settings.protocol {
+        Protocol::Http => http_target(settings).await?,
+        Protocol::Grpc => grpc_target(settings).await?,
+    };
     let read = |name: &str| {
         let path = settings.workload.join(name);
         std::fs::read_to_string(&path)
@@ -158,10 +254,7 @@ async fn prepare(settings: &Settings) -> Result<Plan, BenchError> {
         })
         .collect();
     Ok(Plan {
-        addr,
-        host,
-        auth,
-        prefix: uri.path().trim_end_matches('/').to_string(),
+        target,
         checks,
         check_bodies,
         bulk_items,
@@ -189,28 +282,110 @@ enum Expect {
     Bulk(Vec<usize>),
     /// A lookup's result count: the index of the expected lookup.
     Count(usize),
-    /// Any 200.
-    Written,
+    /// Any success; the touch is on this bench-only connection id.
+    Written(String),
 }
 
-async fn worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
+/// An answer in a form both protocols read into, so one [`verify`] judges both.
+enum Answer {
+    /// A check's permissionship, spelled as the API's enum (`PERMISSIONSHIP_HAS_PERMISSION`).
+    Check(String),
+    /// Per bulk pair: the permissionship, or what came instead of one.
+    Bulk(Vec<Result<String, String>>),
+    /// A lookup's resource count, or the error the stream ended with.
+    Count(Result<usize, String>),
+    /// A write went through.
+    Written,
+    /// The answer could not be decoded.
+    Unreadable(String),
+}
+
+/// Whether the next request may start: the deadline and `--requests` both allow it.
+fn may_start(plan: &Plan) -> bool {
+    if Instant::now() >= plan.deadline {
+        return false;
+    }
+    if let Some(max) = plan.settings.max_requests {
+        if plan.started.fetch_add(1, Ordering::Relaxed) >= max {
+            return false;
+        }
+    }
+    true
+}
+
+/// Draws the next request of the mix; `writes` numbers this worker's writes.
+fn pick(plan: &Plan, rng: &mut ChaCha8Rng, index: usize, writes: &mut u64) -> (Kind, Expect) {
+    let mix = plan.settings.mix;
+    let pick = rng.random_range(0..mix.total());
+    if pick < mix.check {
+        let at = rng.random_range(0..plan.checks.len());
+        match plan.settings.bulk {
+            None => (Kind::Check, Expect::Check(at)),
+            // `n` checks from `at` on, wrapping around the end.
+            Some(n) => (
+                Kind::Bulk,
+                Expect::Bulk((0..plan.checks.len()).cycle().skip(at).take(n).collect()),
+            ),
+        }
+    } else if pick < mix.check + mix.lookup {
+        let at = rng.random_range(0..plan.lookups.len());
+        (Kind::Lookup, Expect::Count(at))
+    } else {
+        let object_id = format!("bench_w{index}_{}", *writes % WRITE_OBJECTS_PER_WORKER);
+        *writes += 1;
+        (Kind::Write, Expect::Written(object_id))
+    }
+}
+
+/// Counts one finished request: its latency and checks if it succeeded, its error if
+/// not, and with `--verify` whether `answer` is the workload's.
+fn finish(
+    plan: &Plan,
+    stats: &mut WorkerStats,
+    kind: Kind,
+    expect: &Expect,
+    what: &str,
+    latency: Duration,
+    answer: Result<Option<Answer>, String>,
+) {
+    plan.finished.fetch_add(1, Ordering::Relaxed);
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(error) => {
+            plan.failed.fetch_add(1, Ordering::Relaxed);
+            stats.error(kind.name(), error);
+            return;
+        }
+    };
+    stats.record(kind, latency);
+    if let Expect::Bulk(expected) = expect {
+        stats.checks_answered += expected.len() as u64;
+    } else if matches!(expect, Expect::Check(_)) {
+        stats.checks_answered += 1;
+    }
+    if let Some(answer) = answer {
+        verify(plan, stats, expect, what, answer);
+    }
+}
+
+async fn http_worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
     let mut rng = ChaCha8Rng::seed_from_u64(plan.settings.seed ^ (index as u64).rotate_left(32));
     let mut stats = WorkerStats::new();
+    let Target::Http {
+        addr,
+        host,
+        auth,
+        prefix,
+    } = &plan.target
+    else {
+        return stats;
+    };
     let mut connection: Option<SendRequest<Full<Bytes>>> = None;
-    let mix = plan.settings.mix;
     let mut writes = 0u64;
-    loop {
-        if Instant::now() >= plan.deadline {
-            break;
-        }
-        if let Some(max) = plan.settings.max_requests {
-            if plan.started.fetch_add(1, Ordering::Relaxed) >= max {
-                break;
-            }
-        }
+    while may_start(&plan) {
         let sender = match connection.as_mut() {
             Some(sender) => sender,
-            None => match connect(plan.addr).await {
+            None => match connect(*addr).await {
                 Ok(sender) => connection.insert(sender),
                 Err(error) => {
                     stats.error("connect", error);
@@ -220,49 +395,60 @@ async fn worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
                 }
             },
         };
-        let pick = rng.random_range(0..mix.total());
-        let (kind, path, body, expect) = if pick < mix.check {
-            let at = rng.random_range(0..plan.checks.len());
-            match plan.settings.bulk {
-                None => (
-                    Kind::Check,
-                    "/v1/permissions/check",
-                    plan.check_bodies.get(at).cloned().unwrap_or_default(),
-                    Expect::Check(at),
-                ),
-                Some(n) => {
-                    // `n` checks from `at` on, wrapping around the end.
-                    let items = plan.bulk_items.iter().enumerate().cycle().skip(at).take(n);
-                    let mut picked = Vec::with_capacity(n);
-                    let mut body = String::with_capacity(n * 160 + 64);
-                    body.push_str(r#"{"consistency":{"minimizeLatency":true},"items":["#);
-                    for (i, (check_at, item)) in items.enumerate() {
-                        if i > 0 {
-                            body.push(',');
-                        }
-                        body.push_str(item);
-                        picked.push(check_at);
-                    }
-                    body.push_str("]}");
-                    (
-                        Kind::Bulk,
-                        "/v1/permissions/checkbulk",
-                        Bytes::from(body),
-                        Expect::Bulk(picked),
-                    )
-                }
+        let (kind, expect) = pick(&plan, &mut rng, index, &mut writes);
+        let (path, body) = http_request(&plan, &expect);
+        let path = format!("{prefix}{path}");
+        let start = Instant::now();
+        let answer =
+            tokio::time::timeout(REQUEST_TIMEOUT, send(sender, host, auth, &path, body)).await;
+        let latency = start.elapsed();
+        let answer = match answer {
+            Ok(Ok((StatusCode::OK, bytes))) => {
+                Ok(plan.settings.verify.then(|| http_answer(&expect, &bytes)))
             }
-        } else if pick < mix.check + mix.lookup {
-            let at = rng.random_range(0..plan.lookups.len());
-            (
-                Kind::Lookup,
-                "/v1/permissions/resources",
-                plan.lookup_bodies.get(at).cloned().unwrap_or_default(),
-                Expect::Count(at),
-            )
-        } else {
-            let object_id = format!("bench_w{index}_{}", writes % WRITE_OBJECTS_PER_WORKER);
-            writes += 1;
+            Ok(Ok((status, bytes))) => Err(format!(
+                "http {}: {}",
+                status.as_u16(),
+                String::from_utf8_lossy(&bytes).trim()
+            )),
+            Ok(Err(error)) => {
+                connection = None;
+                Err(error)
+            }
+            Err(_) => {
+                connection = None;
+                Err(format!("no answer within {REQUEST_TIMEOUT:?}"))
+            }
+        };
+        finish(&plan, &mut stats, kind, &expect, &path, latency, answer);
+    }
+    stats
+}
+
+/// The path and JSON body that ask what `expect` describes.
+fn http_request(plan: &Plan, expect: &Expect) -> (&'static str, Bytes) {
+    match expect {
+        Expect::Check(at) => (
+            "/v1/permissions/check",
+            plan.check_bodies.get(*at).cloned().unwrap_or_default(),
+        ),
+        Expect::Bulk(picked) => {
+            let mut body = String::with_capacity(picked.len() * 160 + 64);
+            body.push_str(r#"{"consistency":{"minimizeLatency":true},"items":["#);
+            for (i, at) in picked.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(plan.bulk_items.get(*at).map_or("{}", String::as_str));
+            }
+            body.push_str("]}");
+            ("/v1/permissions/checkbulk", Bytes::from(body))
+        }
+        Expect::Count(at) => (
+            "/v1/permissions/resources",
+            plan.lookup_bodies.get(*at).cloned().unwrap_or_default(),
+        ),
+        Expect::Written(object_id) => {
             let body = json!({ "updates": [{
                 "operation": "OPERATION_TOUCH",
                 "relationship": {
@@ -271,53 +457,9 @@ async fn worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
                     "subject": { "object": { "objectType": "user", "objectId": "bench_writer" } },
                 },
             }]});
-            (
-                Kind::Write,
-                "/v1/relationships/write",
-                Bytes::from(body.to_string()),
-                Expect::Written,
-            )
-        };
-        let path = format!("{}{path}", plan.prefix);
-        let start = Instant::now();
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, send(&plan, sender, &path, body)).await;
-        let latency = start.elapsed();
-        plan.finished.fetch_add(1, Ordering::Relaxed);
-        let (status, bytes) = match answer {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(error)) => {
-                connection = None;
-                plan.failed.fetch_add(1, Ordering::Relaxed);
-                stats.error(kind.name(), error);
-                continue;
-            }
-            Err(_) => {
-                connection = None;
-                plan.failed.fetch_add(1, Ordering::Relaxed);
-                stats.error(kind.name(), format!("no answer within {REQUEST_TIMEOUT:?}"));
-                continue;
-            }
-        };
-        if status != StatusCode::OK {
-            plan.failed.fetch_add(1, Ordering::Relaxed);
-            let message = String::from_utf8_lossy(&bytes);
-            stats.error(
-                kind.name(),
-                format!("http {}: {}", status.as_u16(), message.trim()),
-            );
-            continue;
-        }
-        stats.record(kind, latency);
-        if let Expect::Bulk(expected) = &expect {
-            stats.checks_answered += expected.len() as u64;
-        } else if matches!(expect, Expect::Check(_)) {
-            stats.checks_answered += 1;
-        }
-        if plan.settings.verify {
-            verify(&plan, &mut stats, &expect, &path, &bytes);
+            ("/v1/relationships/write", Bytes::from(body.to_string()))
         }
     }
-    stats
 }
 
 async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
@@ -336,8 +478,9 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
 }
 
 async fn send(
-    plan: &Plan,
     sender: &mut SendRequest<Full<Bytes>>,
+    host: &HeaderValue,
+    auth: &HeaderValue,
     path: &str,
     body: Bytes,
 ) -> Result<(StatusCode, Bytes), String> {
@@ -348,8 +491,8 @@ async fn send(
     let request = Request::builder()
         .method(Method::POST)
         .uri(path)
-        .header(HOST, plan.host.clone())
-        .header(AUTHORIZATION, plan.auth.clone())
+        .header(HOST, host.clone())
+        .header(AUTHORIZATION, auth.clone())
         .header(CONTENT_TYPE, "application/json")
         .body(Full::new(body))
         .map_err(|e| format!("cannot build the request: {e}"))?;
@@ -383,6 +526,258 @@ struct BulkPair {
     error: Option<serde_json::Value>,
 }
 
+/// Reads a 200's JSON body (NDJSON for a lookup) as the answer `expect` asked for.
+fn http_answer(expect: &Expect, bytes: &[u8]) -> Answer {
+    match expect {
+        Expect::Check(_) => match serde_json::from_slice::<CheckAnswer>(bytes) {
+            Ok(answer) => Answer::Check(answer.permissionship),
+            Err(error) => Answer::Unreadable(error.to_string()),
+        },
+        Expect::Bulk(_) => match serde_json::from_slice::<BulkAnswer>(bytes) {
+            Ok(answer) => Answer::Bulk(
+                answer
+                    .pairs
+                    .into_iter()
+                    .map(|pair| match (pair.item, pair.error) {
+                        (Some(item), _) => Ok(item.permissionship),
+                        (None, Some(error)) => Err(format!("error {error}")),
+                        (None, None) => Err("nothing".to_string()),
+                    })
+                    .collect(),
+            ),
+            Err(error) => Answer::Unreadable(error.to_string()),
+        },
+        Expect::Count(_) => {
+            let text = String::from_utf8_lossy(bytes);
+            let mut count = 0;
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                if line.starts_with(r#"{"error""#) {
+                    return Answer::Count(Err(format!("error line {line}")));
+                }
+                count += 1;
+            }
+            Answer::Count(Ok(count))
+        }
+        Expect::Written(_) => Answer::Written,
+    }
+}
+
+async fn grpc_worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
+    let mut rng = ChaCha8Rng::seed_from_u64(plan.settings.seed ^ (index as u64).rotate_left(32));
+    let mut stats = WorkerStats::new();
+    let Target::Grpc { channels, auth } = &plan.target else {
+        return stats;
+    };
+    let Some(channel) = channels.get(index / super::GRPC_WORKERS_PER_CONNECTION) else {
+        stats.error("connect", format!("no gRPC connection for worker {index}"));
+        return stats;
+    };
+    // A tonic channel reconnects by itself, so a lost connection is one failed RPC.
+    let mut client = PermissionsServiceClient::new(channel.clone());
+    let mut writes = 0u64;
+    while may_start(&plan) {
+        let (kind, expect) = pick(&plan, &mut rng, index, &mut writes);
+        let start = Instant::now();
+        let answer = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            grpc_call(&plan, &mut client, auth, &expect),
+        )
+        .await;
+        let latency = start.elapsed();
+        let answer = match answer {
+            Ok(Ok(answer)) => Ok(plan.settings.verify.then_some(answer)),
+            Ok(Err(status)) => Err(format!(
+                "grpc {:?}: {}",
+                status.code(),
+                status.message().trim()
+            )),
+            Err(_) => Err(format!("no answer within {REQUEST_TIMEOUT:?}")),
+        };
+        finish(
+            &plan,
+            &mut stats,
+            kind,
+            &expect,
+            grpc_method(&expect),
+            latency,
+            answer,
+        );
+    }
+    stats
+}
+
+fn grpc_method(expect: &Expect) -> &'static str {
+    match expect {
+        Expect::Check(_) => "CheckPermission",
+        Expect::Bulk(_) => "CheckBulkPermissions",
+        Expect::Count(_) => "LookupResources",
+        Expect::Written(_) => "WriteRelationships",
+    }
+}
+
+/// `type:id` as a gRPC object reference.
+fn grpc_object(text: &str) -> pb::ObjectReference {
+    let (object_type, object_id) = text.split_once(':').unwrap_or((text, ""));
+    pb::ObjectReference {
+        object_type: object_type.to_string(),
+        object_id: object_id.to_string(),
+    }
+}
+
+fn grpc_subject(text: &str) -> Option<pb::SubjectReference> {
+    Some(pb::SubjectReference {
+        object: Some(grpc_object(text)),
+        optional_relation: String::new(),
+    })
+}
+
+fn minimize_latency() -> Option<pb::Consistency> {
+    Some(pb::Consistency {
+        requirement: Some(pb::consistency::Requirement::MinimizeLatency(true)),
+    })
+}
+
+fn permissionship(value: i32) -> String {
+    pb::check_permission_response::Permissionship::try_from(value).map_or_else(
+        |_| format!("unknown permissionship {value}"),
+        |p| p.as_str_name().to_string(),
+    )
+}
+
+fn bulk_item(check: Option<&ExpectedCheck>) -> pb::CheckBulkPermissionsRequestItem {
+    let (resource, permission, subject) = check.map_or(("", "", ""), |c| {
+        (
+            c.resource.as_str(),
+            c.permission.as_str(),
+            c.subject.as_str(),
+        )
+    });
+    pb::CheckBulkPermissionsRequestItem {
+        resource: Some(grpc_object(resource)),
+        permission: permission.to_string(),
+        subject: grpc_subject(subject),
+        context: None,
+    }
+}
+
+/// Sends the RPC that asks what `expect` describes, with the bearer key in `authorization`,
+/// and reads its answer (a lookup's whole stream).
+async fn grpc_call(
+    plan: &Plan,
+    client: &mut PermissionsServiceClient<Channel>,
+    auth: &MetadataValue<Ascii>,
+    expect: &Expect,
+) -> Result<Answer, tonic::Status> {
+    fn authorized<T>(message: T, auth: &MetadataValue<Ascii>) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.metadata_mut().insert("authorization", auth.clone());
+        request
+    }
+    match expect {
+        Expect::Check(at) => {
+            let item = bulk_item(plan.checks.get(*at));
+            let request = pb::CheckPermissionRequest {
+                consistency: minimize_latency(),
+                resource: item.resource,
+                permission: item.permission,
+                subject: item.subject,
+                context: None,
+                with_tracing: false,
+            };
+            let answer = client.check_permission(authorized(request, auth)).await?;
+            Ok(Answer::Check(permissionship(
+                answer.into_inner().permissionship,
+            )))
+        }
+        Expect::Bulk(picked) => {
+            let request = pb::CheckBulkPermissionsRequest {
+                consistency: minimize_latency(),
+                items: picked
+                    .iter()
+                    .map(|at| bulk_item(plan.checks.get(*at)))
+                    .collect(),
+                with_tracing: false,
+            };
+            let answer = client
+                .check_bulk_permissions(authorized(request, auth))
+                .await?;
+            Ok(Answer::Bulk(
+                answer
+                    .into_inner()
+                    .pairs
+                    .into_iter()
+                    .map(|pair| match pair.response {
+                        Some(Response::Item(item)) => Ok(permissionship(item.permissionship)),
+                        Some(Response::Error(error)) => {
+                            Err(format!("error {}: {}", error.code, error.message))
+                        }
+                        None => Err("nothing".to_string()),
+                    })
+                    .collect(),
+            ))
+        }
+        Expect::Count(at) => {
+            let (resource_type, permission, subject) =
+                plan.lookups.get(*at).map_or(("", "", ""), |l| {
+                    (
+                        l.resource_type.as_str(),
+                        l.permission.as_str(),
+                        l.subject.as_str(),
+                    )
+                });
+            let request = pb::LookupResourcesRequest {
+                consistency: minimize_latency(),
+                resource_object_type: resource_type.to_string(),
+                permission: permission.to_string(),
+                subject: grpc_subject(subject),
+                ..Default::default()
+            };
+            let mut stream = client
+                .lookup_resources(authorized(request, auth))
+                .await?
+                .into_inner();
+            let mut count = 0;
+            loop {
+                match stream.message().await {
+                    Ok(Some(_)) => count += 1,
+                    Ok(None) => return Ok(Answer::Count(Ok(count))),
+                    // Past the first message the RPC was answered; the stream broke
+                    // off, as an HTTP lookup's error line does.
+                    Err(status) if count > 0 => {
+                        return Ok(Answer::Count(Err(format!(
+                            "stream ended with {:?}: {}",
+                            status.code(),
+                            status.message()
+                        ))))
+                    }
+                    Err(status) => return Err(status),
+                }
+            }
+        }
+        Expect::Written(object_id) => {
+            let request = pb::WriteRelationshipsRequest {
+                updates: vec![pb::RelationshipUpdate {
+                    operation: pb::relationship_update::Operation::Touch as i32,
+                    relationship: Some(pb::Relationship {
+                        resource: Some(pb::ObjectReference {
+                            object_type: "connection".to_string(),
+                            object_id: object_id.clone(),
+                        }),
+                        relation: "owner".to_string(),
+                        subject: grpc_subject("user:bench_writer"),
+                        ..Default::default()
+                    }),
+                }],
+                ..Default::default()
+            };
+            client
+                .write_relationships(authorized(request, auth))
+                .await?;
+            Ok(Answer::Written)
+        }
+    }
+}
+
 fn allowed(permissionship: &str) -> Option<bool> {
     match permissionship {
         "PERMISSIONSHIP_HAS_PERMISSION" => Some(true),
@@ -391,88 +786,80 @@ fn allowed(permissionship: &str) -> Option<bool> {
     }
 }
 
-fn verify(plan: &Plan, stats: &mut WorkerStats, expect: &Expect, path: &str, bytes: &[u8]) {
-    match expect {
-        Expect::Check(at) => {
+/// Compares `answer` with the workload's expected one, over either protocol; `what`
+/// names the request (its path or RPC) in the wrong-answer examples.
+fn verify(plan: &Plan, stats: &mut WorkerStats, expect: &Expect, what: &str, answer: Answer) {
+    match (expect, answer) {
+        (Expect::Check(at), answer) => {
             stats.verified += 1;
             let Some(check) = plan.checks.get(*at) else {
-                stats.wrong(format!("{path}: no check number {at} in the workload"));
+                stats.wrong(format!("{what}: no check number {at} in the workload"));
                 return;
             };
-            match serde_json::from_slice::<CheckAnswer>(bytes) {
-                Ok(answer) if allowed(&answer.permissionship) == Some(check.allowed) => {}
-                Ok(answer) => stats.wrong(format!(
-                    "check {}#{}@{}: expected {}, got {}",
-                    check.resource,
-                    check.permission,
-                    check.subject,
-                    check.allowed,
-                    answer.permissionship
+            match answer {
+                Answer::Check(got) if allowed(&got) == Some(check.allowed) => {}
+                Answer::Check(got) => stats.wrong(format!(
+                    "check {}#{}@{}: expected {}, got {got}",
+                    check.resource, check.permission, check.subject, check.allowed,
                 )),
-                Err(error) => stats.wrong(format!("{path}: unreadable answer: {error}")),
+                Answer::Unreadable(error) => {
+                    stats.wrong(format!("{what}: unreadable answer: {error}"))
+                }
+                _ => stats.wrong(format!("{what}: not a check answer")),
             }
         }
-        Expect::Bulk(expected) => match serde_json::from_slice::<BulkAnswer>(bytes) {
-            Ok(answer) if answer.pairs.len() == expected.len() => {
-                for (pair, at) in answer.pairs.iter().zip(expected) {
-                    stats.verified += 1;
-                    let Some(check) = plan.checks.get(*at) else {
-                        stats.wrong(format!("{path}: no check number {at} in the workload"));
-                        continue;
-                    };
-                    let got = pair.item.as_ref().and_then(|a| allowed(&a.permissionship));
-                    if got != Some(check.allowed) {
-                        stats.wrong(format!(
-                            "checkbulk item {}#{}@{}: expected {}, got {}",
-                            check.resource,
-                            check.permission,
-                            check.subject,
-                            check.allowed,
-                            match (&pair.item, &pair.error) {
-                                (Some(item), _) => item.permissionship.clone(),
-                                (None, Some(error)) => format!("error {error}"),
-                                (None, None) => "nothing".to_string(),
-                            }
-                        ));
-                    }
+        (Expect::Bulk(expected), Answer::Bulk(pairs)) if pairs.len() == expected.len() => {
+            for (pair, at) in pairs.iter().zip(expected) {
+                stats.verified += 1;
+                let Some(check) = plan.checks.get(*at) else {
+                    stats.wrong(format!("{what}: no check number {at} in the workload"));
+                    continue;
+                };
+                let got = pair.as_ref().ok().and_then(|p| allowed(p));
+                if got != Some(check.allowed) {
+                    stats.wrong(format!(
+                        "checkbulk item {}#{}@{}: expected {}, got {}",
+                        check.resource,
+                        check.permission,
+                        check.subject,
+                        check.allowed,
+                        match pair {
+                            Ok(p) | Err(p) => p,
+                        }
+                    ));
                 }
             }
-            Ok(answer) => {
-                stats.verified += expected.len() as u64;
-                stats.wrong(format!(
-                    "{path}: {} pairs for {} items",
-                    answer.pairs.len(),
-                    expected.len()
-                ));
-            }
-            Err(error) => {
-                stats.verified += expected.len() as u64;
-                stats.wrong(format!("{path}: unreadable answer: {error}"));
-            }
-        },
-        Expect::Count(at) => {
+        }
+        (Expect::Bulk(expected), answer) => {
+            stats.verified += expected.len() as u64;
+            stats.wrong(match answer {
+                Answer::Bulk(pairs) => {
+                    format!("{what}: {} pairs for {} items", pairs.len(), expected.len())
+                }
+                Answer::Unreadable(error) => format!("{what}: unreadable answer: {error}"),
+                _ => format!("{what}: not a checkbulk answer"),
+            });
+        }
+        (Expect::Count(at), answer) => {
             stats.verified += 1;
             let Some(lookup) = plan.lookups.get(*at) else {
-                stats.wrong(format!("{path}: no lookup number {at} in the workload"));
+                stats.wrong(format!("{what}: no lookup number {at} in the workload"));
                 return;
             };
-            let text = String::from_utf8_lossy(bytes);
-            let mut count = 0;
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                if line.starts_with(r#"{"error""#) {
-                    stats.wrong(format!("{path}: error line {line}"));
-                    return;
-                }
-                count += 1;
-            }
-            if count != lookup.count {
-                stats.wrong(format!(
+            match answer {
+                Answer::Count(Ok(count)) if count == lookup.count => {}
+                Answer::Count(Ok(count)) => stats.wrong(format!(
                     "lookup {} {} {}: expected {} resources, got {count}",
                     lookup.subject, lookup.resource_type, lookup.permission, lookup.count
-                ));
+                )),
+                Answer::Count(Err(error)) => stats.wrong(format!("{what}: {error}")),
+                Answer::Unreadable(error) => {
+                    stats.wrong(format!("{what}: unreadable answer: {error}"))
+                }
+                _ => stats.wrong(format!("{what}: not a lookup answer")),
             }
         }
-        Expect::Written => {}
+        (Expect::Written(_), _) => {}
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::{Mix, Settings};
+use super::{Mix, Protocol, Settings};
 
 /// Wrong answers whose text is kept for the report; the rest are only counted.
 const KEPT_EXAMPLES: usize = 5;
@@ -161,9 +161,11 @@ fn error_class(message: &str) -> String {
 pub struct Report {
     /// Endpoint loaded.
     pub endpoint: String,
+    /// The API loaded.
+    pub protocol: Protocol,
     /// Wall-clock time from the first request to the last answer.
     pub elapsed: Duration,
-    /// Connections.
+    /// Workers, each with one request in flight.
     pub concurrency: usize,
     /// Request mix.
     pub mix: Mix,
@@ -188,6 +190,7 @@ impl Report {
     pub(super) fn new(settings: &Settings, elapsed: Duration, stats: WorkerStats) -> Self {
         Report {
             endpoint: settings.endpoint.clone(),
+            protocol: settings.protocol,
             elapsed,
             concurrency: settings.concurrency,
             mix: settings.mix,
@@ -249,8 +252,15 @@ impl Report {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "pemba bench: {} for {seconds:.1} s, {} connections, mix {}{bulk}",
-            self.endpoint, self.concurrency, self.mix
+            "pemba bench: {} {} for {seconds:.1} s, {} {}, mix {}{bulk}",
+            self.protocol,
+            self.endpoint,
+            self.concurrency,
+            match self.protocol {
+                Protocol::Http => "connections",
+                Protocol::Grpc => "workers",
+            },
+            self.mix
         );
         let _ = writeln!(
             out,

@@ -1,20 +1,38 @@
-//! `pemba bench` against a real server on a loopback port, loaded with the xs workload:
-//! every answer is verified against the workload's expected ones. No timing is asserted.
+//! `pemba bench` against a real server on loopback ports, loaded with the xs workload over
+//! HTTP and over gRPC: every answer is verified against the workload's expected ones, and
+//! wrong answers and refusals are counted on both. No timing is asserted.
 
 use std::time::Duration;
 
-use pemba::bench::{run, Mix, Settings};
+use pemba::bench::{run, Mix, Protocol, Settings};
 use pemba::workload::{generate, write_files, Size};
 use serde_json::{json, Value};
 
 use crate::support::{rel, TestServer, KEY};
 
+const PROTOCOLS: [Protocol; 2] = [Protocol::Http, Protocol::Grpc];
+
+/// The server's listener for `protocol`, as `pemba serve` prints it.
+fn endpoint(server: &TestServer, protocol: Protocol) -> String {
+    match protocol {
+        Protocol::Http => server.base.clone(),
+        Protocol::Grpc => server.grpc.replace("http://", "grpc://"),
+    }
+}
+
 /// Runs the load generator for at most a second and `max_requests`, and asserts that no
 /// request failed and no answer was wrong.
 #[track_caller]
-fn check(server: &TestServer, workload: &std::path::Path, mix: &str, bulk: Option<usize>) {
+fn check(
+    server: &TestServer,
+    protocol: Protocol,
+    workload: &std::path::Path,
+    mix: &str,
+    bulk: Option<usize>,
+) {
     let settings = Settings {
-        endpoint: server.base.clone(),
+        endpoint: endpoint(server, protocol),
+        protocol,
         key: KEY.to_string(),
         duration: Duration::from_secs(1),
         max_requests: Some(5_000),
@@ -26,6 +44,7 @@ fn check(server: &TestServer, workload: &std::path::Path, mix: &str, bulk: Optio
     };
     let report = run(&settings).unwrap();
     let text = report.render();
+    assert_eq!(report.protocol, protocol, "{text}");
     assert_eq!(report.error_count(), 0, "{text}");
     assert_eq!(report.wrong, 0, "{text}");
     assert!(report.verified > 0, "{text}");
@@ -46,37 +65,86 @@ fn bench_verifies_every_answer_on_the_xs_workload() {
     );
 
     // Writes touch bench-only objects, so checks and lookups keep their expected answers.
-    check(&server, dir.path(), "check=80,lookup=10,write=10", None);
-    check(&server, dir.path(), "check=1", Some(50));
+    for protocol in PROTOCOLS {
+        check(
+            &server,
+            protocol,
+            dir.path(),
+            "check=80,lookup=10,write=10",
+            None,
+        );
+        check(&server, protocol, dir.path(), "check=1", Some(50));
+    }
 }
 
 #[test]
 fn bench_counts_wrong_answers_and_refusals() {
     let dir = tempfile::tempdir().unwrap();
     write_files(&generate(Size::Xs, 1, |_| {}), 1, dir.path()).unwrap();
-    // Nothing imported: every check that expects `true` is answered `false`.
+    // Nothing imported: every check that expects `true` is answered `false`, and every
+    // lookup that expects resources finds none.
     let server = TestServer::start();
-    let settings = Settings {
-        endpoint: server.base.clone(),
-        key: KEY.to_string(),
-        max_requests: Some(200),
-        concurrency: 2,
-        verify: true,
-        ..Settings::new(dir.path())
-    };
-    let report = run(&settings).unwrap();
-    assert!(report.wrong > 0, "{}", report.render());
-    assert!(report.failed());
+    for protocol in PROTOCOLS {
+        for (mix, bulk) in [("check=1", None), ("check=1", Some(20)), ("lookup=1", None)] {
+            let settings = Settings {
+                endpoint: endpoint(&server, protocol),
+                protocol,
+                key: KEY.to_string(),
+                max_requests: Some(200),
+                concurrency: 2,
+                mix: Mix::parse(mix).unwrap(),
+                bulk,
+                verify: true,
+                ..Settings::new(dir.path())
+            };
+            let report = run(&settings).unwrap();
+            let text = report.render();
+            assert_eq!(report.error_count(), 0, "{protocol} {mix} {bulk:?}: {text}");
+            assert!(report.wrong > 0, "{protocol} {mix} {bulk:?}: {text}");
+            assert!(!report.wrong_examples.is_empty(), "{text}");
+            assert!(report.failed(), "{text}");
+        }
 
-    let settings = Settings {
-        key: "wrong-key".to_string(),
-        ..settings
-    };
-    let report = run(&settings).unwrap();
-    assert_eq!(report.requests(), 0, "{}", report.render());
-    assert!(
-        report.errors.keys().any(|class| class == "check: http 401"),
-        "{}",
-        report.render()
-    );
+        let settings = Settings {
+            endpoint: endpoint(&server, protocol),
+            protocol,
+            key: "wrong-key".to_string(),
+            max_requests: Some(200),
+            concurrency: 2,
+            verify: true,
+            ..Settings::new(dir.path())
+        };
+        let report = run(&settings).unwrap();
+        let refused = match protocol {
+            Protocol::Http => "check: http 401",
+            // SpiceDB answers a wrong preshared key with PERMISSION_DENIED.
+            Protocol::Grpc => "check: grpc PermissionDenied",
+        };
+        assert_eq!(report.requests(), 0, "{}", report.render());
+        assert!(
+            report.errors.keys().any(|class| class == refused),
+            "{}",
+            report.render()
+        );
+    }
+}
+
+#[test]
+fn bench_refuses_a_grpc_endpoint_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(&generate(Size::Xs, 1, |_| {}), 1, dir.path()).unwrap();
+    for (endpoint, expected) in [
+        ("https://127.0.0.1:50051", "only `grpc://HOST:PORT`"),
+        ("grpc://127.0.0.1:50051/prefix", "has a path"),
+        ("grpc://127.0.0.1", "has no port"),
+        ("grpc://192.0.2.1:50051", "not a loopback address"),
+    ] {
+        let settings = Settings {
+            endpoint: endpoint.to_string(),
+            protocol: Protocol::Grpc,
+            ..Settings::new(dir.path())
+        };
+        let error = run(&settings).map(|r| r.render()).unwrap_err().to_string();
+        assert!(error.contains(expected), "{endpoint}: {error}");
+    }
 }
