@@ -122,6 +122,8 @@ pub struct ReadPage<'a> {
 pub struct Relationships<'e> {
     engine: &'e Engine,
     filter: RelationshipFilter,
+    /// The resource types to read in place of the whole table (see [`read_page`]).
+    types: Option<Vec<String>>,
     page: std::vec::IntoIter<Tuple>,
     last: Option<Tuple>,
     done: bool,
@@ -141,10 +143,13 @@ impl Iterator for Relationships<'_> {
             if self.done {
                 return None;
             }
-            let read = self
-                .engine
-                .store
-                .read(&self.filter, self.last.as_ref(), ITER_PAGE);
+            let read = read_page(
+                &*self.engine.store,
+                &self.filter,
+                self.types.as_deref(),
+                self.last.as_ref(),
+                ITER_PAGE,
+            );
             match read {
                 Ok(answer) => {
                     self.done = answer.value.len() < ITER_PAGE;
@@ -323,8 +328,14 @@ impl Engine {
         filter: &RelationshipFilter,
         page: ReadPage<'_>,
     ) -> Result<Answer<Vec<Tuple>>, QueryError> {
-        self.validate_read(consistency, filter)?;
-        Ok(self.store.read(filter, page.after, page.limit)?)
+        let types = self.validate_read(consistency, filter)?;
+        Ok(read_page(
+            &*self.store,
+            filter,
+            types.as_deref(),
+            page.after,
+            page.limit,
+        )?)
     }
 
     /// Every relationship matching `filter`, in stable order, read page by page: the loop
@@ -334,27 +345,95 @@ impl Engine {
         consistency: Consistency,
         filter: &RelationshipFilter,
     ) -> Result<Relationships<'_>, QueryError> {
-        self.validate_read(consistency, filter)?;
+        let types = self.validate_read(consistency, filter)?;
         Ok(Relationships {
             engine: self,
             filter: filter.clone(),
+            types,
             page: Vec::new().into_iter(),
             last: None,
             done: false,
         })
     }
 
+    /// Checks the filter against the schema, and answers which resource types a filter
+    /// naming a relation but neither a resource type nor a subject can match: the types
+    /// that define a member of that name (none at all for a name no type defines).
     fn validate_read(
         &self,
         consistency: Consistency,
         filter: &RelationshipFilter,
-    ) -> Result<(), QueryError> {
+    ) -> Result<Option<Vec<String>>, QueryError> {
         let state = self.snapshot(consistency)?;
-        if let Some(schema) = &state.schema {
-            validate_filter(&schema.compiled, filter, false)?;
-        }
-        Ok(())
+        let Some(schema) = &state.schema else {
+            return Ok(None);
+        };
+        validate_filter(&schema.compiled, filter, false)?;
+        let (Some(relation), None, None) =
+            (&filter.relation, &filter.resource_type, &filter.subject)
+        else {
+            return Ok(None);
+        };
+        let compiled = &schema.compiled;
+        let mut types: Vec<String> = compiled
+            .definitions
+            .iter()
+            .filter(|definition| {
+                definition
+                    .members
+                    .iter()
+                    .any(|&member| compiled.member(member).name == *relation)
+            })
+            .map(|definition| definition.name.clone())
+            .collect();
+        types.sort_unstable();
+        Ok(Some(types))
     }
+}
+
+/// One page of `filter` from `store`. With `types`, only those resource types are scanned,
+/// one key prefix each, in name order: a filter with only a relation would otherwise scan
+/// the whole table (a third of a second on 1.35M relationships for a relation nothing
+/// has). Keys start with the type name and a zero byte, so name order is the whole
+/// table's order, and pages and cursors are the same as without the plan.
+fn read_page(
+    store: &dyn crate::store::Store,
+    filter: &RelationshipFilter,
+    types: Option<&[String]>,
+    after: Option<&Tuple>,
+    limit: usize,
+) -> Result<Answer<Vec<Tuple>>, crate::error::StorageError> {
+    let Some(types) = types else {
+        return store.read(filter, after, limit);
+    };
+    let mut found = Vec::new();
+    let mut revision = None;
+    for resource_type in types {
+        if found.len() >= limit {
+            break;
+        }
+        let after_here = match after {
+            Some(tuple) if tuple.resource.object_type.as_str() > resource_type.as_str() => continue,
+            Some(tuple) if tuple.resource.object_type == *resource_type => Some(tuple),
+            _ => None,
+        };
+        let typed = RelationshipFilter {
+            resource_type: Some(resource_type.clone()),
+            ..filter.clone()
+        };
+        let answer = store.read(&typed, after_here, limit - found.len())?;
+        revision = Some(answer.revision);
+        found.extend(answer.value);
+    }
+    let revision = match revision {
+        Some(revision) => revision,
+        // Nothing to scan: a zero-length read still says which revision the answer is at.
+        None => store.read(filter, after, 0)?.revision,
+    };
+    Ok(Answer {
+        value: found,
+        revision,
+    })
 }
 
 /// Strictly-after-cursor, limited, ascending page of names.
