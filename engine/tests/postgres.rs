@@ -319,6 +319,13 @@ fn sslmodes_connect_verify_and_refuse_as_libpq_does() {
             "{mode}: {message}"
         );
     }
+    // `pemba serve` (the pool) says why, too.
+    let wrong = format!("{base}?sslmode=verify-full&sslrootcert={other_path}");
+    let message = PostgresStore::connect(&wrong).err().unwrap().to_string();
+    assert!(
+        message.contains("invalid peer certificate: UnknownIssuer"),
+        "{message}"
+    );
     // A root file that is missing, and a mode libpq does not have.
     let message = refusal(&format!(
         "{base}?sslmode=verify-full&sslrootcert=/nonexistent.pem"

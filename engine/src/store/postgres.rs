@@ -253,8 +253,17 @@ impl PostgresStore {
                 .connection_timeout(CONNECT_TIMEOUT)
                 .error_handler(Box::new(r2d2::NopErrorHandler))
                 .build(manager)
-                .map_err(|e| StorageError::Unavailable {
-                    reason: format!("cannot connect to the datastore: {e}"),
+                .map_err(|e| {
+                    // The pool keeps only its last failure's kind ("error performing TLS
+                    // handshake"); one more attempt of our own says why.
+                    let why = match connect_once(&options) {
+                        Err(StorageError::Unavailable { reason }) => reason,
+                        Err(other) => other.to_string(),
+                        Ok(_) => e.to_string(),
+                    };
+                    StorageError::Unavailable {
+                        reason: format!("cannot connect to the datastore: {why}"),
+                    }
                 })
         })?;
         let store = PostgresStore {
