@@ -41,7 +41,7 @@ pub enum StorageError {
     #[error("a committed write lost its outcome")]
     LostOutcome,
     /// PostgreSQL refused a statement (anything but losing the connection).
-    #[error("postgresql: {source}")]
+    #[error("postgresql: {}", postgres_text(.source))]
     Postgres {
         /// What the server or the client library reported.
         #[source]
@@ -332,4 +332,23 @@ pub enum EngineError {
     /// Malformed text (a relationship in a file, say).
     #[error(transparent)]
     Syntax(#[from] SyntaxError),
+}
+
+/// A PostgreSQL error with its causes: the client's own text is only the kind (`db error`,
+/// `error performing TLS handshake`); the why (the server's message, a refused
+/// certificate) is in the causes.
+pub(crate) fn postgres_text(error: &postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut last = String::new();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        let line = inner.to_string();
+        if line != last {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        last = line;
+        cause = inner.source();
+    }
+    text
 }

@@ -222,3 +222,122 @@ fn a_batch_large_enough_for_copy_counts_only_new_relationships_and_logs_them_all
     assert_eq!(logged[0].changes.len(), 1500);
     assert!(can_view(&b, Consistency::MinimizeLatency, "d1499", "u"));
 }
+
+/// A CA named `ca_name` (PEM) and a server certificate it signed for `127.0.0.1` (PEM
+/// chain, PEM key).
+fn certificates(ca_name: &str) -> (String, String, String) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, ca_name);
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+fn refusal(url: &str) -> String {
+    let result = migrate(url).map(|_| ());
+    assert!(
+        result.is_err(),
+        "`{url}` connected, but should have been refused"
+    );
+    result.unwrap_err().to_string()
+}
+
+#[test]
+fn sslmodes_connect_verify_and_refuse_as_libpq_does() {
+    let (ca, cert, key) = certificates("pemba test CA");
+    let (other_ca, _, _) = certificates("another CA");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let other_file = dir.path().join("other.pem");
+    std::fs::write(&other_file, other_ca).unwrap();
+    // TCP only over TLS: a connection that gets in is encrypted.
+    let server = pg::Server::start_tls(&cert, &key);
+    let base = server.url();
+
+    // require: TLS without checking the certificate; migrate, write, read.
+    let url = format!("{base}?sslmode=require");
+    migrate(&url).unwrap();
+    let engine = replica(&url);
+    engine.write_schema(SCHEMA).unwrap();
+    engine
+        .write(vec![Update::touch(tuple("doc:d#viewer@user:u"))], &[])
+        .unwrap();
+    assert!(can_view(&engine, Consistency::FullyConsistent, "d", "u"));
+
+    // prefer (also the default): the server offers TLS, so TLS.
+    assert!(can_view(
+        &replica(&base),
+        Consistency::FullyConsistent,
+        "d",
+        "u"
+    ));
+    let prefer = replica(&format!("{base}?sslmode=prefer"));
+    assert!(can_view(&prefer, Consistency::FullyConsistent, "d", "u"));
+
+    // verify-full and verify-ca against the test's CA.
+    let ca_path = ca_file.display();
+    let full = format!("{base}?sslmode=verify-full&sslrootcert={ca_path}");
+    migrate(&full).unwrap();
+    assert!(can_view(
+        &replica(&full),
+        Consistency::FullyConsistent,
+        "d",
+        "u"
+    ));
+    // The certificate names 127.0.0.1, not `localhost`: verify-full refuses the name,
+    // verify-ca checks only the chain.
+    let port = base
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .unwrap()
+        .0;
+    let by_name = format!("postgres://pemba@localhost:{port}/postgres?hostaddr=127.0.0.1");
+    let message = refusal(&format!(
+        "{by_name}&sslmode=verify-full&sslrootcert={ca_path}"
+    ));
+    assert!(message.contains("certificate"), "{message}");
+    migrate(&format!(
+        "{by_name}&sslmode=verify-ca&sslrootcert={ca_path}"
+    ))
+    .unwrap();
+
+    // The wrong root: refused, whichever mode checks it (require with a root is verify-ca).
+    let other_path = other_file.display();
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let message = refusal(&format!("{base}?sslmode={mode}&sslrootcert={other_path}"));
+        assert!(
+            message.contains("TLS handshake: invalid peer certificate: UnknownIssuer"),
+            "{mode}: {message}"
+        );
+    }
+    // `pemba serve` (the pool) says why, too.
+    let wrong = format!("{base}?sslmode=verify-full&sslrootcert={other_path}");
+    let message = PostgresStore::connect(&wrong).err().unwrap().to_string();
+    assert!(
+        message.contains("invalid peer certificate: UnknownIssuer"),
+        "{message}"
+    );
+    // A root file that is missing, and a mode libpq does not have.
+    let message = refusal(&format!(
+        "{base}?sslmode=verify-full&sslrootcert=/nonexistent.pem"
+    ));
+    assert!(
+        message.contains("cannot read `sslrootcert` `/nonexistent.pem`"),
+        "{message}"
+    );
+    let message = refusal(&format!("{base}?sslmode=always"));
+    assert!(message.contains("invalid `sslmode` `always`"), "{message}");
+
+    // disable against a server that takes TCP only over TLS: refused by its pg_hba.conf.
+    let message = refusal(&format!("{base}?sslmode=disable"));
+    assert!(message.contains("no encryption"), "{message}");
+}

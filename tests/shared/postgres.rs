@@ -99,6 +99,52 @@ pub struct Server {
 impl Server {
     /// `initdb`, then `pg_ctl start` on a free loopback port.
     pub fn start() -> Server {
+        Self::start_configured(|_| {})
+    }
+
+    /// A server with `ssl=on`, the certificate chain `cert_pem` and key `key_pem`, that
+    /// accepts TCP connections only over TLS (`hostssl` alone in `pg_hba.conf`).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Server {
+        Self::start_configured(|server| {
+            let write = |name: &str, text: &str| {
+                let path = server.data.join(name);
+                std::fs::write(&path, text).expect("write into the data directory");
+                path
+            };
+            write("server.crt", cert_pem);
+            let key = write("server.key", key_pem);
+            // PostgreSQL refuses a key that others can read, or that its user does not own.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod the key");
+            write(
+                "pg_hba.conf",
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            );
+            let conf = server.data.join("postgresql.conf");
+            let mut text = std::fs::read_to_string(&conf).expect("read postgresql.conf");
+            text.push_str(
+                "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+            );
+            std::fs::write(&conf, text).expect("write postgresql.conf");
+            if server.root {
+                let status = Command::new("chown")
+                    .args(["-R", "nobody"])
+                    .arg(&server.data)
+                    .status()
+                    .expect("chown");
+                assert!(
+                    status.success(),
+                    "chown of {} failed",
+                    server.data.display()
+                );
+            }
+        })
+    }
+
+    /// `initdb`, `configure` (the data directory exists, the server is not running), then
+    /// `pg_ctl start` on a free loopback port.
+    fn start_configured(configure: impl FnOnce(&Server)) -> Server {
         let bin = bin_dir();
         let root = is_root();
         let dir = tempfile::Builder::new()
@@ -137,6 +183,7 @@ impl Server {
             data,
             port,
         };
+        configure(&server);
         server.pg_ctl_start();
         server.watch();
         server

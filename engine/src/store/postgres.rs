@@ -10,11 +10,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use postgres::{Client, IsolationLevel, NoTls};
+use postgres::{Client, IsolationLevel};
 use r2d2_postgres::PostgresConnectionManager;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 mod migrate;
 mod sql;
+mod tls;
 mod writes;
 
 pub use migrate::{migrate, migrate_with, Migrated};
@@ -100,6 +102,8 @@ pub fn redact_url(url: &str) -> String {
 #[derive(Clone)]
 pub(super) struct ConnectOptions {
     config: postgres::Config,
+    /// TLS as the URL's `sslmode` and `sslrootcert` say.
+    tls: MakeRustlsConnect,
 }
 
 impl ConnectOptions {
@@ -115,9 +119,11 @@ impl ConnectOptions {
                 ),
             });
         }
+        let settings = tls::split_url(url)?;
+        let tls = tls::connector(&settings)?;
         // The parser's message never repeats the URL, so it cannot leak a password.
         let mut config =
-            postgres::Config::from_str(url).map_err(|e| StorageError::Unavailable {
+            postgres::Config::from_str(&settings.url).map_err(|e| StorageError::Unavailable {
                 reason: format!("invalid datastore URL `{}`: {e}", redact_url(url)),
             })?;
         if config.get_password().is_none() {
@@ -148,13 +154,18 @@ impl ConnectOptions {
             None => timeout,
         };
         config.options(&merged);
-        Ok(ConnectOptions { config })
+        Ok(ConnectOptions { config, tls })
     }
 }
 
 /// One connection outside the pool (migrations, the listener).
 pub(super) fn connect_once(options: &ConnectOptions) -> Result<Client, StorageError> {
-    off_runtime(|| options.config.connect(NoTls).map_err(pg_error))
+    off_runtime(|| {
+        options
+            .config
+            .connect(options.tls.clone())
+            .map_err(pg_error)
+    })
 }
 
 /// Runs `work` on a thread outside any async runtime: the blocking client drives its own
@@ -190,7 +201,7 @@ pub(super) fn pg_error(error: postgres::Error) -> StorageError {
         };
     if unavailable {
         StorageError::Unavailable {
-            reason: error.to_string(),
+            reason: crate::error::postgres_text(&error),
         }
     } else {
         StorageError::Postgres {
@@ -210,7 +221,7 @@ fn to_sql_revision(revision: Revision) -> Result<i64, StorageError> {
         .map_err(|_| StorageError::corrupt(format!("revision {} is out of range", revision.0)))
 }
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
 
 /// The PostgreSQL-backed [`Store`]: the truth several `pemba serve` replicas share.
 ///
@@ -234,7 +245,7 @@ impl PostgresStore {
     /// Connects to the database at `url` with `options`.
     pub fn connect_with(url: &str, options: &PostgresOptions) -> Result<Self, StorageError> {
         let options = ConnectOptions::parse(url, options)?;
-        let manager = PostgresConnectionManager::new(options.config.clone(), NoTls);
+        let manager = PostgresConnectionManager::new(options.config.clone(), options.tls.clone());
         let pool = off_runtime(|| {
             r2d2::Pool::builder()
                 .max_size(POOL_SIZE)
@@ -242,8 +253,17 @@ impl PostgresStore {
                 .connection_timeout(CONNECT_TIMEOUT)
                 .error_handler(Box::new(r2d2::NopErrorHandler))
                 .build(manager)
-                .map_err(|e| StorageError::Unavailable {
-                    reason: format!("cannot connect to the datastore: {e}"),
+                .map_err(|e| {
+                    // The pool keeps only its last failure's kind ("error performing TLS
+                    // handshake"); one more attempt of our own says why.
+                    let why = match connect_once(&options) {
+                        Err(StorageError::Unavailable { reason }) => reason,
+                        Err(other) => other.to_string(),
+                        Ok(_) => e.to_string(),
+                    };
+                    StorageError::Unavailable {
+                        reason: format!("cannot connect to the datastore: {why}"),
+                    }
                 })
         })?;
         let store = PostgresStore {
@@ -258,7 +278,8 @@ impl PostgresStore {
     /// A pooled connection, waiting at most [`CONNECT_TIMEOUT`] for one.
     fn connection(
         &self,
-    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StorageError> {
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>, StorageError>
+    {
         let pool = self.pool.as_ref().ok_or(StorageError::LostOutcome)?;
         pool.get().map_err(|e| StorageError::Unavailable {
             reason: format!("no datastore connection: {e}"),
