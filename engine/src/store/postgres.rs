@@ -334,6 +334,17 @@ fn visit_copy_line(
     Ok(())
 }
 
+/// A read-only `REPEATABLE READ` transaction: every statement in it sees one snapshot, so
+/// the head row and the rows read beside it agree.
+fn read_snapshot(client: &mut Client) -> Result<postgres::Transaction<'_>, StorageError> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(pg_error)
+}
+
 /// Rows a scan hands from its reading thread to its visiting one at a time.
 const SCAN_CHUNK: usize = 4096;
 
@@ -343,12 +354,7 @@ fn scan(
     client: &mut Client,
     line: &mut dyn FnMut(&str) -> Result<(), StorageError>,
 ) -> Result<Scanned, StorageError> {
-    let mut txn = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(pg_error)?;
+    let mut txn = read_snapshot(client)?;
     let row = txn
         .query_one("SELECT revision, relationships FROM pemba_head", &[])
         .map_err(pg_error)?;
@@ -386,12 +392,7 @@ fn scan(
 impl Store for PostgresStore {
     fn head(&self) -> Result<Head, StorageError> {
         self.with_client(|client| {
-            let mut txn = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .map_err(pg_error)?;
+            let mut txn = read_snapshot(client)?;
             let row = txn
                 .query_one("SELECT revision, relationships FROM pemba_head", &[])
                 .map_err(pg_error)?;
@@ -513,12 +514,7 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Answer<Vec<Tuple>>, StorageError> {
         self.with_client(|client| {
-            let mut txn = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .map_err(pg_error)?;
+            let mut txn = read_snapshot(client)?;
             let revision = txn
                 .query_one("SELECT revision FROM pemba_head", &[])
                 .map_err(pg_error)?;
