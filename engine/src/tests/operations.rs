@@ -266,6 +266,38 @@ fn delete_by_filter_with_limit_and_subject_everywhere() {
         .is_err());
 }
 
+/// Every relationship `filter` selects, read page by page through cursors with `limit`
+/// a page, checked against the iterator, which must page through the same order.
+fn read_pages(engine: &Engine, filter: &RelationshipFilter, limit: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut after: Option<Tuple> = None;
+    loop {
+        let page = engine
+            .read(
+                Consistency::FullyConsistent,
+                filter,
+                ReadPage {
+                    after: after.as_ref(),
+                    limit,
+                },
+            )
+            .unwrap()
+            .value;
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().cloned();
+        seen.extend(page.into_iter().map(|t| t.to_string()));
+    }
+    let iterated: Vec<String> = engine
+        .relationships(Consistency::FullyConsistent, filter)
+        .unwrap()
+        .map(|t| t.unwrap().to_string())
+        .collect();
+    assert_eq!(iterated, seen, "the iterator pages through the same order");
+    seen
+}
+
 #[test]
 fn a_relation_without_a_type_reads_the_types_that_define_it_in_table_order() {
     let engine = engine();
@@ -290,33 +322,7 @@ fn a_relation_without_a_type_reads_the_types_that_define_it_in_table_order() {
             relation: Some(relation.into()),
             ..Default::default()
         };
-        let mut seen = Vec::new();
-        let mut after: Option<Tuple> = None;
-        loop {
-            let page = engine
-                .read(
-                    Consistency::FullyConsistent,
-                    &filter,
-                    ReadPage {
-                        after: after.as_ref(),
-                        limit: 7,
-                    },
-                )
-                .unwrap()
-                .value;
-            if page.is_empty() {
-                break;
-            }
-            after = page.last().cloned();
-            seen.extend(page.into_iter().map(|t| t.to_string()));
-        }
-        let iterated: Vec<String> = engine
-            .relationships(Consistency::FullyConsistent, &filter)
-            .unwrap()
-            .map(|t| t.unwrap().to_string())
-            .collect();
-        assert_eq!(iterated, seen, "the iterator pages through the same order");
-        seen
+        read_pages(&engine, &filter, 7)
     };
     // Pages of 7 cross from `group` to `workspace` mid-page and resume by cursor on either.
     let mut expected = member.clone();
@@ -356,38 +362,10 @@ fn read_and_lookups_paginate_in_stable_order() {
         resource_type: Some("connection".into()),
         ..Default::default()
     };
-    let mut seen = Vec::new();
-    let mut after: Option<Tuple> = None;
-    loop {
-        let page = engine
-            .read(
-                Consistency::FullyConsistent,
-                &filter,
-                ReadPage {
-                    after: after.as_ref(),
-                    limit: 40,
-                },
-            )
-            .unwrap()
-            .value;
-        if page.is_empty() {
-            break;
-        }
-        after = page.last().cloned();
-        seen.extend(page.into_iter().map(|t| t.to_string()));
-    }
+    let seen = read_pages(&engine, &filter, 40);
     let mut sorted = texts.clone();
     sorted.sort();
     assert_eq!(seen, sorted);
-    let iterated: Vec<String> = engine
-        .relationships(Consistency::FullyConsistent, &filter)
-        .unwrap()
-        .map(|t| t.unwrap().to_string())
-        .collect();
-    assert_eq!(
-        iterated, sorted,
-        "the iterator pages through the same order"
-    );
 
     let subject = SubjectRef::object("user", "u3");
     let all = engine
