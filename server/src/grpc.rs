@@ -9,6 +9,7 @@
 //! gives.
 
 pub mod convert;
+mod message;
 mod metrics;
 mod permissions;
 pub mod reflection;
@@ -161,6 +162,8 @@ pub async fn serve(
     });
     let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
+        // Outermost: the two below read tonic's own encoding of the message.
+        .layer(message::Layer)
         .layer(metrics::Layer(state.metrics.clone()))
         .layer(tower::util::MapResponseLayer::new(
             size_refusal_as_exhausted,
