@@ -223,6 +223,72 @@ fn a_batch_large_enough_for_copy_counts_only_new_relationships_and_logs_them_all
     assert!(can_view(&b, Consistency::MinimizeLatency, "d1499", "u"));
 }
 
+#[test]
+fn a_copy_batch_skips_stored_relationships_wherever_they_sort_in_it() {
+    let url = pg::fresh_database();
+    migrate(&url).unwrap();
+    let a = replica(&url);
+    // Plain and userset subjects side by side: the batch's order (and so its first and
+    // last relationship) must be PostgreSQL's, where `group:g#member` sorts before `user:u`.
+    a.write_schema(
+        "definition user {}
+definition group {
+    relation member: user
+}
+definition doc {
+    relation viewer: user | group#member
+    permission view = viewer
+}
+",
+    )
+    .unwrap();
+    let relationships = |docs: std::ops::Range<usize>| -> Vec<Update> {
+        docs.flat_map(|i| {
+            [
+                Update::touch(tuple(&format!("doc:d{i:04}#viewer@user:u"))),
+                Update::touch(tuple(&format!("doc:d{i:04}#viewer@group:g#member"))),
+            ]
+        })
+        .collect()
+    };
+    // Into the empty store, after everything stored, and between two stored ranges with
+    // nothing stored inside: every one is new.
+    a.write(relationships(0..1000), &[]).unwrap();
+    a.write(relationships(2000..3000), &[]).unwrap();
+    a.write(relationships(1000..1500), &[]).unwrap();
+    assert_eq!(a.relationship_count(), 5000);
+    // Stored already: the batch's first and last relationship, and one in the middle.
+    a.write(
+        vec![
+            Update::touch(tuple("doc:d3500#viewer@group:g#member")),
+            Update::touch(tuple("doc:d3700#viewer@user:u")),
+            Update::touch(tuple("doc:d3999#viewer@user:u")),
+        ],
+        &[],
+    )
+    .unwrap();
+    let revision = a.write(relationships(3500..4000), &[]).unwrap();
+    assert_eq!(a.relationship_count(), 6000);
+    let stored = PostgresStore::connect(&url).unwrap();
+    assert_eq!(
+        pemba_engine::Store::head(&stored).unwrap().relationships,
+        6000
+    );
+    // A replica built from the table finds exactly those.
+    let b = replica(&url);
+    assert_eq!(b.relationship_count(), 6000);
+    for doc in ["d0000", "d1499", "d2999", "d3500", "d3700", "d3999"] {
+        assert!(
+            can_view(&b, Consistency::MinimizeLatency, doc, "u"),
+            "{doc}"
+        );
+    }
+    assert!(!can_view(&b, Consistency::MinimizeLatency, "d1500", "u"));
+    // The log lists the whole batch, stored ones too, as redb's does.
+    let logged = a.changes_after(Revision(revision.0 - 1), 10).unwrap();
+    assert_eq!(logged[0].changes.len(), 1000);
+}
+
 /// A CA named `ca_name` (PEM) and a server certificate it signed for `127.0.0.1` (PEM
 /// chain, PEM key).
 fn certificates(ca_name: &str) -> (String, String, String) {

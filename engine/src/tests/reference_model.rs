@@ -188,14 +188,9 @@ fn all_subject_ids(ty: usize) -> Vec<&'static str> {
     ids
 }
 
-#[path = "../../../tests/shared/postgres.rs"]
-mod pg;
-
 /// An engine on a fresh, migrated database of the throwaway PostgreSQL server.
 fn on_postgres() -> Engine {
-    let url = pg::fresh_database();
-    crate::migrate(&url).unwrap();
-    Engine::with_store(Box::new(crate::PostgresStore::connect(&url).unwrap())).unwrap()
+    super::Backend::Postgres.fresh()
 }
 
 fn agree(seed: u64) {

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use super::operations::{check, engine, touch, update};
+use super::Backend;
 use crate::{
     Consistency, ObjectRef, Operation, RelationshipFilter, SubjectFilter, SubjectRef, WriteError,
 };
 
-#[test]
-fn transactions_combine_filter_deletes_updates_and_metadata() {
-    let engine = engine();
+fn transactions_combine_filter_deletes_updates_and_metadata(backend: Backend) {
+    let engine = engine(backend);
     touch(
         &engine,
         &[
@@ -80,9 +80,8 @@ fn transactions_combine_filter_deletes_updates_and_metadata() {
 
 /// Many writers at once share commits; each still gets its own revision, refused creates
 /// leave no trace, and exactly one of several racing creates of one relationship wins.
-#[test]
-fn concurrent_writers_share_commits_without_losing_isolation() {
-    let engine = Arc::new(engine());
+fn concurrent_writers_share_commits_without_losing_isolation(backend: Backend) {
+    let engine = Arc::new(engine(backend));
     let start = engine.revision();
     let threads: Vec<_> = (0..16)
         .map(|t| {
@@ -135,9 +134,8 @@ fn concurrent_writers_share_commits_without_losing_isolation() {
         .all(|w| w[1].revision.0 == w[0].revision.0 + 1));
 }
 
-#[test]
-fn check_conditions_hold_at_commit_or_nothing_is_written() {
-    let engine = engine();
+fn check_conditions_hold_at_commit_or_nothing_is_written(backend: Backend) {
+    let engine = engine(backend);
     touch(&engine, &["workspace:w#admin@user:root"]);
     let admin = |user: &str| {
         crate::CheckCondition::holds(
@@ -188,31 +186,37 @@ fn check_conditions_hold_at_commit_or_nothing_is_written() {
 
 /// Two admins demote each other at once, each write conditioned on its author still being
 /// an admin at commit: exactly one wins, so the workspace never ends without an admin.
-#[test]
-fn racing_mutual_demotions_leave_one_admin() {
+fn racing_mutual_demotions_leave_one_admin(backend: Backend) {
+    // One store, a workspace per round: a fresh PostgreSQL database per round would cost
+    // more than the race.
+    let engine = Arc::new(engine(backend));
     for round in 0..50 {
-        let engine = Arc::new(engine());
+        let workspace = format!("w{round}");
         touch(
             &engine,
-            &["workspace:w#admin@user:ann", "workspace:w#admin@user:bob"],
+            &[
+                &format!("workspace:{workspace}#admin@user:ann"),
+                &format!("workspace:{workspace}#admin@user:bob"),
+            ],
         );
         let demote = |actor: &'static str, target: &'static str| {
             let engine = engine.clone();
+            let workspace = workspace.clone();
             std::thread::spawn(move || {
                 engine.transact(crate::Transaction {
                     checks: vec![crate::CheckCondition::holds(
-                        ObjectRef::new("workspace", "w"),
+                        ObjectRef::new("workspace", &workspace),
                         "admin",
                         SubjectRef::object("user", actor),
                     )],
                     updates: vec![
                         update(
                             Operation::Delete,
-                            &format!("workspace:w#admin@user:{target}"),
+                            &format!("workspace:{workspace}#admin@user:{target}"),
                         ),
                         update(
                             Operation::Touch,
-                            &format!("workspace:w#member@user:{target}"),
+                            &format!("workspace:{workspace}#member@user:{target}"),
                         ),
                     ],
                     ..Default::default()
@@ -226,7 +230,7 @@ fn racing_mutual_demotions_leave_one_admin() {
         let admins = engine
             .relationships(
                 Consistency::FullyConsistent,
-                &RelationshipFilter::resource(&ObjectRef::new("workspace", "w"))
+                &RelationshipFilter::resource(&ObjectRef::new("workspace", &workspace))
                     .with_relation("admin"),
             )
             .unwrap()
@@ -234,3 +238,10 @@ fn racing_mutual_demotions_leave_one_admin() {
         assert_eq!(admins, 1, "round {round}");
     }
 }
+
+on_both_stores!(
+    transactions_combine_filter_deletes_updates_and_metadata,
+    concurrent_writers_share_commits_without_losing_isolation,
+    check_conditions_hold_at_commit_or_nothing_is_written,
+    racing_mutual_demotions_leave_one_admin,
+);
