@@ -407,3 +407,117 @@ fn sslmodes_connect_verify_and_refuse_as_libpq_does() {
     let message = refusal(&format!("{base}?sslmode=disable"));
     assert!(message.contains("no encryption"), "{message}");
 }
+
+/// A CA named `ca_name` (PEM) and a client certificate it signed for the user `user` (its
+/// common name; PEM chain, PEM key).
+fn client_certificate(ca_name: &str, user: &str) -> (String, String, String) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, ca_name);
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, user);
+    let cert = params.signed_by(&key, &ca).unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn sslmode_allow_connects_plain_and_falls_back_to_tls_when_the_server_refuses_plain() {
+    // A server that takes TCP only over TLS: the plain attempt is refused, TLS gets in,
+    // for the first connection (migrate) and for every pooled one (a replica).
+    let (_, cert, key) = certificates("pemba test CA");
+    let tls_only = pg::Server::start_tls(&cert, &key);
+    let url = format!("{}?sslmode=allow", tls_only.url());
+    migrate(&url).unwrap();
+    let engine = replica(&url);
+    engine.write_schema(SCHEMA).unwrap();
+    engine
+        .write(vec![Update::touch(tuple("doc:d#viewer@user:u"))], &[])
+        .unwrap();
+    assert!(can_view(&engine, Consistency::FullyConsistent, "d", "u"));
+    assert!(can_view(
+        &replica(&url),
+        Consistency::FullyConsistent,
+        "d",
+        "u"
+    ));
+
+    // A server without TLS: `allow` connects plain, where `require` is refused.
+    let plain_only = pg::Server::start();
+    let plain = plain_only.url();
+    migrate(&format!("{plain}?sslmode=allow")).unwrap();
+    let message = refusal(&format!("{plain}?sslmode=require"));
+    assert!(message.contains("does not support TLS"), "{message}");
+}
+
+#[test]
+fn a_client_certificate_from_the_url_authenticates_where_the_server_demands_one() {
+    let (ca, cert, key) = certificates("pemba test CA");
+    let (client_ca, client_cert, client_key) = client_certificate("pemba client CA", "pemba");
+    let (_, stranger_cert, stranger_key) = client_certificate("another client CA", "pemba");
+    let server = pg::Server::start_tls_client_auth(&cert, &key, &client_ca);
+    let base = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.display().to_string()
+    };
+    let ca_file = file("ca.pem", &ca, 0o644);
+    let cert_file = file("client.crt", &client_cert, 0o644);
+    let key_file = file("client.key", &client_key, 0o600);
+    let stranger_cert_file = file("stranger.crt", &stranger_cert, 0o644);
+    let stranger_key_file = file("stranger.key", &stranger_key, 0o600);
+    let open_key_file = file("open.key", &client_key, 0o644);
+    let with = |cert: &str, key: &str| {
+        format!("{base}?sslmode=verify-full&sslrootcert={ca_file}&sslcert={cert}&sslkey={key}")
+    };
+
+    // The certificate the server's CA signed, for the user connecting: in, pool and all.
+    let url = with(&cert_file, &key_file);
+    migrate(&url).unwrap();
+    let engine = replica(&url);
+    engine.write_schema(SCHEMA).unwrap();
+    engine
+        .write(vec![Update::touch(tuple("doc:d#viewer@user:u"))], &[])
+        .unwrap();
+    assert!(can_view(&engine, Consistency::FullyConsistent, "d", "u"));
+
+    // No certificate, or one from a CA the server does not trust: the server refuses.
+    let message = refusal(&format!("{base}?sslmode=verify-full&sslrootcert={ca_file}"));
+    assert!(
+        message.contains("connection requires a valid client certificate"),
+        "{message}"
+    );
+    let message = refusal(&with(&stranger_cert_file, &stranger_key_file));
+    assert!(message.contains("UnknownCA"), "{message}");
+
+    // A key others can read, one file of the two, a file that is not there: refused
+    // before connecting, naming what is wrong.
+    let message = refusal(&with(&cert_file, &open_key_file));
+    assert!(
+        message.contains("has group or world access (mode 0644)") && message.contains("open.key"),
+        "{message}"
+    );
+    let message = refusal(&format!("{base}?sslmode=require&sslcert={cert_file}"));
+    assert!(
+        message.contains("only one of `sslcert` and `sslkey`"),
+        "{message}"
+    );
+    let message = refusal(&with("/nonexistent.crt", &key_file));
+    assert!(
+        message.contains("cannot read `sslcert` `/nonexistent.crt`"),
+        "{message}"
+    );
+    // A certificate with another's key.
+    let message = refusal(&with(&cert_file, &stranger_key_file));
+    assert!(message.contains("do not go together"), "{message}");
+}

@@ -105,6 +105,16 @@ impl Server {
     /// A server with `ssl=on`, the certificate chain `cert_pem` and key `key_pem`, that
     /// accepts TCP connections only over TLS (`hostssl` alone in `pg_hba.conf`).
     pub fn start_tls(cert_pem: &str, key_pem: &str) -> Server {
+        Self::start_ssl(cert_pem, key_pem, None)
+    }
+
+    /// [`Server::start_tls`] that also requires a client certificate signed by
+    /// `client_ca_pem` whose common name is the user's (`cert` authentication).
+    pub fn start_tls_client_auth(cert_pem: &str, key_pem: &str, client_ca_pem: &str) -> Server {
+        Self::start_ssl(cert_pem, key_pem, Some(client_ca_pem))
+    }
+
+    fn start_ssl(cert_pem: &str, key_pem: &str, client_ca_pem: Option<&str>) -> Server {
         Self::start_configured(|server| {
             let write = |name: &str, text: &str| {
                 let path = server.data.join(name);
@@ -117,15 +127,24 @@ impl Server {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
                 .expect("chmod the key");
+            let mut conf_lines =
+                "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+                    .to_string();
+            let method = match client_ca_pem {
+                Some(ca) => {
+                    write("client-ca.crt", ca);
+                    conf_lines.push_str("ssl_ca_file = 'client-ca.crt'\n");
+                    "cert"
+                }
+                None => "trust",
+            };
             write(
                 "pg_hba.conf",
-                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+                &format!("local all all trust\nhostssl all all 127.0.0.1/32 {method}\n"),
             );
             let conf = server.data.join("postgresql.conf");
             let mut text = std::fs::read_to_string(&conf).expect("read postgresql.conf");
-            text.push_str(
-                "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
-            );
+            text.push_str(&conf_lines);
             std::fs::write(&conf, text).expect("write postgresql.conf");
             if server.root {
                 let status = Command::new("chown")

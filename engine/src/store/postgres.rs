@@ -102,8 +102,11 @@ pub fn redact_url(url: &str) -> String {
 #[derive(Clone)]
 pub(super) struct ConnectOptions {
     config: postgres::Config,
-    /// TLS as the URL's `sslmode` and `sslrootcert` say.
+    /// TLS as the URL's `sslmode`, `sslrootcert`, `sslcert` and `sslkey` say.
     tls: MakeRustlsConnect,
+    /// `sslmode=allow`: `config` is plain, and this one (TLS, the certificate unchecked)
+    /// is tried when the server refuses a plain connection.
+    allow_tls: Option<postgres::Config>,
 }
 
 impl ConnectOptions {
@@ -154,18 +157,58 @@ impl ConnectOptions {
             None => timeout,
         };
         config.options(&merged);
-        Ok(ConnectOptions { config, tls })
+        let allow_tls = (settings.mode == tls::SslMode::Allow).then(|| {
+            let mut encrypted = config.clone();
+            encrypted.ssl_mode(postgres::config::SslMode::Require);
+            encrypted
+        });
+        Ok(ConnectOptions {
+            config,
+            tls,
+            allow_tls,
+        })
+    }
+
+    /// One connection. With `sslmode=allow`, as libpq: plain first, and TLS when the
+    /// server answered the plain attempt with an error (`pg_hba.conf` takes only TLS, say);
+    /// a server that cannot be reached is not tried twice.
+    fn connect(&self) -> Result<Client, postgres::Error> {
+        match (self.config.connect(self.tls.clone()), &self.allow_tls) {
+            (Err(refused), Some(encrypted)) if refused.code().is_some() => {
+                encrypted.connect(self.tls.clone())
+            }
+            (connected, _) => connected,
+        }
+    }
+}
+
+/// The pool's connection manager: [`ConnectOptions::connect`], so every pooled
+/// connection follows `sslmode=allow` as the first does; checks as `r2d2_postgres`'s.
+struct Manager {
+    options: ConnectOptions,
+    checks: PostgresConnectionManager<MakeRustlsConnect>,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Client;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Client, postgres::Error> {
+        self.options.connect()
+    }
+
+    fn is_valid(&self, client: &mut Client) -> Result<(), postgres::Error> {
+        self.checks.is_valid(client)
+    }
+
+    fn has_broken(&self, client: &mut Client) -> bool {
+        self.checks.has_broken(client)
     }
 }
 
 /// One connection outside the pool (migrations, the listener).
 pub(super) fn connect_once(options: &ConnectOptions) -> Result<Client, StorageError> {
-    off_runtime(|| {
-        options
-            .config
-            .connect(options.tls.clone())
-            .map_err(pg_error)
-    })
+    off_runtime(|| options.connect().map_err(pg_error))
 }
 
 /// Runs `work` on a thread outside any async runtime: the blocking client drives its own
@@ -221,7 +264,7 @@ fn to_sql_revision(revision: Revision) -> Result<i64, StorageError> {
         .map_err(|_| StorageError::corrupt(format!("revision {} is out of range", revision.0)))
 }
 
-type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
+type Pool = r2d2::Pool<Manager>;
 
 /// The PostgreSQL-backed [`Store`]: the truth several `pemba serve` replicas share.
 ///
@@ -245,7 +288,10 @@ impl PostgresStore {
     /// Connects to the database at `url` with `options`.
     pub fn connect_with(url: &str, options: &PostgresOptions) -> Result<Self, StorageError> {
         let options = ConnectOptions::parse(url, options)?;
-        let manager = PostgresConnectionManager::new(options.config.clone(), options.tls.clone());
+        let manager = Manager {
+            options: options.clone(),
+            checks: PostgresConnectionManager::new(options.config.clone(), options.tls.clone()),
+        };
         let pool = off_runtime(|| {
             r2d2::Pool::builder()
                 .max_size(POOL_SIZE)
@@ -276,10 +322,7 @@ impl PostgresStore {
     }
 
     /// A pooled connection, waiting at most [`CONNECT_TIMEOUT`] for one.
-    fn connection(
-        &self,
-    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>, StorageError>
-    {
+    fn connection(&self) -> Result<r2d2::PooledConnection<Manager>, StorageError> {
         let pool = self.pool.as_ref().ok_or(StorageError::LostOutcome)?;
         pool.get().map_err(|e| StorageError::Unavailable {
             reason: format!("no datastore connection: {e}"),

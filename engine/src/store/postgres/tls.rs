@@ -1,9 +1,11 @@
-//! TLS to PostgreSQL: the URL's `sslmode` and `sslrootcert`, with libpq's meanings, as
-//! a rustls connector.
+//! TLS to PostgreSQL: the URL's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`, with
+//! libpq's meanings, as a rustls connector.
 //!
-//! `postgres::Config` knows only `disable`, `prefer` and `require` and no `sslrootcert`,
-//! so both are taken out of the URL here; `verify-ca` and `verify-full` reach the client
-//! as `require`, and what is checked lives in the rustls configuration.
+//! `postgres::Config` knows only `disable`, `prefer` and `require` and none of the files,
+//! so they are taken out of the URL here; `verify-ca` and `verify-full` reach the client
+//! as `require`, and what is checked lives in the rustls configuration. `allow` reaches it
+//! as `disable`, and the connection manager retries with TLS when the server refuses
+//! (`ConnectOptions::connect` in `postgres.rs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,17 +14,19 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::StorageError;
 
-/// libpq's `sslmode`s (`allow` aside), by what each one checks.
+/// libpq's `sslmode`s, by what each one checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum SslMode {
     /// Plain TCP.
     Disable,
+    /// Plain first; TLS (the certificate not checked) when the server refuses that.
+    Allow,
     /// TLS when the server offers it, else plain; the certificate is not checked.
     Prefer,
     /// TLS, the certificate not checked (unless `sslrootcert` is given: then as `VerifyCa`).
@@ -39,11 +43,15 @@ pub(super) struct TlsSettings {
     pub(super) mode: SslMode,
     /// `sslrootcert`: a PEM file of roots, or `system` for the system's roots.
     pub(super) root_cert: Option<String>,
-    /// The URL to hand `postgres::Config`: `sslrootcert` removed, `verify-*` as `require`.
+    /// `sslcert` and `sslkey`: the PEM files of a client certificate (chain) and its key,
+    /// presented when the server asks for one.
+    pub(super) client_cert: Option<(PathBuf, PathBuf)>,
+    /// The URL to hand `postgres::Config`: the files removed, `verify-*` as `require`,
+    /// `allow` as `disable`.
     pub(super) url: String,
 }
 
-/// Takes `sslmode` and `sslrootcert` out of `url`'s query.
+/// Takes `sslmode`, `sslrootcert`, `sslcert` and `sslkey` out of `url`'s query.
 pub(super) fn split_url(url: &str) -> Result<TlsSettings, StorageError> {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
@@ -51,6 +59,7 @@ pub(super) fn split_url(url: &str) -> Result<TlsSettings, StorageError> {
     };
     let mut mode = SslMode::Prefer;
     let mut root_cert = None;
+    let (mut cert_file, mut key_file) = (None, None);
     let mut kept = Vec::new();
     for param in query
         .unwrap_or_default()
@@ -65,6 +74,7 @@ pub(super) fn split_url(url: &str) -> Result<TlsSettings, StorageError> {
             "sslmode" => {
                 mode = match value.as_str() {
                     "disable" => SslMode::Disable,
+                    "allow" => SslMode::Allow,
                     "prefer" => SslMode::Prefer,
                     "require" => SslMode::Require,
                     "verify-ca" => SslMode::VerifyCa,
@@ -73,24 +83,36 @@ pub(super) fn split_url(url: &str) -> Result<TlsSettings, StorageError> {
                         return Err(StorageError::Unavailable {
                             reason: format!(
                                 "invalid `sslmode` `{other}` in the datastore URL: expected \
-                                 `disable`, `prefer`, `require`, `verify-ca` or `verify-full`"
+                                 `disable`, `allow`, `prefer`, `require`, `verify-ca` or \
+                                 `verify-full`"
                             ),
                         })
                     }
                 };
-                let as_client = if mode == SslMode::Disable {
-                    "disable"
-                } else if mode == SslMode::Prefer {
-                    "prefer"
-                } else {
-                    "require"
+                let as_client = match mode {
+                    SslMode::Disable | SslMode::Allow => "disable",
+                    SslMode::Prefer => "prefer",
+                    SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => "require",
                 };
                 kept.push(format!("sslmode={as_client}"));
             }
             "sslrootcert" => root_cert = Some(value),
+            "sslcert" => cert_file = Some(PathBuf::from(value)),
+            "sslkey" => key_file = Some(PathBuf::from(value)),
             _ => kept.push(param.to_string()),
         }
     }
+    let client_cert = match (cert_file, key_file) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(StorageError::Unavailable {
+                reason: "the datastore URL names only one of `sslcert` and `sslkey`: a client \
+                         certificate needs both"
+                    .to_string(),
+            })
+        }
+    };
     let url = if kept.is_empty() {
         base.to_string()
     } else {
@@ -99,6 +121,7 @@ pub(super) fn split_url(url: &str) -> Result<TlsSettings, StorageError> {
     Ok(TlsSettings {
         mode,
         root_cert,
+        client_cert,
         url,
     })
 }
@@ -116,7 +139,7 @@ pub(super) fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect, Sto
         (mode, _) => mode,
     };
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
-        SslMode::Disable | SslMode::Prefer | SslMode::Require => {
+        SslMode::Disable | SslMode::Allow | SslMode::Prefer | SslMode::Require => {
             Arc::new(AnyCertificate { provider })
         }
         SslMode::VerifyCa | SslMode::VerifyFull => {
@@ -131,11 +154,71 @@ pub(super) fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect, Sto
             }
         }
     };
-    let config = builder
+    let builder = builder
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    // With `disable` no TLS starts, and libpq never reads the files.
+    let identity = settings
+        .client_cert
+        .as_ref()
+        .filter(|_| settings.mode != SslMode::Disable);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let (chain, private) = client_identity(cert, key)?;
+            builder.with_client_auth_cert(chain, private).map_err(|e| {
+                StorageError::Unavailable {
+                    reason: format!(
+                        "the client certificate `{}` and key `{}` do not go together: {e}",
+                        cert.display(),
+                        key.display()
+                    ),
+                }
+            })?
+        }
+    };
     Ok(MakeRustlsConnect::new(config))
+}
+
+/// The certificate chain in `cert` and the private key in `key` (PEM: PKCS#8, PKCS#1 or
+/// SEC1). As libpq does, a key file that others may read is refused: group or world
+/// access is allowed only to a root-owned file, and then at most group read (0640).
+fn client_identity(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), StorageError> {
+    let unreadable =
+        |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| StorageError::Unavailable {
+            reason: format!("cannot read `{what}` `{}`: {e}", path.display()),
+        };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| unreadable("sslcert", cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| unreadable("sslcert", cert, &e))?;
+    if chain.is_empty() {
+        return Err(unreadable("sslcert", cert, &"no PEM certificate in it"));
+    }
+    let metadata = std::fs::metadata(key).map_err(|e| unreadable("sslkey", key, &e))?;
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let mode = metadata.permissions().mode() & 0o777;
+        let too_open = if metadata.uid() == 0 {
+            mode & 0o037 != 0
+        } else {
+            mode & 0o077 != 0
+        };
+        if too_open {
+            return Err(StorageError::Unavailable {
+                reason: format!(
+                    "the `sslkey` file `{}` has group or world access (mode {mode:04o}): \
+                     make it 0600, or 0640 if root owns it",
+                    key.display()
+                ),
+            });
+        }
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| unreadable("sslkey", key, &e))?;
+    Ok((chain, private))
 }
 
 fn tls_setup_error(error: &dyn std::fmt::Display) -> StorageError {
@@ -319,9 +402,25 @@ mod tests {
             assert_eq!(settings.root_cert.as_deref(), root_cert, "{url}");
             assert_eq!(settings.url, rest, "{url}");
         }
-        let Err(error) = split_url("postgres://h/db?sslmode=allow") else {
-            unreachable!("`allow` was accepted");
+        let Ok(allow) = split_url("postgres://h/db?sslmode=allow&sslcert=c.pem&sslkey=k%2Epem")
+        else {
+            unreachable!("`allow` was refused");
         };
-        assert!(error.to_string().contains("invalid `sslmode` `allow`"));
+        assert_eq!(allow.mode, SslMode::Allow);
+        assert_eq!(allow.url, "postgres://h/db?sslmode=disable");
+        assert_eq!(
+            allow.client_cert,
+            Some((PathBuf::from("c.pem"), PathBuf::from("k.pem")))
+        );
+        let Err(error) = split_url("postgres://h/db?sslmode=always") else {
+            unreachable!("`always` was accepted");
+        };
+        assert!(error.to_string().contains("invalid `sslmode` `always`"));
+        let Err(error) = split_url("postgres://h/db?sslcert=c.pem") else {
+            unreachable!("a certificate without a key was accepted");
+        };
+        assert!(error
+            .to_string()
+            .contains("only one of `sslcert` and `sslkey`"));
     }
 }
