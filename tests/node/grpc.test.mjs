@@ -127,10 +127,13 @@ before(async () => {
   }
 });
 
-after(() => {
+after(async () => {
   client?.close();
   if (server) {
+    // The store is closed once the process is gone; only then is its directory removed.
+    const exited = server.exitCode === null ? new Promise((r) => server.once("exit", r)) : null;
     server.kill("SIGTERM");
+    await exited;
     rmSync(server.dataDir, { recursive: true, force: true });
   }
 });
