@@ -49,6 +49,47 @@ fn check_args<'a>(
     CheckArgs::new(resource, permission, subject)
 }
 
+/// The engine's view of bulk item `i`, borrowed from it. A plain subject whose names pass
+/// the syntax check costs no allocation; anything else (a userset subject, or an item
+/// that fails a check) goes through the owned conversions, which word the error exactly as
+/// a single check's does.
+fn bulk_item_args(
+    i: usize,
+    item: &pb::CheckBulkPermissionsRequestItem,
+) -> Result<CheckArgs<'_>, Status> {
+    let resource = item.resource.as_ref();
+    let subject = item.subject.as_ref();
+    let subject_object = subject.and_then(|s| s.object.as_ref());
+    let relation = subject
+        .map(|s| s.optional_relation.as_str())
+        .filter(|r| !r.is_empty() && *r != "...");
+    let plain_and_valid = relation.is_none()
+        && item.context.as_ref().is_none_or(|c| c.fields.is_empty())
+        && resource.is_some_and(|r| {
+            pemba_engine::validate_object(&r.object_type, &r.object_id, false).is_ok()
+        })
+        && subject_object.is_some_and(|o| {
+            pemba_engine::validate_object(&o.object_type, &o.object_id, true).is_ok()
+        });
+    if !plain_and_valid {
+        convert::refuse_context(item.context.as_ref(), &format!("items[{i}].context"))?;
+        convert::object(resource, &format!("items[{i}].resource"))?;
+        convert::subject(subject, &format!("items[{i}].subject"))?;
+    }
+    let (resource_type, resource_id) =
+        resource.map_or(("", ""), |r| (r.object_type.as_str(), r.object_id.as_str()));
+    let (subject_type, subject_id) =
+        subject_object.map_or(("", ""), |o| (o.object_type.as_str(), o.object_id.as_str()));
+    Ok(CheckArgs {
+        resource_type,
+        resource_id,
+        permission: &item.permission,
+        subject_type,
+        subject_id,
+        subject_relation: relation,
+    })
+}
+
 fn tree(node: &ExpandNode) -> pb::PermissionRelationshipTree {
     use pb::algebraic_subject_set::Operation as Op;
     use pb::permission_relationship_tree::TreeType;
@@ -193,45 +234,34 @@ impl PermissionsService for Permissions {
                 "optional_transaction_metadata: transaction metadata is not supported",
             ));
         }
-        let updates = body
-            .updates
-            .iter()
-            .enumerate()
-            .map(|(i, u)| {
+        let updates = crate::routes::relationships::decode_updates(
+            &body.updates,
+            |u, field| {
                 use pb::relationship_update::Operation as Op;
-                let operation = match Op::try_from(u.operation) {
-                    Ok(Op::Create) => Operation::Create,
-                    Ok(Op::Touch) => Operation::Touch,
-                    Ok(Op::Delete) => Operation::Delete,
-                    _ => {
-                        return Err(Status::invalid_argument(format!(
-                            "updates[{i}].operation: expected OPERATION_CREATE, OPERATION_TOUCH or OPERATION_DELETE, found {}",
-                            u.operation
-                        )))
-                    }
-                };
+                match Op::try_from(u.operation) {
+                    Ok(Op::Create) => Ok(Operation::Create),
+                    Ok(Op::Touch) => Ok(Operation::Touch),
+                    Ok(Op::Delete) => Ok(Operation::Delete),
+                    _ => Err(Status::invalid_argument(format!(
+                        "{field}: expected OPERATION_CREATE, OPERATION_TOUCH or OPERATION_DELETE, found {}",
+                        u.operation
+                    ))),
+                }
+            },
+            |u, field| {
                 let Some(relationship) = &u.relationship else {
-                    return Err(Status::invalid_argument(format!(
-                        "updates[{i}].relationship: required"
-                    )));
+                    return Err(Status::invalid_argument(format!("{field}: required")));
                 };
-                Ok(Update {
-                    operation,
-                    tuple: convert::relationship(
-                        relationship,
-                        &format!("updates[{i}].relationship"),
-                    )?,
-                })
-            })
-            .collect::<Result<Vec<_>, Status>>()?;
+                convert::relationship(relationship, field)
+            },
+        )?;
         let preconditions =
             convert::preconditions(&body.optional_preconditions, state.limits.max_preconditions)?;
-        let engine = state.engine.clone();
         let revision = if updates.is_empty() && preconditions.is_empty() {
             // SpiceDB answers an empty write with the current revision.
-            engine.revision()
+            state.engine.revision()
         } else {
-            tokio::task::spawn_blocking(move || engine.write(updates, preconditions))
+            crate::routes::relationships::write_on_pool(state, updates, preconditions)
                 .await
                 .map_err(status::of_join)?
                 .map_err(status::of_write)?
@@ -345,26 +375,11 @@ impl PermissionsService for Permissions {
         }
         let consistency = convert::consistency(body.consistency.as_ref())?;
         // Items that do not parse get their error now; the rest go to the engine together.
-        let parsed: Vec<Result<(pemba_engine::ObjectRef, pemba_engine::SubjectRef), Status>> = body
-            .items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                convert::refuse_context(item.context.as_ref(), &format!("items[{i}].context"))?;
-                Ok((
-                    convert::object(item.resource.as_ref(), &format!("items[{i}].resource"))?,
-                    convert::subject(item.subject.as_ref(), &format!("items[{i}].subject"))?,
-                ))
-            })
-            .collect();
         let items = body
             .items
             .iter()
-            .zip(&parsed)
-            .map(|(item, parsed)| match parsed {
-                Ok((resource, subject)) => Ok(check_args(resource, &item.permission, subject)),
-                Err(error) => Err(error.clone()),
-            })
+            .enumerate()
+            .map(|(i, item)| bulk_item_args(i, item))
             .collect();
         let answered = crate::routes::permissions::check_each(
             &self.0.engine,
