@@ -40,31 +40,37 @@ fn permissionship(allowed: bool) -> i32 {
     }
 }
 
-/// The engine's view of one check, borrowed from the request.
-fn check_args<'a>(
-    resource: &'a pemba_engine::ObjectRef,
-    permission: &'a str,
-    subject: &'a pemba_engine::SubjectRef,
-) -> CheckArgs<'a> {
-    CheckArgs::new(resource, permission, subject)
-}
-
-/// The engine's view of bulk item `i`, borrowed from it. A plain subject whose names pass
-/// the syntax check costs no allocation; anything else (a userset subject, or an item
-/// that fails a check) goes through the owned conversions, which word the error exactly as
-/// a single check's does.
+/// The engine's view of bulk item `i`, borrowed from it (see [`borrowed_args`]).
 fn bulk_item_args(
     i: usize,
     item: &pb::CheckBulkPermissionsRequestItem,
 ) -> Result<CheckArgs<'_>, Status> {
-    let resource = item.resource.as_ref();
-    let subject = item.subject.as_ref();
+    borrowed_args(
+        item.resource.as_ref(),
+        &item.permission,
+        item.subject.as_ref(),
+        item.context.as_ref(),
+        |name| format!("items[{i}].{name}"),
+    )
+}
+
+/// The engine's view of one check, borrowed from its message; `field` names a part of it
+/// (`resource`, `subject`, `context`) in errors. A plain subject whose names pass the
+/// syntax check costs no allocation; anything else (a userset subject, or a check that
+/// fails a test) goes through the owned conversions, which word the error.
+fn borrowed_args<'a>(
+    resource: Option<&'a pb::ObjectReference>,
+    permission: &'a str,
+    subject: Option<&'a pb::SubjectReference>,
+    context: Option<&prost_types::Struct>,
+    field: impl Fn(&str) -> String,
+) -> Result<CheckArgs<'a>, Status> {
     let subject_object = subject.and_then(|s| s.object.as_ref());
     let relation = subject
         .map(|s| s.optional_relation.as_str())
         .filter(|r| !r.is_empty() && *r != "...");
     let plain_and_valid = relation.is_none()
-        && item.context.as_ref().is_none_or(|c| c.fields.is_empty())
+        && context.is_none_or(|c| c.fields.is_empty())
         && resource.is_some_and(|r| {
             pemba_engine::validate_object(&r.object_type, &r.object_id, false).is_ok()
         })
@@ -72,9 +78,9 @@ fn bulk_item_args(
             pemba_engine::validate_object(&o.object_type, &o.object_id, true).is_ok()
         });
     if !plain_and_valid {
-        convert::refuse_context(item.context.as_ref(), &format!("items[{i}].context"))?;
-        convert::object(resource, &format!("items[{i}].resource"))?;
-        convert::subject(subject, &format!("items[{i}].subject"))?;
+        convert::refuse_context(context, &field("context"))?;
+        convert::object(resource, &field("resource"))?;
+        convert::subject(subject, &field("subject"))?;
     }
     let (resource_type, resource_id) =
         resource.map_or(("", ""), |r| (r.object_type.as_str(), r.object_id.as_str()));
@@ -83,7 +89,7 @@ fn bulk_item_args(
     Ok(CheckArgs {
         resource_type,
         resource_id,
-        permission: &item.permission,
+        permission,
         subject_type,
         subject_id,
         subject_relation: relation,
@@ -341,15 +347,17 @@ impl PermissionsService for Permissions {
         let body = request.into_inner();
         convert::refuse_context(body.context.as_ref(), "context")?;
         let consistency = convert::consistency(body.consistency.as_ref())?;
-        let resource = convert::object(body.resource.as_ref(), "resource")?;
-        let subject = convert::subject(body.subject.as_ref(), "subject")?;
+        let args = borrowed_args(
+            body.resource.as_ref(),
+            &body.permission,
+            body.subject.as_ref(),
+            None,
+            str::to_string,
+        )?;
         let answer = self
             .0
             .engine
-            .check(
-                consistency,
-                check_args(&resource, &body.permission, &subject),
-            )
+            .check(consistency, args)
             .map_err(status::of_query)?;
         Ok(Response::new(pb::CheckPermissionResponse {
             checked_at: convert::token(answer.revision),
