@@ -48,6 +48,7 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, load av
 
 # 3. Cedar: one thread, in-process, after verifying every expected answer.
 cedar_line="$("$cedar" "$work/$size" "$seconds")"
+echo "cedar: $cedar_line"
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
