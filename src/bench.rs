@@ -111,6 +111,14 @@ pub struct BenchArgs {
     /// Seed of the per-connection request choice.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Over HTTP, speak HTTP/2 over cleartext (h2c, prior knowledge) instead of HTTP/1.1:
+    /// one connection per 8 workers, as with `--protocol grpc`.
+    #[arg(long, conflicts_with = "pipeline")]
+    pub http2: bool,
+    /// Over HTTP/1.1, pipeline: each connection writes N requests at once, then reads
+    /// their N answers (checks and writes only: lookup answers are streamed).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub pipeline: usize,
 }
 
 /// Relative weights of the request kinds.
@@ -240,6 +248,12 @@ pub struct Settings {
     pub progress: bool,
     /// Seed of the request choice (default 1).
     pub seed: u64,
+    /// Over HTTP, h2c instead of HTTP/1.1, one connection per
+    /// [`GRPC_WORKERS_PER_CONNECTION`] workers (default off).
+    pub http2: bool,
+    /// Requests each HTTP/1.1 connection writes before reading their answers (default 1:
+    /// no pipelining).
+    pub pipeline: usize,
 }
 
 impl Settings {
@@ -260,6 +274,8 @@ impl Settings {
             allow_remote: false,
             progress: false,
             seed: 1,
+            http2: false,
+            pipeline: 1,
         }
     }
 }
@@ -287,6 +303,27 @@ pub fn run(settings: &Settings) -> Result<Report, BenchError> {
                 "`--bulk` must be between 1 and 1000 items, got {bulk}"
             )));
         }
+    }
+    if settings.pipeline == 0 || settings.pipeline > 1000 {
+        return Err(BenchError(format!(
+            "`--pipeline` must be between 1 and 1000 requests, got {}",
+            settings.pipeline
+        )));
+    }
+    if (settings.http2 || settings.pipeline > 1) && settings.protocol != Protocol::Http {
+        return Err(BenchError(
+            "`--http2` and `--pipeline` apply to `--protocol http`".into(),
+        ));
+    }
+    if settings.http2 && settings.pipeline > 1 {
+        return Err(BenchError(
+            "`--pipeline` is for HTTP/1.1; HTTP/2 multiplexes instead (drop `--http2`)".into(),
+        ));
+    }
+    if settings.pipeline > 1 && settings.mix.lookup > 0 {
+        return Err(BenchError(
+            "`--pipeline` sends checks and writes only: lookup answers are streamed (drop `lookup` from `--mix`)".into(),
+        ));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -339,6 +376,8 @@ pub fn cli(args: BenchArgs, global: &crate::cli::GlobalArgs) -> ExitCode {
         allow_remote: args.allow_remote,
         progress: true,
         seed: args.seed,
+        http2: args.http2,
+        pipeline: args.pipeline,
     };
     match run(&settings) {
         Ok(report) => {

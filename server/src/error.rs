@@ -336,6 +336,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 /// Decodes a request body as [`ApiJson`] does: an empty (or all-whitespace) body reads as
 /// `{}`; anything that is not the expected JSON is a 400 naming what is wrong.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    decode_json_borrowed(bytes)
+}
+
+/// [`decode_json`] into a type that may borrow strings from `bytes`.
+pub fn decode_json_borrowed<'de, T: serde::Deserialize<'de>>(
+    bytes: &'de [u8],
+) -> Result<T, ApiError> {
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {

@@ -46,12 +46,21 @@ pub const DEFAULT_SCHEMA: &str = include_str!("../../schemas/user-groups.zed");
 /// The name of the redb file inside a data directory.
 pub const STORE_FILE: &str = "pemba.redb";
 
-/// What every handler shares.
+/// What every handler shares: one [`Arc`] around [`AppStateInner`], whose fields it
+/// derefs to (`state.engine`, `state.limits`, ...).
+///
+/// One pointer, not one per field, because axum clones the state into every middleware
+/// and handler of every request: with a field per `Arc` that was seven reference-count
+/// updates per clone, on cache lines every core writes, and 13 % of the server's CPU per
+/// check under load (BENCHMARKS.md, "Wire speed").
+#[derive(Clone)]
+pub struct AppState(Arc<AppStateInner>);
+
+/// The fields of [`AppState`].
 ///
 /// The engine is synchronous and internally locked, so handlers call it directly for
 /// bounded reads and through `spawn_blocking` for writes and storage scans.
-#[derive(Clone)]
-pub struct AppState {
+pub struct AppStateInner {
     /// The engine answering every route.
     pub engine: Arc<Engine>,
     /// The preshared key every protected route requires.
@@ -70,6 +79,14 @@ pub struct AppState {
     pub groups: Arc<groups::Groups>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
 impl AppState {
     /// State over `engine` with default limits.
     pub fn new(engine: Arc<Engine>, key: ApiKey) -> Self {
@@ -78,7 +95,7 @@ impl AppState {
 
     /// State with explicit limits.
     pub fn with_limits(engine: Arc<Engine>, key: ApiKey, limits: Limits) -> Self {
-        AppState {
+        AppState(Arc::new(AppStateInner {
             groups: Arc::new(groups::Groups::new(engine.clone())),
             engine,
             key: Arc::new(key),
@@ -86,7 +103,7 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::new()),
             stop: Arc::new(tokio::sync::watch::channel(false).0),
             watchers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-        }
+        }))
     }
 
     /// Tells open watch streams to end.

@@ -129,10 +129,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { crate::ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            deadline,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
             crate::metrics::track,
         ))
         .layer(
@@ -176,21 +172,6 @@ fn log_failure(
         ServerErrorsFailureClass::Error(error) => {
             tracing::error!(%error, latency_ms, "request failed");
         }
-    }
-}
-
-/// Middleware: a request that has no answer within [`crate::Limits::request_timeout`] gets
-/// a 504. Streamed answers count as answered once their headers are out.
-async fn deadline(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let limit = state.limits.request_timeout;
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => crate::ApiError::request_timeout(limit).into_response(),
     }
 }
 

@@ -1,5 +1,6 @@
-//! The accept loops behind [`crate::run`]: one for HTTP/1.1 (served by hyper) and one for
-//! the gRPC listener (handed to tonic), sharing one [`Gate`]: a cap on open connections
+//! The accept loops behind [`crate::run`]: one for the HTTP API (served by hyper: HTTP/1.1
+//! with keep-alive and pipelining, and HTTP/2 over cleartext by prior knowledge, told apart
+//! by the connection's first bytes) and one for the gRPC listener (handed to tonic), sharing one [`Gate`]: a cap on open connections
 //! overall and per client address, counted over both listeners together. Each new
 //! connection gets a short timeout for its TLS handshake (with [`Tls`]) and its first
 //! request (an HTTP/1.1 head, or HTTP/2's connection preface); HTTP also has a timeout for
@@ -20,8 +21,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
@@ -287,12 +288,26 @@ async fn plaintext_on_tls(mut stream: TcpStream, protocol: Protocol) -> io::Erro
     )
 }
 
+/// Largest header block an HTTP/2 client may send in one request (hyper's default is
+/// 16 MiB); the same bound as the first HTTP/1.1 request head.
+const MAX_HTTP2_HEADERS: u32 = MAX_FIRST_HEAD as u32;
+
+/// Most requests one HTTP/2 connection may have in flight at once, as tonic's and Go's
+/// servers bound it by default (more are refused with `REFUSED_STREAM`, which clients
+/// retry).
+const MAX_HTTP2_STREAMS: u32 = 256;
+
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and
 /// waits for open connections to finish their requests.
 ///
+/// Each connection speaks HTTP/1.1 (keep-alive; pipelined requests are answered in order,
+/// their answers written together) or, when it opens with HTTP/2's preface, HTTP/2 over
+/// cleartext (h2c with prior knowledge; over TLS the listener offers only `http/1.1`).
 /// Connections are admitted by `gate` (see [`accept_loop`]), over TLS when `tls` is given;
-/// a connection that has not sent its first request's headers within
-/// [`Limits::first_header_timeout`] is closed.
+/// a connection that has not sent its first request's headers (or HTTP/2 preface) within
+/// [`Limits::first_header_timeout`] is closed. HTTP/1.1 connections have
+/// [`Limits::header_timeout`] for each later request head and when idle; HTTP/2 ones are
+/// pinged at that interval and closed when a ping goes unanswered.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -302,11 +317,21 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
+        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .keep_alive(true);
+        .keep_alive(true)
+        // Answers to pipelined requests that are ready together go out in one write.
+        .pipeline_flush(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HTTP2_HEADERS)
+        .max_concurrent_streams(MAX_HTTP2_STREAMS)
+        .keep_alive_interval(limits.header_timeout)
+        .keep_alive_timeout(limits.header_timeout);
     let acceptor = tls.map(|tls| tls.acceptor(b"http/1.1"));
     accept_loop(listener, gate, acceptor, Protocol::Http1, shutdown, || {
         // Taken at accept time, so a connection still in its handshake when shutdown

@@ -1,7 +1,9 @@
 //! The workers, one request in flight each: over HTTP on a keep-alive HTTP/1.1 connection
-//! of their own, over gRPC on an HTTP/2 connection shared by
-//! [`GRPC_WORKERS_PER_CONNECTION`](super::GRPC_WORKERS_PER_CONNECTION) workers. Both read
-//! answers into one [`Answer`] form that one [`verify`] judges.
+//! of their own (or, with `--http2`, on an h2c connection shared by
+//! [`GRPC_WORKERS_PER_CONNECTION`](super::GRPC_WORKERS_PER_CONNECTION) workers), over gRPC
+//! on an HTTP/2 connection shared the same way. With `--pipeline N` an HTTP/1.1 worker has
+//! N requests in flight instead: it writes them at once and reads the N answers in order.
+//! All read answers into one [`Answer`] form that one [`verify`] judges.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,13 +13,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http2;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use pb::check_bulk_permissions_pair::Response;
 use pb::permissions_service_client::PermissionsServiceClient;
@@ -43,6 +47,9 @@ enum Target {
         auth: HeaderValue,
         /// Endpoint path prefix, without a trailing slash.
         prefix: String,
+        /// With `--http2`: one h2c connection per [`GRPC_WORKERS_PER_CONNECTION`] workers,
+        /// opened up front; empty for HTTP/1.1.
+        h2: Vec<http2::SendRequest<Full<Bytes>>>,
     },
     Grpc {
         /// One HTTP/2 connection per [`GRPC_WORKERS_PER_CONNECTION`] workers.
@@ -80,6 +87,9 @@ pub(super) async fn run(settings: &Settings) -> Result<Report, BenchError> {
     let mut workers = Vec::with_capacity(settings.concurrency);
     for index in 0..settings.concurrency {
         workers.push(match &plan.target {
+            Target::Http { .. } if settings.pipeline > 1 => {
+                tokio::spawn(pipelined_worker(plan.clone(), index))
+            }
             Target::Http { .. } => tokio::spawn(http_worker(plan.clone(), index)),
             Target::Grpc { .. } => tokio::spawn(grpc_worker(plan.clone(), index)),
         });
@@ -143,11 +153,21 @@ async fn http_target(settings: &Settings) -> Result<Target, BenchError> {
         .map_err(|_| BenchError(format!("invalid host `{authority}`")))?;
     let auth = HeaderValue::from_str(&format!("Bearer {}", settings.key))
         .map_err(|_| BenchError("the API key holds characters a header cannot carry".into()))?;
+    let mut h2 = Vec::new();
+    if settings.http2 {
+        let connections = settings
+            .concurrency
+            .div_ceil(super::GRPC_WORKERS_PER_CONNECTION);
+        for _ in 0..connections {
+            h2.push(connect_h2(addr).await.map_err(BenchError)?);
+        }
+    }
     Ok(Target::Http {
         addr,
         host,
         auth,
         prefix: uri.path().trim_end_matches('/').to_string(),
+        h2,
     })
 }
 
@@ -376,17 +396,22 @@ async fn http_worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
         host,
         auth,
         prefix,
+        h2,
     } = &plan.target
     else {
         return stats;
     };
-    let mut connection: Option<SendRequest<Full<Bytes>>> = None;
+    // Over h2c the worker's share of a connection opened up front (it does not reconnect:
+    // a lost connection fails every later request, which the report shows).
+    let mut connection: Option<Sender> = h2
+        .get(index / super::GRPC_WORKERS_PER_CONNECTION)
+        .map(|sender| Sender::H2(sender.clone()));
     let mut writes = 0u64;
     while may_start(&plan) {
         let sender = match connection.as_mut() {
             Some(sender) => sender,
             None => match connect(*addr).await {
-                Ok(sender) => connection.insert(sender),
+                Ok(sender) => connection.insert(Sender::H1(sender)),
                 Err(error) => {
                     stats.error("connect", error);
                     plan.failed.fetch_add(1, Ordering::Relaxed);
@@ -412,17 +437,196 @@ async fn http_worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
                 String::from_utf8_lossy(&bytes).trim()
             )),
             Ok(Err(error)) => {
-                connection = None;
+                connection = connection.filter(|c| matches!(c, Sender::H2(_)));
                 Err(error)
             }
             Err(_) => {
-                connection = None;
+                connection = connection.filter(|c| matches!(c, Sender::H2(_)));
                 Err(format!("no answer within {REQUEST_TIMEOUT:?}"))
             }
         };
         finish(&plan, &mut stats, kind, &expect, &path, latency, answer);
     }
     stats
+}
+
+/// A worker's way to the HTTP API: its own HTTP/1.1 connection, or a shared h2c one.
+enum Sender {
+    H1(SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+/// An HTTP/1.1 worker with `--pipeline N` requests in flight: it writes N requests in one
+/// write, then reads the N answers (each with a `Content-Length`; lookups, whose answers
+/// are streamed, are refused before the run) and times each from the write to its answer.
+async fn pipelined_worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
+    let mut rng = ChaCha8Rng::seed_from_u64(plan.settings.seed ^ (index as u64).rotate_left(32));
+    let mut stats = WorkerStats::new();
+    let Target::Http {
+        addr,
+        host,
+        auth,
+        prefix,
+        ..
+    } = &plan.target
+    else {
+        return stats;
+    };
+    let depth = plan.settings.pipeline;
+    let mut connection: Option<Pipelined> = None;
+    let mut writes = 0u64;
+    let mut batch = Vec::with_capacity(depth);
+    let mut out = Vec::new();
+    while may_start(&plan) {
+        let stream = match connection.as_mut() {
+            Some(stream) => stream,
+            None => match tokio::net::TcpStream::connect(*addr).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    connection.insert(Pipelined {
+                        stream,
+                        buffer: Vec::with_capacity(64 << 10),
+                    })
+                }
+                Err(error) => {
+                    stats.error("connect", format!("cannot connect to {addr}: {error}"));
+                    plan.failed.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        batch.clear();
+        out.clear();
+        while batch.len() < depth && (batch.is_empty() || may_start(&plan)) {
+            let (kind, expect) = pick(&plan, &mut rng, index, &mut writes);
+            let (path, body) = http_request(&plan, &expect);
+            let path = format!("{prefix}{path}");
+            out.extend_from_slice(b"POST ");
+            out.extend_from_slice(path.as_bytes());
+            out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+            out.extend_from_slice(host.as_bytes());
+            out.extend_from_slice(b"\r\nAuthorization: ");
+            out.extend_from_slice(auth.as_bytes());
+            out.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
+            out.extend_from_slice(body.len().to_string().as_bytes());
+            out.extend_from_slice(b"\r\n\r\n");
+            out.extend_from_slice(&body);
+            batch.push((kind, expect, path));
+        }
+        let start = Instant::now();
+        let exchanged = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            stream
+                .stream
+                .write_all(&out)
+                .await
+                .map_err(|e| format!("connection lost: {e}"))?;
+            let mut answers = Vec::with_capacity(batch.len());
+            for _ in 0..batch.len() {
+                answers.push((stream.read_answer().await?, start.elapsed()));
+            }
+            Ok::<_, String>(answers)
+        })
+        .await;
+        let answers = match exchanged {
+            Ok(Ok(answers)) => answers,
+            Ok(Err(error)) => {
+                connection = None;
+                for (kind, expect, path) in &batch {
+                    finish(
+                        &plan,
+                        &mut stats,
+                        *kind,
+                        expect,
+                        path,
+                        Duration::ZERO,
+                        Err(error.clone()),
+                    );
+                }
+                continue;
+            }
+            Err(_) => {
+                connection = None;
+                let error = format!("no answer within {REQUEST_TIMEOUT:?}");
+                for (kind, expect, path) in &batch {
+                    finish(
+                        &plan,
+                        &mut stats,
+                        *kind,
+                        expect,
+                        path,
+                        Duration::ZERO,
+                        Err(error.clone()),
+                    );
+                }
+                continue;
+            }
+        };
+        for ((kind, expect, path), ((status, bytes), latency)) in batch.iter().zip(answers) {
+            let answer = if status == 200 {
+                Ok(plan.settings.verify.then(|| http_answer(expect, &bytes)))
+            } else {
+                Err(format!(
+                    "http {status}: {}",
+                    String::from_utf8_lossy(&bytes).trim()
+                ))
+            };
+            finish(&plan, &mut stats, *kind, expect, path, latency, answer);
+        }
+    }
+    stats
+}
+
+/// A pipelining worker's connection and the bytes read past the last answer.
+struct Pipelined {
+    stream: tokio::net::TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Pipelined {
+    /// Reads the next answer: its status and body (sized by `Content-Length`).
+    async fn read_answer(&mut self) -> Result<(u16, Vec<u8>), String> {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut head = httparse::Response::new(&mut headers);
+            match head.parse(&self.buffer) {
+                Ok(httparse::Status::Complete(head_len)) => {
+                    let status = head.code.unwrap_or(0);
+                    let length = head
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
+                        .ok_or("an answer without `Content-Length` (pipelining reads only sized answers)")?;
+                    let end = head_len + length;
+                    while self.buffer.len() < end {
+                        self.fill().await?;
+                    }
+                    let body = self.buffer.get(head_len..end).unwrap_or_default().to_vec();
+                    self.buffer.drain(..end);
+                    return Ok((status, body));
+                }
+                Ok(httparse::Status::Partial) => self.fill().await?,
+                Err(error) => return Err(format!("unreadable answer head: {error}")),
+            }
+        }
+    }
+
+    /// Reads more bytes onto the buffer; a closed connection is an error.
+    async fn fill(&mut self) -> Result<(), String> {
+        let mut chunk = [0u8; 16 << 10];
+        let read = self
+            .stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("connection lost: {e}"))?;
+        if read == 0 {
+            return Err("the server closed the connection".to_string());
+        }
+        self.buffer
+            .extend_from_slice(chunk.get(..read).unwrap_or_default());
+        Ok(())
+    }
 }
 
 /// The path and JSON body that ask what `expect` describes.
@@ -477,29 +681,52 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
     Ok(sender)
 }
 
+/// Opens one h2c connection (HTTP/2 by prior knowledge, no upgrade).
+async fn connect_h2(addr: SocketAddr) -> Result<http2::SendRequest<Full<Bytes>>, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP/2 handshake with {addr} failed: {e}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
 async fn send(
-    sender: &mut SendRequest<Full<Bytes>>,
+    sender: &mut Sender,
     host: &HeaderValue,
     auth: &HeaderValue,
     path: &str,
     body: Bytes,
 ) -> Result<(StatusCode, Bytes), String> {
-    sender
-        .ready()
-        .await
-        .map_err(|e| format!("connection lost: {e}"))?;
-    let request = Request::builder()
+    let lost = |e: hyper::Error| format!("connection lost: {e}");
+    let builder = match sender {
+        Sender::H1(sender) => {
+            sender.ready().await.map_err(lost)?;
+            Request::builder().uri(path).header(HOST, host.clone())
+        }
+        Sender::H2(sender) => {
+            sender.ready().await.map_err(lost)?;
+            // HTTP/2 carries the authority in the URI (`:authority`), not in `Host`.
+            let authority = host.to_str().unwrap_or_default();
+            Request::builder().uri(format!("http://{authority}{path}"))
+        }
+    };
+    let request = builder
         .method(Method::POST)
-        .uri(path)
-        .header(HOST, host.clone())
         .header(AUTHORIZATION, auth.clone())
         .header(CONTENT_TYPE, "application/json")
         .body(Full::new(body))
         .map_err(|e| format!("cannot build the request: {e}"))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
+    let sent = match sender {
+        Sender::H1(sender) => sender.send_request(request).await,
+        Sender::H2(sender) => sender.send_request(request).await,
+    };
+    let response = sent.map_err(|e| format!("request failed: {e}"))?;
     let status = response.status();
     let bytes = response
         .into_body()

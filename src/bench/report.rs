@@ -173,6 +173,10 @@ pub struct Report {
     pub bulk: Option<usize>,
     /// Whether answers were compared.
     pub verify: bool,
+    /// HTTP/2 cleartext instead of HTTP/1.1.
+    pub http2: bool,
+    /// Requests written at once per HTTP/1.1 connection (1: no pipelining).
+    pub pipeline: usize,
     latencies: Latencies,
     /// Check answers received (bulk items count one each).
     pub checks_answered: u64,
@@ -196,6 +200,8 @@ impl Report {
             mix: settings.mix,
             bulk: settings.bulk,
             verify: settings.verify,
+            http2: settings.http2,
+            pipeline: settings.pipeline,
             latencies: stats.latencies,
             checks_answered: stats.checks_answered,
             verified: stats.verified,
@@ -250,15 +256,26 @@ impl Report {
             .bulk
             .map(|n| format!(", checkbulk of {n} items"))
             .unwrap_or_default();
+        let transport = if self.http2 {
+            format!(
+                " (h2c, {} connections)",
+                self.concurrency
+                    .div_ceil(super::GRPC_WORKERS_PER_CONNECTION)
+            )
+        } else if self.pipeline > 1 {
+            format!(", pipelined {} deep", self.pipeline)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "pemba bench: {} {} for {seconds:.1} s, {} {}, mix {}{bulk}",
+            "pemba bench: {} {} for {seconds:.1} s, {} {}{transport}, mix {}{bulk}",
             self.protocol,
             self.endpoint,
             self.concurrency,
-            match self.protocol {
-                Protocol::Http => "connections",
-                Protocol::Grpc => "workers",
+            match (self.protocol, self.http2) {
+                (Protocol::Http, false) => "connections",
+                _ => "workers",
             },
             self.mix
         );

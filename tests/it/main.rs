@@ -25,3 +25,4 @@ mod replicas;
 mod slow;
 mod support;
 mod tls;
+mod wire;

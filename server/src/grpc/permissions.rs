@@ -40,13 +40,60 @@ fn permissionship(allowed: bool) -> i32 {
     }
 }
 
-/// The engine's view of one check, borrowed from the request.
-fn check_args<'a>(
-    resource: &'a pemba_engine::ObjectRef,
+/// The engine's view of bulk item `i`, borrowed from it (see [`borrowed_args`]).
+fn bulk_item_args(
+    i: usize,
+    item: &pb::CheckBulkPermissionsRequestItem,
+) -> Result<CheckArgs<'_>, Status> {
+    borrowed_args(
+        item.resource.as_ref(),
+        &item.permission,
+        item.subject.as_ref(),
+        item.context.as_ref(),
+        |name| format!("items[{i}].{name}"),
+    )
+}
+
+/// The engine's view of one check, borrowed from its message; `field` names a part of it
+/// (`resource`, `subject`, `context`) in errors. A plain subject whose names pass the
+/// syntax check costs no allocation; anything else (a userset subject, or a check that
+/// fails a test) goes through the owned conversions, which word the error.
+fn borrowed_args<'a>(
+    resource: Option<&'a pb::ObjectReference>,
     permission: &'a str,
-    subject: &'a pemba_engine::SubjectRef,
-) -> CheckArgs<'a> {
-    CheckArgs::new(resource, permission, subject)
+    subject: Option<&'a pb::SubjectReference>,
+    context: Option<&prost_types::Struct>,
+    field: impl Fn(&str) -> String,
+) -> Result<CheckArgs<'a>, Status> {
+    let subject_object = subject.and_then(|s| s.object.as_ref());
+    let relation = subject
+        .map(|s| s.optional_relation.as_str())
+        .filter(|r| !r.is_empty() && *r != "...");
+    let plain_and_valid = relation.is_none()
+        && context.is_none_or(|c| c.fields.is_empty())
+        && resource.is_some_and(|r| {
+            pemba_engine::validate_object(&r.object_type, &r.object_id, false).is_ok()
+        })
+        && subject_object.is_some_and(|o| {
+            pemba_engine::validate_object(&o.object_type, &o.object_id, true).is_ok()
+        });
+    if !plain_and_valid {
+        convert::refuse_context(context, &field("context"))?;
+        convert::object(resource, &field("resource"))?;
+        convert::subject(subject, &field("subject"))?;
+    }
+    let (resource_type, resource_id) =
+        resource.map_or(("", ""), |r| (r.object_type.as_str(), r.object_id.as_str()));
+    let (subject_type, subject_id) =
+        subject_object.map_or(("", ""), |o| (o.object_type.as_str(), o.object_id.as_str()));
+    Ok(CheckArgs {
+        resource_type,
+        resource_id,
+        permission,
+        subject_type,
+        subject_id,
+        subject_relation: relation,
+    })
 }
 
 fn tree(node: &ExpandNode) -> pb::PermissionRelationshipTree {
@@ -193,45 +240,34 @@ impl PermissionsService for Permissions {
                 "optional_transaction_metadata: transaction metadata is not supported",
             ));
         }
-        let updates = body
-            .updates
-            .iter()
-            .enumerate()
-            .map(|(i, u)| {
+        let updates = crate::routes::relationships::decode_updates(
+            &body.updates,
+            |u, field| {
                 use pb::relationship_update::Operation as Op;
-                let operation = match Op::try_from(u.operation) {
-                    Ok(Op::Create) => Operation::Create,
-                    Ok(Op::Touch) => Operation::Touch,
-                    Ok(Op::Delete) => Operation::Delete,
-                    _ => {
-                        return Err(Status::invalid_argument(format!(
-                            "updates[{i}].operation: expected OPERATION_CREATE, OPERATION_TOUCH or OPERATION_DELETE, found {}",
-                            u.operation
-                        )))
-                    }
-                };
+                match Op::try_from(u.operation) {
+                    Ok(Op::Create) => Ok(Operation::Create),
+                    Ok(Op::Touch) => Ok(Operation::Touch),
+                    Ok(Op::Delete) => Ok(Operation::Delete),
+                    _ => Err(Status::invalid_argument(format!(
+                        "{field}: expected OPERATION_CREATE, OPERATION_TOUCH or OPERATION_DELETE, found {}",
+                        u.operation
+                    ))),
+                }
+            },
+            |u, field| {
                 let Some(relationship) = &u.relationship else {
-                    return Err(Status::invalid_argument(format!(
-                        "updates[{i}].relationship: required"
-                    )));
+                    return Err(Status::invalid_argument(format!("{field}: required")));
                 };
-                Ok(Update {
-                    operation,
-                    tuple: convert::relationship(
-                        relationship,
-                        &format!("updates[{i}].relationship"),
-                    )?,
-                })
-            })
-            .collect::<Result<Vec<_>, Status>>()?;
+                convert::relationship(relationship, field)
+            },
+        )?;
         let preconditions =
             convert::preconditions(&body.optional_preconditions, state.limits.max_preconditions)?;
-        let engine = state.engine.clone();
         let revision = if updates.is_empty() && preconditions.is_empty() {
             // SpiceDB answers an empty write with the current revision.
-            engine.revision()
+            state.engine.revision()
         } else {
-            tokio::task::spawn_blocking(move || engine.write(updates, preconditions))
+            crate::routes::relationships::write_on_pool(state, updates, preconditions)
                 .await
                 .map_err(status::of_join)?
                 .map_err(status::of_write)?
@@ -311,15 +347,17 @@ impl PermissionsService for Permissions {
         let body = request.into_inner();
         convert::refuse_context(body.context.as_ref(), "context")?;
         let consistency = convert::consistency(body.consistency.as_ref())?;
-        let resource = convert::object(body.resource.as_ref(), "resource")?;
-        let subject = convert::subject(body.subject.as_ref(), "subject")?;
+        let args = borrowed_args(
+            body.resource.as_ref(),
+            &body.permission,
+            body.subject.as_ref(),
+            None,
+            str::to_string,
+        )?;
         let answer = self
             .0
             .engine
-            .check(
-                consistency,
-                check_args(&resource, &body.permission, &subject),
-            )
+            .check(consistency, args)
             .map_err(status::of_query)?;
         Ok(Response::new(pb::CheckPermissionResponse {
             checked_at: convert::token(answer.revision),
@@ -345,26 +383,11 @@ impl PermissionsService for Permissions {
         }
         let consistency = convert::consistency(body.consistency.as_ref())?;
         // Items that do not parse get their error now; the rest go to the engine together.
-        let parsed: Vec<Result<(pemba_engine::ObjectRef, pemba_engine::SubjectRef), Status>> = body
-            .items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                convert::refuse_context(item.context.as_ref(), &format!("items[{i}].context"))?;
-                Ok((
-                    convert::object(item.resource.as_ref(), &format!("items[{i}].resource"))?,
-                    convert::subject(item.subject.as_ref(), &format!("items[{i}].subject"))?,
-                ))
-            })
-            .collect();
         let items = body
             .items
             .iter()
-            .zip(&parsed)
-            .map(|(item, parsed)| match parsed {
-                Ok((resource, subject)) => Ok(check_args(resource, &item.permission, subject)),
-                Err(error) => Err(error.clone()),
-            })
+            .enumerate()
+            .map(|(i, item)| bulk_item_args(i, item))
             .collect();
         let answered = crate::routes::permissions::check_each(
             &self.0.engine,

@@ -79,6 +79,38 @@ fn operation(text: &str, field: &str) -> Result<Operation, ApiError> {
     }
 }
 
+/// The updates of a write request, each decoded by the protocol's `operation` and
+/// `relationship` (given the field they decode, `updates[i].operation` and
+/// `updates[i].relationship`, for their errors), in order, stopping at the first error:
+/// the one conversion both protocols' writes share.
+pub(crate) fn decode_updates<U, E>(
+    updates: &[U],
+    operation: impl Fn(&U, &str) -> Result<Operation, E>,
+    relationship: impl Fn(&U, &str) -> Result<Tuple, E>,
+) -> Result<Vec<Update>, E> {
+    updates
+        .iter()
+        .enumerate()
+        .map(|(i, update)| {
+            Ok(Update {
+                operation: operation(update, &format!("updates[{i}].operation"))?,
+                tuple: relationship(update, &format!("updates[{i}].relationship"))?,
+            })
+        })
+        .collect()
+}
+
+/// A decoded write, run on the blocking pool (it commits to storage): the one path both
+/// protocols' writes take once their request is decoded and within its limits.
+pub(crate) async fn write_on_pool(
+    state: &AppState,
+    updates: Vec<Update>,
+    preconditions: Vec<pemba_engine::Precondition>,
+) -> Result<Result<pemba_engine::Revision, pemba_engine::WriteError>, tokio::task::JoinError> {
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || engine.write(updates, preconditions)).await
+}
+
 async fn write(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<WriteRequest>,
@@ -104,22 +136,14 @@ async fn write(
             "optionalTransactionMetadata: transaction metadata is not supported",
         ));
     }
-    let updates = body
-        .updates
-        .iter()
-        .enumerate()
-        .map(|(i, u)| {
-            Ok(Update {
-                operation: operation(&u.operation, &format!("updates[{i}].operation"))?,
-                tuple: wire::relationship(&u.relationship, &format!("updates[{i}].relationship"))?,
-            })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+    let updates = decode_updates(
+        &body.updates,
+        |u, field| operation(&u.operation, field),
+        |u, field| wire::relationship(&u.relationship, field),
+    )?;
     let preconditions =
         wire::preconditions(&body.optional_preconditions, state.limits.max_preconditions)?;
-    let engine = state.engine.clone();
-    let revision =
-        tokio::task::spawn_blocking(move || engine.write(updates, preconditions)).await??;
+    let revision = write_on_pool(&state, updates, preconditions).await??;
     Ok(Json(WriteResponse {
         written_at: Token::revision(revision),
     }))
