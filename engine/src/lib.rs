@@ -55,7 +55,7 @@ pub use filter::{RelationshipFilter, SubjectFilter};
 pub use revision::{Answer, Consistency, Revision};
 pub use store::{
     migrate, migrate_with, redact_url, Admit, AdmitSchema, DeleteCommitted, Head, Lag, LogEntry,
-    Migrated, PostgresOptions, PostgresStore, RawTuple, RedbStore, Scanned, Store, StoredCopy,
+    Migrated, PostgresOptions, PostgresStore, RawTuple, RedbStore, Scanned, Store,
     DEFAULT_STATEMENT_TIMEOUT,
 };
 pub use tuple::{

@@ -23,15 +23,6 @@ use crate::tuple::Tuple;
 use crate::write::{ChangeSet, DeleteRequest, Transaction};
 use crate::RelationshipFilter;
 
-/// Which stored copy of the relationships a scan is reading.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoredCopy {
-    /// The table ordered by resource.
-    ByResource,
-    /// The table ordered by subject.
-    BySubject,
-}
-
 /// What a store holds at its newest revision.
 #[derive(Clone, Debug, Default)]
 pub struct Head {
@@ -92,13 +83,14 @@ pub trait Store: Send + Sync {
     fn head(&self) -> Result<Head, StorageError>;
     /// Visits every relationship of one consistent snapshot.
     ///
-    /// Relationships come first in resource order ([`StoredCopy::ByResource`]), then again
-    /// from the subject-ordered copy ([`StoredCopy::BySubject`]), so the caller can check
-    /// that they agree: storage without page checksums can flip a byte of one copy
-    /// undetected.
+    /// Every relationship once to `visit`, in resource order, and, where the store keeps a
+    /// second, subject-ordered copy (see [`Scanned::mirrored`]), every relationship of that
+    /// copy to `mirror`, so the caller can check that the two agree: storage without page
+    /// checksums can flip a byte of one copy undetected. Both see one snapshot.
     fn scan_all(
         &self,
-        visit: &mut dyn FnMut(StoredCopy, RawTuple<'_>),
+        visit: &mut dyn FnMut(RawTuple<'_>),
+        mirror: &mut dyn FnMut(RawTuple<'_>),
     ) -> Result<Scanned, StorageError>;
     /// Commits several transactions with one durable write (group commit). Each is checked
     /// and applied in order as if alone, with its own revision; one refused (a failed

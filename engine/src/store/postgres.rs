@@ -22,7 +22,6 @@ mod writes;
 pub use migrate::{migrate, migrate_with, Migrated};
 
 use super::changelog::decode_changes;
-use super::StoredCopy;
 use super::{Admit, AdmitSchema, DeleteCommitted, Head, Lag, LogEntry, RawTuple, Scanned, Store};
 use crate::error::{SchemaWriteError, StorageError, WriteError};
 use crate::filter::RelationshipFilter;
@@ -354,10 +353,7 @@ impl Drop for PostgresStore {
 }
 
 /// Reads the six text columns of a relationship row as a [`RawTuple`] and visits it.
-fn visit_copy_line(
-    line: &str,
-    visit: &mut dyn FnMut(StoredCopy, RawTuple<'_>),
-) -> Result<(), StorageError> {
+fn visit_copy_line(line: &str, visit: &mut dyn FnMut(RawTuple<'_>)) -> Result<(), StorageError> {
     let mut fields = line.split('\t');
     let mut next = || {
         fields
@@ -373,7 +369,7 @@ fn visit_copy_line(
         subject_id: next()?,
         subject_relation: next()?,
     };
-    visit(StoredCopy::ByResource, raw);
+    visit(raw);
     Ok(())
 }
 
@@ -457,9 +453,12 @@ impl Store for PostgresStore {
         })
     }
 
+    /// One copy (PostgreSQL checksums its pages when the cluster was created with them,
+    /// and a row lives once), so `mirror` is never called.
     fn scan_all(
         &self,
-        visit: &mut dyn FnMut(StoredCopy, RawTuple<'_>),
+        visit: &mut dyn FnMut(RawTuple<'_>),
+        _mirror: &mut dyn FnMut(RawTuple<'_>),
     ) -> Result<Scanned, StorageError> {
         if tokio::runtime::Handle::try_current().is_err() {
             let mut client = self.connection()?;

@@ -604,6 +604,60 @@ fn damaged_store_files_are_refused_not_reinitialized() {
     );
 }
 
+/// The open-time cross-check: the subject-ordered copy is changed behind the engine's
+/// back (redb keeps no page checksums), with the count kept and then not.
+#[test]
+fn a_store_whose_two_copies_differ_is_refused() {
+    const BY_SUBJECT: ::redb::TableDefinition<&[u8], ()> =
+        ::redb::TableDefinition::new("relationships_by_subject");
+    let subject_key = |fields: [&str; 6]| fields.join("\0").into_bytes();
+    let kept = ["user", "a", "", "group", "g", "member"];
+    let dir = tempfile::tempdir().unwrap();
+    let tamper = |name: &str, remove: bool, add: Option<[&str; 6]>| {
+        let path = dir.path().join(name);
+        {
+            let engine = Engine::open(&path).unwrap();
+            engine.write_schema(SCHEMA).unwrap();
+            touch(&engine, &["group:g#member@user:a", "group:g#member@user:b"]);
+        }
+        let db = ::redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(BY_SUBJECT).unwrap();
+            if remove {
+                assert!(table
+                    .remove(subject_key(kept).as_slice())
+                    .unwrap()
+                    .is_some());
+            }
+            if let Some(fields) = add {
+                table.insert(subject_key(fields).as_slice(), ()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        drop(db);
+        Engine::open(&path).err().map(|e| e.to_string())
+    };
+    assert_eq!(tamper("untouched.redb", false, None), None);
+    let swapped = tamper(
+        "swapped.redb",
+        true,
+        Some(["user", "c", "", "group", "g", "member"]),
+    )
+    .expect("a changed relationship is refused");
+    assert!(
+        swapped.contains(
+            "`group:g#member@user:c` is in its subject index but not in its resource index"
+        ),
+        "{swapped}"
+    );
+    let missing = tamper("missing.redb", true, None).expect("a missing relationship is refused");
+    assert!(
+        missing.contains("its resource index holds 2 relationships, its subject index 1"),
+        "{missing}"
+    );
+}
+
 on_both_stores!(
     groups_arrows_wildcards_and_exclusions,
     writes_are_validated_and_all_or_nothing,
