@@ -21,11 +21,6 @@ use pemba_engine::{
     SubjectRef, Tuple, Update,
 };
 
-/// Counts live heap bytes, so the open step can say how much of the memory it adds is the
-/// index and how much is the rest (redb's page cache, the engine's own state).
-#[global_allocator]
-static ALLOC: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
-
 const SEED: u64 = 1;
 const AT: Consistency = Consistency::MinimizeLatency;
 
@@ -96,19 +91,13 @@ fn build(size: Size) -> Store {
     }
     drop(all);
     let before = resident_bytes();
-    let heap_before = ALLOC.allocated();
     let started = Instant::now();
     let engine = Engine::open(&path).expect("reopen");
     let took = started.elapsed();
     let count = engine.relationship_count().max(1);
-    let heap_growth = ALLOC.allocated().saturating_sub(heap_before) as u64;
-    let index = engine.index_heap_bytes() as u64;
     eprintln!(
-        "[{size}] opened {count} relationships in {took:.2?}; heap growth {} B/relationship \
-         (index {} B, the rest, mostly redb's page cache, {} B), resident growth {} B/relationship",
-        heap_growth / count,
-        index / count,
-        heap_growth.saturating_sub(index) / count,
+        "[{size}] opened {count} relationships in {took:.2?}; index heap {} B/relationship, resident growth {} B/relationship",
+        engine.index_heap_bytes() as u64 / count,
         resident_bytes().saturating_sub(before) / count
     );
     Store {
