@@ -41,6 +41,7 @@ fn sizes() -> Vec<Size> {
             "s" => Some(Size::S),
             "m" => Some(Size::M),
             "l" => Some(Size::L),
+            "xl" => Some(Size::Xl),
             _ => None,
         })
         .collect()

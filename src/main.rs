@@ -101,7 +101,7 @@ enum Command {
         after_help = "Example:\n  pemba workload --size xs --out xs\n  wrote … relationships to xs"
     )]
     Workload {
-        /// Workload size: xs ≈ 1.5k, s ≈ 60k, m ≈ 1.4M, l ≈ 14M relationships.
+        /// Workload size: xs ≈ 1.5k, s ≈ 60k, m ≈ 1.4M, l ≈ 14M, xl ≈ 15M relationships.
         #[arg(long, value_enum)]
         size: pemba::workload::Size,
         /// Seed of the generator: the same seed and size give the same files.

@@ -77,6 +77,14 @@ impl Interner {
     fn heap_bytes(&self) -> usize {
         self.bytes.capacity() + self.ends.capacity() * 4 + self.table.capacity() * 5
     }
+
+    fn shrink_to_fit(&mut self) {
+        self.bytes.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        let (bytes, ends) = (&self.bytes, &self.ends);
+        self.table
+            .shrink_to_fit(|i| hash_name(name_in(bytes, ends, *i)));
+    }
 }
 
 /// Relationships of one relation with one allowed subject kind, both directions: the
@@ -332,6 +340,17 @@ impl Index {
 }
 
 impl Index {
+    /// Drops the spare capacity that building left in every vector and table (they grow
+    /// by doubling, so up to half of each was slack); writes after open grow them again.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.interners.iter_mut().for_each(Interner::shrink_to_fit);
+        self.forward.iter_mut().for_each(Rows::shrink_to_fit);
+        self.relations
+            .iter_mut()
+            .flatten()
+            .for_each(|kind| kind.reverse.shrink_to_fit());
+    }
+
     /// Approximate heap bytes of the whole index (interners and postings).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.interners

@@ -88,6 +88,7 @@ pub(super) fn build_index(
             "the store is damaged: its resource index and its subject index hold different relationships",
         ));
     }
+    index.shrink_to_fit();
     Ok(Answer {
         value: index,
         revision: scanned.revision,
