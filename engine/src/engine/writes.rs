@@ -7,7 +7,7 @@ use super::{Engine, Pending};
 use crate::error::{QueryError, StorageError, WriteError};
 use crate::filter::{RelationshipFilter, SubjectFilter};
 use crate::revision::{Answer, Revision};
-use crate::store::keys::push_resource_key;
+use crate::store::keys::{push_resource_key, raw_from_resource_key};
 use crate::store::{LogEntry, RawTuple};
 use crate::tuple::SubjectRef;
 use crate::validate::{validate_filter, validate_raw, validate_transaction};
@@ -41,17 +41,52 @@ impl Engine {
         for raw in relationships {
             validate_raw(&schema.compiled, raw)?;
         }
-        let sorted = sorted_unique(relationships);
+        let keys = SortedKeys::of(relationships);
+        let sorted = keys.relationships()?;
         let duplicates = relationships.len() - sorted.len();
         let mut revision = None;
-        self.store
-            .bulk_load(&sorted, batch_size, &mut |committed, batch| {
-                self.catch_up_to(Revision(committed.0.saturating_sub(1)))?;
-                self.apply_imported(committed, batch);
-                revision = Some(committed);
-                progress(batch.len());
-                Ok(())
-            })?;
+        let loaded = std::thread::scope(|scope| {
+            // On a store no other process writes, each committed batch goes to the index
+            // on a second thread while the next batch is written: readers still see a batch
+            // only once it is durable, and in order.
+            let (to_index, batches) = std::sync::mpsc::channel::<(Revision, usize, usize)>();
+            let indexer = (!self.store.shared()).then(|| {
+                let sorted = &sorted;
+                scope.spawn(move || {
+                    for (committed, start, end) in batches {
+                        if let Some(batch) = sorted.get(start..end) {
+                            self.apply_imported(committed, batch);
+                        }
+                    }
+                })
+            });
+            let mut offset = 0;
+            let loaded = self
+                .store
+                .bulk_load(&sorted, batch_size, &mut |committed, batch| {
+                    let start = offset;
+                    offset += batch.len();
+                    let same = sorted
+                        .get(start..offset)
+                        .is_some_and(|ours| std::ptr::eq(ours.as_ptr(), batch.as_ptr()));
+                    if indexer.is_none()
+                        || !same
+                        || to_index.send((committed, start, offset)).is_err()
+                    {
+                        self.catch_up_to(Revision(committed.0.saturating_sub(1)))?;
+                        self.apply_imported(committed, batch);
+                    }
+                    revision = Some(committed);
+                    progress(batch.len());
+                    Ok(())
+                });
+            drop(to_index);
+            if let Some(indexer) = indexer {
+                let _ = indexer.join();
+            }
+            loaded
+        });
+        loaded?;
         Ok(Imported {
             relationships: sorted.len(),
             duplicates,
@@ -283,28 +318,52 @@ impl Engine {
     }
 }
 
-/// `relationships` in resource order (the order of [`crate::Tuple`]), each once.
+/// The distinct resource keys of an import, sorted, back to back in one buffer.
 ///
-/// Sorted by their encoded resource keys, which order the same way, held in one buffer:
-/// comparing two byte slices costs one memcmp where comparing two relationships field by
-/// field costs up to six, and shuffled input then costs about what ordered input does.
-fn sorted_unique<'a>(relationships: &[RawTuple<'a>]) -> Vec<RawTuple<'a>> {
-    let mut bytes = Vec::with_capacity(relationships.len() * 48);
-    let mut ends = Vec::with_capacity(relationships.len());
-    for raw in relationships {
-        push_resource_key(raw, &mut bytes);
-        ends.push(bytes.len());
+/// Sorting encoded keys compares byte slices (one memcmp) where comparing relationships
+/// field by field costs up to six; and copying the sorted keys into a fresh buffer means
+/// everything after the sort (the store's keys, the subject keys, the index) reads memory
+/// in order, so shuffled input costs about what ordered input does.
+struct SortedKeys {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl SortedKeys {
+    fn of(relationships: &[RawTuple<'_>]) -> Self {
+        let mut input = Vec::with_capacity(relationships.len() * 48);
+        let mut ends = Vec::with_capacity(relationships.len());
+        for raw in relationships {
+            push_resource_key(raw, &mut input);
+            ends.push(input.len());
+        }
+        let mut keys: Vec<&[u8]> = Vec::with_capacity(relationships.len());
+        let mut start = 0;
+        for &end in &ends {
+            keys.push(input.get(start..end).unwrap_or_default());
+            start = end;
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let mut bytes = Vec::with_capacity(input.len());
+        ends.clear();
+        for key in keys {
+            bytes.extend_from_slice(key);
+            ends.push(bytes.len());
+        }
+        SortedKeys { bytes, ends }
     }
-    let mut keys: Vec<(&[u8], usize)> = Vec::with_capacity(relationships.len());
-    let mut start = 0;
-    for (index, &end) in ends.iter().enumerate() {
-        keys.push((bytes.get(start..end).unwrap_or_default(), index));
-        start = end;
+
+    /// The relationships, borrowed from the sorted keys.
+    fn relationships(&self) -> Result<Vec<RawTuple<'_>>, StorageError> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let key = self.bytes.get(start..end).unwrap_or_default();
+                start = end;
+                raw_from_resource_key(key)
+            })
+            .collect()
     }
-    drop(ends);
-    keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    keys.dedup_by(|later, earlier| later.0 == earlier.0);
-    keys.iter()
-        .filter_map(|&(_, index)| relationships.get(index).copied())
-        .collect()
 }
