@@ -49,13 +49,22 @@ impl Engine {
             // On a store no other process writes, each committed batch goes to the index
             // on a second thread while the next batch is written: readers still see a batch
             // only once it is durable, and in order.
-            let (to_index, batches) = std::sync::mpsc::channel::<(Revision, usize, usize)>();
+            let (to_index, batches) = std::sync::mpsc::channel::<(Revision, ToIndex)>();
             let indexer = (!self.store.shared()).then(|| {
                 let sorted = &sorted;
                 scope.spawn(move || {
-                    for (committed, start, end) in batches {
-                        if let Some(batch) = sorted.get(start..end) {
-                            self.apply_imported(committed, batch);
+                    for (committed, batch) in batches {
+                        match batch {
+                            ToIndex::Ours(range) => {
+                                if let Some(batch) = sorted.get(range) {
+                                    self.apply_imported(committed, batch);
+                                }
+                            }
+                            ToIndex::Copied(tuples) => {
+                                let raws: Vec<RawTuple<'_>> =
+                                    tuples.iter().map(RawTuple::of).collect();
+                                self.apply_imported(committed, &raws);
+                            }
                         }
                     }
                 })
@@ -66,13 +75,18 @@ impl Engine {
                 .bulk_load(&sorted, batch_size, &mut |committed, batch| {
                     let start = offset;
                     offset += batch.len();
-                    let same = sorted
+                    // A store hands back chunks of `sorted`; anything else is copied, so
+                    // the indexer still applies every batch in order.
+                    let ours = sorted
                         .get(start..offset)
                         .is_some_and(|ours| std::ptr::eq(ours.as_ptr(), batch.as_ptr()));
-                    if indexer.is_none()
-                        || !same
-                        || to_index.send((committed, start, offset)).is_err()
-                    {
+                    let message = if ours {
+                        ToIndex::Ours(start..offset)
+                    } else {
+                        ToIndex::Copied(batch.iter().map(RawTuple::to_tuple).collect())
+                    };
+                    // Without an indexer, or once it is gone, the batch is applied here.
+                    if indexer.is_none() || to_index.send((committed, message)).is_err() {
                         self.catch_up_to(Revision(committed.0.saturating_sub(1)))?;
                         self.apply_imported(committed, batch);
                     }
@@ -316,6 +330,14 @@ impl Engine {
         // Entries of this replica's own commit hold no schema, so applying cannot fail.
         let _applied = self.apply_entries(entries);
     }
+}
+
+/// A committed import batch on its way to the indexer thread.
+enum ToIndex {
+    /// A range of the import's sorted relationships.
+    Ours(std::ops::Range<usize>),
+    /// A batch the store built itself.
+    Copied(Vec<crate::tuple::Tuple>),
 }
 
 /// The distinct resource keys of an import, sorted, back to back in one buffer.
