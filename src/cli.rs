@@ -19,7 +19,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pemba_engine::{validate_tuple, Engine, RelationshipFilter, Tuple, Update};
+use pemba_engine::{validate_raw, validate_tuple, Engine, RawTuple, RelationshipFilter, Tuple};
 use serde_json::{json, Value};
 
 use pemba_server::auth::{resolve_key, KeySource};
@@ -72,6 +72,11 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
 }
 
+/// Relationships per batch of `pemba import` into a store opened here.
+const DEFAULT_LOCAL_BATCH: usize = 100_000;
+/// Relationships per `importbulk` request of `pemba import --endpoint`.
+const DEFAULT_REMOTE_BATCH: usize = 10_000;
+
 /// Relationship file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -95,9 +100,10 @@ pub struct ImportArgs {
     /// Import the valid lines and list the invalid ones, instead of importing nothing.
     #[arg(long)]
     pub skip_invalid: bool,
-    /// Relationships per transaction.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub batch_size: u32,
+    /// Relationships per transaction (each one revision; a crash keeps whole batches):
+    /// 100,000 on a data directory or datastore, 10,000 to a server.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: Option<u32>,
 }
 
 /// `pemba export` flags.
@@ -325,28 +331,39 @@ pub fn import(args: ImportArgs, global: &GlobalArgs) -> ExitCode {
         return fail("the store has no schema: write one first");
     };
 
-    let mut tuples = Vec::new();
+    // Text lines are parsed in place, borrowing their fields from `text`; JSON lines
+    // parse to owned relationships first.
+    let mut owned: Vec<Tuple> = Vec::new();
+    let mut relationships: Vec<RawTuple<'_>> = Vec::new();
     let mut bad: Vec<(usize, String)> = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with("//") {
             continue;
         }
-        match parse_line(line, json_lines).and_then(|tuple| {
-            validate_tuple(&schema.compiled, &tuple)
-                .map(|()| tuple)
-                .map_err(|e| e.to_string())
-        }) {
-            Ok(tuple) => tuples.push(tuple),
+        if json_lines {
+            match parse_line(line, json_lines).and_then(|tuple| {
+                validate_tuple(&schema.compiled, &tuple)
+                    .map(|()| tuple)
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(tuple) => owned.push(tuple),
+                Err(message) => bad.push((index + 1, message)),
+            }
+            continue;
+        }
+        match RawTuple::parse(line)
+            .map_err(|e| e.to_string())
+            .and_then(|raw| {
+                validate_raw(&schema.compiled, &raw)
+                    .map(|()| raw)
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok(raw) => relationships.push(raw),
             Err(message) => bad.push((index + 1, message)),
         }
     }
-    // Sorting finds duplicates without a copy of every relationship in a hash set, and
-    // hands redb its keys in order.
-    tuples.sort_unstable();
-    let parsed = tuples.len();
-    tuples.dedup();
-    let duplicates = parsed - tuples.len();
+    relationships.extend(owned.iter().map(RawTuple::of));
     const SHOWN: usize = 100;
     for (line, message) in bad.iter().take(SHOWN) {
         eprintln!("{name}:{line}: {message}");
@@ -361,69 +378,53 @@ pub fn import(args: ImportArgs, global: &GlobalArgs) -> ExitCode {
         ));
     }
 
-    let progress = indicatif::ProgressBar::new(tuples.len() as u64);
+    let progress = indicatif::ProgressBar::new(relationships.len() as u64);
     if let Ok(style) = indicatif::ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} ({per_sec}, ETA {eta})",
     ) {
         progress.set_style(style);
     }
-    let mut revision = String::new();
-    let total = tuples.len();
-    let mut remaining = tuples.into_iter();
-    loop {
-        // Moved, not copied, into each batch.
-        let batch: Vec<Tuple> = remaining.by_ref().take(args.batch_size as usize).collect();
-        if batch.is_empty() {
-            break;
-        }
-        let batch_len = batch.len() as u64;
-        let result = match &target {
-            Target::Local(local) => {
-                let updates: Vec<Update> = batch.into_iter().map(Update::touch).collect();
-                local
-                    .engine
-                    .write(updates, &[])
-                    .map(|r| r.token())
-                    .map_err(|e| e.to_string())
-            }
-            Target::Remote(client) => {
-                let relationships: Vec<wire::Relationship> =
-                    batch.iter().map(wire::to_relationship).collect();
-                client
-                    .post(
-                        "/v1/relationships/importbulk",
-                        &json!({ "relationships": relationships }),
-                    )
-                    .map(|answer| {
-                        answer
-                            .pointer("/writtenAt/token")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string()
-                    })
-            }
-        };
-        match result {
-            Ok(token) => revision = token,
-            Err(message) => {
-                progress.abandon();
-                return fail(format!(
-                    "import stopped after {} relationships (earlier batches are stored): {message}",
+    let batch_size = args.batch_size.map_or(
+        match &target {
+            Target::Local(_) => DEFAULT_LOCAL_BATCH,
+            Target::Remote(_) => DEFAULT_REMOTE_BATCH,
+        },
+        |size| size as usize,
+    );
+    let imported = match &target {
+        Target::Local(local) => local
+            .engine
+            .import(&relationships, batch_size, &mut |n| progress.inc(n as u64))
+            .map(|imported| {
+                (
+                    imported.relationships,
+                    imported.duplicates,
+                    imported.revision.map(|r| r.token()),
+                )
+            })
+            .map_err(|e| {
+                format!(
+                    "import stopped after {} relationships (earlier batches are stored): {e}",
                     progress.position()
-                ));
-            }
+                )
+            }),
+        Target::Remote(client) => import_remote(client, &relationships, batch_size, &progress),
+    };
+    let (total, duplicates, revision) = match imported {
+        Ok(imported) => imported,
+        Err(message) => {
+            progress.abandon();
+            return fail(message);
         }
-        progress.inc(batch_len);
-    }
+    };
     progress.finish_and_clear();
     eprintln!(
         "imported {} relationships from `{name}` ({duplicates} duplicate lines, {} invalid lines skipped){}",
         total,
         bad.len(),
-        if revision.is_empty() {
-            String::new()
-        } else {
-            format!("; revision token {revision}")
+        match &revision {
+            None => String::new(),
+            Some(token) => format!("; revision token {token}"),
         }
     );
     if global.json {
@@ -431,13 +432,48 @@ pub fn import(args: ImportArgs, global: &GlobalArgs) -> ExitCode {
             "numLoaded": total.to_string(),
             "duplicateLines": duplicates,
             "invalidLinesSkipped": bad.len(),
-            "writtenAt": (!revision.is_empty()).then(|| json!({ "token": revision })),
+            "writtenAt": revision.map(|token| json!({ "token": token })),
         });
         if let Err(message) = print_json(&summary) {
             return fail(message);
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Sends `relationships` to a server in `importbulk` requests of `batch_size`, sorted and
+/// without duplicates; the number sent, the duplicates dropped, and the last token.
+fn import_remote(
+    client: &crate::client::Client,
+    relationships: &[RawTuple<'_>],
+    batch_size: usize,
+    progress: &indicatif::ProgressBar,
+) -> Result<(usize, usize, Option<String>), String> {
+    let mut tuples: Vec<Tuple> = relationships.iter().map(RawTuple::to_tuple).collect();
+    tuples.sort_unstable();
+    tuples.dedup();
+    let duplicates = relationships.len() - tuples.len();
+    let mut revision = None;
+    for batch in tuples.chunks(batch_size.max(1)) {
+        let wire: Vec<wire::Relationship> = batch.iter().map(wire::to_relationship).collect();
+        let token = client
+            .post(
+                "/v1/relationships/importbulk",
+                &json!({ "relationships": wire }),
+            )
+            .map_err(|message| {
+                format!(
+                    "import stopped after {} relationships (earlier batches are stored): {message}",
+                    progress.position()
+                )
+            })?
+            .pointer("/writtenAt/token")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        revision = token.or(revision);
+        progress.inc(batch.len() as u64);
+    }
+    Ok((tuples.len(), duplicates, revision))
 }
 
 /// Exports every relationship, in stable order.

@@ -9,6 +9,8 @@ mod follow;
 mod query;
 mod writes;
 
+pub use writes::Imported;
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -44,8 +44,8 @@ pub mod validation_file;
 mod write;
 
 pub use engine::{
-    CheckArgs, CheckRequest, Engine, FoundSubject, LoadedSchema, Page, ReadPage, Relationships,
-    ResourceLookup, SubjectLookup,
+    CheckArgs, CheckRequest, Engine, FoundSubject, Imported, LoadedSchema, Page, ReadPage,
+    Relationships, ResourceLookup, SubjectLookup,
 };
 pub use error::{
     EngineError, InvalidError, QueryError, SchemaWriteError, StorageError, TokenError, WriteError,
@@ -54,15 +54,15 @@ pub use expand::{ExpandKind, ExpandNode};
 pub use filter::{RelationshipFilter, SubjectFilter};
 pub use revision::{Answer, Consistency, Revision};
 pub use store::{
-    migrate, migrate_with, redact_url, Admit, AdmitSchema, DeleteCommitted, Head, Lag, LogEntry,
-    Migrated, PostgresOptions, PostgresStore, RawTuple, RedbStore, Scanned, Store,
+    migrate, migrate_with, redact_url, Admit, AdmitSchema, BatchCommitted, DeleteCommitted, Head,
+    Lag, LogEntry, Migrated, PostgresOptions, PostgresStore, RawTuple, RedbStore, Scanned, Store,
     DEFAULT_STATEMENT_TIMEOUT,
 };
 pub use tuple::{
     is_valid_object_id, parse_tuples, validate_object, ObjectRef, SubjectRef, SyntaxError, Tuple,
     MAX_OBJECT_ID_LEN,
 };
-pub use validate::validate_tuple;
+pub use validate::{validate_raw, validate_tuple};
 pub use write::{
     Change, ChangeSet, CheckCondition, DeleteRequest, Deleted, MetadataCondition, MetadataWrite,
     Operation, OverLimit, Precondition, PreconditionKind, Transaction, Update,

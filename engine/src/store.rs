@@ -4,7 +4,7 @@
 //! and the replicas' correctness argument: `docs/storage.md`.
 
 mod changelog;
-mod keys;
+pub(crate) mod keys;
 mod postgres;
 mod redb;
 
@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::error::{SchemaWriteError, StorageError, WriteError};
 use crate::revision::{Answer, Revision};
 use crate::tuple::Tuple;
-use crate::write::{ChangeSet, DeleteRequest, Transaction};
+use crate::write::{ChangeSet, DeleteRequest, Transaction, Update};
 use crate::RelationshipFilter;
 
 /// What a store holds at its newest revision.
@@ -65,6 +65,10 @@ pub type Admit<'a> = dyn FnMut(Revision) -> Result<Vec<Result<(), WriteError>>, 
 /// would orphan relationships.
 pub type AdmitSchema<'a> = dyn FnMut(Revision) -> Result<(), SchemaWriteError> + 'a;
 
+/// Called by [`Store::bulk_load`] after each batch commits, with its revision and its
+/// relationships, before the next batch starts (the engine applies it to its index).
+pub type BatchCommitted<'a> = dyn FnMut(Revision, &[RawTuple<'_>]) -> Result<(), StorageError> + 'a;
+
 /// A committed delete by filter.
 #[derive(Clone, Debug)]
 pub struct DeleteCommitted {
@@ -104,6 +108,38 @@ pub trait Store: Send + Sync {
         transactions: &[&Transaction],
         admit: &mut Admit<'_>,
     ) -> Result<Vec<Result<ChangeSet, WriteError>>, StorageError>;
+    /// Imports `relationships` as touches in batches of `batch_size`: each batch is one
+    /// durable transaction with its own revision, committed in order, so a crash leaves
+    /// whole batches only. `relationships` are valid for the current schema, in resource
+    /// order (the order of [`Tuple`]) and without duplicates; the caller holds off other
+    /// writers until this returns. `committed` runs after each batch commits.
+    ///
+    /// The default commits each batch as an ordinary transaction. The redb store writes
+    /// sorted runs through a cursor and a compact change-log entry instead, and fills its
+    /// subject-ordered table once at the end (`docs/storage.md`, "Bulk load").
+    fn bulk_load(
+        &self,
+        relationships: &[RawTuple<'_>],
+        batch_size: usize,
+        committed: &mut BatchCommitted<'_>,
+    ) -> Result<(), WriteError> {
+        for batch in relationships.chunks(batch_size.max(1)) {
+            let transaction = Transaction {
+                updates: batch
+                    .iter()
+                    .map(|raw| Update::touch(raw.to_tuple()))
+                    .collect(),
+                ..Transaction::default()
+            };
+            let outcome = self
+                .commit(&[&transaction], &mut |_| Ok(Vec::new()))?
+                .into_iter()
+                .next()
+                .ok_or(StorageError::LostOutcome)??;
+            committed(outcome.revision, batch)?;
+        }
+        Ok(())
+    }
     /// The metadata value of `key`.
     fn metadata(&self, key: &str) -> Result<Option<String>, StorageError>;
     /// Every metadata entry whose key starts with `prefix`, in key order.

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::store::RawTuple;
+
 /// The longest object id accepted, as in SpiceDB.
 pub const MAX_OBJECT_ID_LEN: usize = 1024;
 
@@ -195,6 +197,58 @@ impl Tuple {
     }
 }
 
+impl<'a> RawTuple<'a> {
+    /// Parses `type:id#relation@subject` as [`Tuple::parse`] does, borrowing the fields
+    /// from `text` instead of allocating them; the same text is refused with the same error.
+    pub fn parse(text: &'a str) -> Result<Self, SyntaxError> {
+        let raw = Self::split(text).ok_or_else(|| refusal(text))?;
+        validate_object(raw.resource_type, raw.resource_id, false)?;
+        if !pemba_schema::is_valid_member_name(raw.relation) {
+            return Err(SyntaxError::Relation(raw.relation.to_string()));
+        }
+        let plain = raw.subject_relation.is_empty();
+        validate_object(raw.subject_type, raw.subject_id, plain)?;
+        if !plain && !pemba_schema::is_valid_member_name(raw.subject_relation) {
+            return Err(SyntaxError::Relation(raw.subject_relation.to_string()));
+        }
+        Ok(raw)
+    }
+
+    /// The fields of `text` if it has the shape of a relationship (nothing checked yet).
+    fn split(text: &'a str) -> Option<Self> {
+        let (resource_part, subject_part) = text.split_once('@')?;
+        let (object_part, relation) = resource_part.split_once('#')?;
+        let (resource_type, resource_id) = object_part.split_once(':')?;
+        let (subject_object, subject_relation) = match subject_part.split_once('#') {
+            Some((object, "...")) => (object, ""),
+            // `type:id#` names an empty relation, which `Tuple::parse` refuses.
+            Some((_, "")) => return None,
+            Some((object, relation)) => (object, relation),
+            None => (subject_part, ""),
+        };
+        let (subject_type, subject_id) = subject_object.split_once(':')?;
+        Some(RawTuple {
+            resource_type,
+            resource_id,
+            relation,
+            subject_type,
+            subject_id,
+            subject_relation,
+        })
+    }
+}
+
+/// Why [`Tuple::parse`] refuses `text` (the one place its messages are written).
+fn refusal(text: &str) -> SyntaxError {
+    match Tuple::parse(text) {
+        Err(error) => error,
+        Ok(_) => SyntaxError::Shape {
+            expected: "type:id#relation@subject_type:subject_id[#relation]",
+            found: text.to_string(),
+        },
+    }
+}
+
 impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.object_type, self.object_id)
@@ -258,6 +312,37 @@ mod tests {
             ),
         ] {
             assert_eq!(Tuple::parse(text).unwrap().to_string(), printed);
+        }
+    }
+
+    #[test]
+    fn borrowed_parsing_accepts_and_refuses_what_owned_parsing_does() {
+        for text in [
+            "doc:readme#viewer@user:alice",
+            "doc:readme#viewer@group:eng#member",
+            "doc:readme#viewer@group:eng#...",
+            "doc:readme#viewer@user:*",
+            "doc:readme#viewer@user:*#...",
+            "doc:readme#viewer@user:*#member",
+            "doc:readme#viewer@group:eng#",
+            "doc:readme#viewer@group:eng##member",
+            "doc:readme#viewer@group:eng#member#x",
+            "doc:readme#viewer@user",
+            "doc:readme@user:alice",
+            "doc#viewer@user:alice",
+            "doc:read me#viewer@user:alice",
+            "Doc:readme#viewer@user:alice",
+            "doc:readme#Viewer@user:alice",
+            "doc:readme#viewer@user:al:ice",
+            "doc:*#viewer@user:alice",
+            "doc:readme#viewer@user:alice@x",
+            "",
+        ] {
+            match (Tuple::parse(text), RawTuple::parse(text)) {
+                (Ok(owned), Ok(raw)) => assert_eq!(raw.to_tuple(), owned, "{text}"),
+                (Err(owned), Err(raw)) => assert_eq!(raw, owned, "{text}"),
+                (owned, raw) => panic!("{text}: owned {owned:?}, borrowed {raw:?}"),
+            }
         }
     }
 

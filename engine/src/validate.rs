@@ -6,7 +6,8 @@ use pemba_schema::{AllowedSubject, CompiledSchema, MemberId, TypeId};
 use crate::error::InvalidError;
 use crate::filter::RelationshipFilter;
 use crate::index::Index;
-use crate::tuple::Tuple;
+use crate::store::RawTuple;
+use crate::tuple::{validate_object, SyntaxError, Tuple};
 use crate::write::Transaction;
 
 pub(crate) fn resolve_type(schema: &CompiledSchema, name: &str) -> Result<TypeId, InvalidError> {
@@ -44,34 +45,58 @@ fn allowed_name(schema: &CompiledSchema, allowed: AllowedSubject) -> String {
 /// and the subject's kind is one it allows.
 pub fn validate_tuple(schema: &CompiledSchema, tuple: &Tuple) -> Result<(), InvalidError> {
     tuple.validate()?;
-    let ty = resolve_type(schema, &tuple.resource.object_type)?;
-    let member = schema.member_by_name(ty, &tuple.relation).ok_or_else(|| {
-        InvalidError::UnknownRelation {
-            tuple: Box::new(tuple.clone()),
-        }
-    })?;
+    validate_against_schema(schema, &RawTuple::of(tuple))
+}
+
+/// [`validate_tuple`] for a relationship borrowed from text (an import), without
+/// allocating unless it is refused.
+pub fn validate_raw(schema: &CompiledSchema, raw: &RawTuple<'_>) -> Result<(), InvalidError> {
+    validate_object(raw.resource_type, raw.resource_id, false)?;
+    if !pemba_schema::is_valid_member_name(raw.relation) {
+        return Err(SyntaxError::Relation(raw.relation.to_string()).into());
+    }
+    let plain = raw.subject_relation.is_empty();
+    validate_object(raw.subject_type, raw.subject_id, plain)?;
+    if !plain && !pemba_schema::is_valid_member_name(raw.subject_relation) {
+        return Err(SyntaxError::Relation(raw.subject_relation.to_string()).into());
+    }
+    validate_against_schema(schema, raw)
+}
+
+/// The schema's part of [`validate_tuple`], on names already known to be well formed.
+fn validate_against_schema(
+    schema: &CompiledSchema,
+    raw: &RawTuple<'_>,
+) -> Result<(), InvalidError> {
+    let ty = resolve_type(schema, raw.resource_type)?;
+    let member =
+        schema
+            .member_by_name(ty, raw.relation)
+            .ok_or_else(|| InvalidError::UnknownRelation {
+                tuple: Box::new(raw.to_tuple()),
+            })?;
     let Some(allowed) = schema.allowed_subjects(member) else {
         return Err(InvalidError::NotARelation {
-            tuple: Box::new(tuple.clone()),
+            tuple: Box::new(raw.to_tuple()),
         });
     };
-    let subject_ty = resolve_type(schema, &tuple.subject.object.object_type)?;
-    let wanted = match &tuple.subject.relation {
-        _ if tuple.subject.is_wildcard() => AllowedSubject::Wildcard(subject_ty),
-        None => AllowedSubject::Object(subject_ty),
-        Some(relation) => match schema.member_by_name(subject_ty, relation) {
+    let subject_ty = resolve_type(schema, raw.subject_type)?;
+    let wanted = match raw.subject_relation {
+        _ if raw.subject_id == "*" => AllowedSubject::Wildcard(subject_ty),
+        "" => AllowedSubject::Object(subject_ty),
+        relation => match schema.member_by_name(subject_ty, relation) {
             Some(m) => AllowedSubject::Userset(subject_ty, m),
             None => {
                 return Err(InvalidError::UnknownSubjectRelation {
-                    tuple: Box::new(tuple.clone()),
-                    relation: relation.clone(),
+                    tuple: Box::new(raw.to_tuple()),
+                    relation: relation.to_string(),
                 })
             }
         },
     };
     if !allowed.contains(&wanted) {
         return Err(InvalidError::SubjectNotAllowed {
-            tuple: Box::new(tuple.clone()),
+            tuple: Box::new(raw.to_tuple()),
             subject: allowed_name(schema, wanted),
             allowed: allowed.iter().map(|a| allowed_name(schema, *a)).collect(),
         });

@@ -3,7 +3,12 @@
 
 use std::process::{Command, Output};
 
-use crate::support::{TestServer, KEY};
+use std::time::Duration;
+
+use pemba_server::Limits;
+use serde_json::json;
+
+use crate::support::{rel, TestServer, KEY};
 
 fn pemba(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pemba"))
@@ -642,4 +647,59 @@ fn every_new_command_on_a_data_directory_and_through_a_server() {
             stdout(&output)
         );
     }
+}
+
+#[test]
+fn a_bulk_import_reaches_watch_one_revision_per_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tuples.txt");
+    // Shuffled, with a duplicate line.
+    let mut lines: Vec<&str> = GOOD.lines().filter(|l| !l.starts_with("//")).collect();
+    lines.reverse();
+    lines.push("group:eng#member@user:bob");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let output = pemba(&[
+        "import",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--batch-size",
+        "4",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("imported 6 relationships")
+            && stderr(&output).contains("1 duplicate lines")
+            && stderr(&output).contains("pb1.3"),
+        "{}",
+        stderr(&output)
+    );
+    let server = TestServer::start_in(data, Limits::default());
+    // From the schema's revision: the two batches, each at its own revision, as touches
+    // in resource order, read from their compact change-log entries.
+    let stream = server.open_stream(
+        "/v1/watch",
+        json!({ "optionalStartCursor": { "token": "pb1.1" } }),
+    );
+    let mut expected: Vec<&str> = lines.clone();
+    expected.sort_unstable();
+    expected.dedup();
+    for (token, batch) in [("pb1.2", &expected[..4]), ("pb1.3", &expected[4..])] {
+        let line = stream
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a watch line");
+        let result = &line["result"];
+        assert_eq!(result["changesThrough"]["token"], token, "{line}");
+        let updates = result["updates"].as_array().unwrap();
+        assert_eq!(updates.len(), batch.len(), "{line}");
+        for (update, tuple) in updates.iter().zip(batch) {
+            assert_eq!(update["operation"], "OPERATION_TOUCH", "{line}");
+            assert_eq!(update["relationship"], rel(tuple), "{line}");
+        }
+    }
+    assert!(
+        stream.recv_timeout(Duration::from_millis(200)).is_err(),
+        "nothing more"
+    );
 }

@@ -41,7 +41,11 @@ impl TestServer {
     }
 
     pub fn start_with(limits: Limits) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), limits)
+    }
+
+    /// A server on the store already in `dir` (which it keeps until it stops).
+    pub fn start_in(dir: tempfile::TempDir, limits: Limits) -> Self {
         let data_dir = dir.path().to_path_buf();
         let (addr_tx, addr_rx) = mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -7,12 +7,128 @@ use super::{Engine, Pending};
 use crate::error::{QueryError, StorageError, WriteError};
 use crate::filter::{RelationshipFilter, SubjectFilter};
 use crate::revision::{Answer, Revision};
-use crate::store::LogEntry;
+use crate::store::keys::{push_resource_key, raw_from_resource_key};
+use crate::store::{LogEntry, RawTuple};
 use crate::tuple::SubjectRef;
-use crate::validate::{validate_filter, validate_transaction};
+use crate::validate::{validate_filter, validate_raw, validate_transaction};
 use crate::write::{ChangeSet, DeleteRequest, Deleted, Precondition, Transaction, Update};
 
+/// What [`Engine::import`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Imported {
+    /// Distinct relationships written (touched: those already stored count too).
+    pub relationships: usize,
+    /// Relationships given more than once, beyond the first.
+    pub duplicates: usize,
+    /// The revision of the last batch; `None` when there was nothing to import.
+    pub revision: Option<Revision>,
+}
+
 impl Engine {
+    /// Imports relationships as touches: every one validated first (one invalid writes
+    /// nothing), sorted, duplicates dropped, then committed through the store's bulk path
+    /// in batches of `batch_size` — each batch one durable transaction with its own
+    /// revision, so a crash leaves whole batches — and applied to the index as each
+    /// commits. `progress` hears each batch's size. Other writers wait until it is done.
+    pub fn import(
+        &self,
+        relationships: &[RawTuple<'_>],
+        batch_size: usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Imported, WriteError> {
+        let _writer = self.writer.lock();
+        let schema = self.schema().ok_or(WriteError::NoSchema)?;
+        for raw in relationships {
+            validate_raw(&schema.compiled, raw)?;
+        }
+        let keys = SortedKeys::of(relationships);
+        let sorted = keys.relationships()?;
+        let duplicates = relationships.len() - sorted.len();
+        let mut revision = None;
+        let loaded = std::thread::scope(|scope| {
+            // On a store no other process writes, each committed batch goes to the index
+            // on a second thread while the next batch is written: readers still see a batch
+            // only once it is durable, and in order.
+            let (to_index, batches) = std::sync::mpsc::channel::<(Revision, ToIndex)>();
+            let indexer = (!self.store.shared()).then(|| {
+                let sorted = &sorted;
+                scope.spawn(move || {
+                    for (committed, batch) in batches {
+                        match batch {
+                            ToIndex::Ours(range) => {
+                                if let Some(batch) = sorted.get(range) {
+                                    self.apply_imported(committed, batch);
+                                }
+                            }
+                            ToIndex::Copied(tuples) => {
+                                let raws: Vec<RawTuple<'_>> =
+                                    tuples.iter().map(RawTuple::of).collect();
+                                self.apply_imported(committed, &raws);
+                            }
+                        }
+                    }
+                })
+            });
+            let mut offset = 0;
+            let loaded = self
+                .store
+                .bulk_load(&sorted, batch_size, &mut |committed, batch| {
+                    let start = offset;
+                    offset += batch.len();
+                    // A store hands back chunks of `sorted`; anything else is copied, so
+                    // the indexer still applies every batch in order.
+                    let ours = sorted
+                        .get(start..offset)
+                        .is_some_and(|ours| std::ptr::eq(ours.as_ptr(), batch.as_ptr()));
+                    let message = if ours {
+                        ToIndex::Ours(start..offset)
+                    } else {
+                        ToIndex::Copied(batch.iter().map(RawTuple::to_tuple).collect())
+                    };
+                    // Without an indexer, or once it is gone, the batch is applied here.
+                    if indexer.is_none() || to_index.send((committed, message)).is_err() {
+                        self.catch_up_to(Revision(committed.0.saturating_sub(1)))?;
+                        self.apply_imported(committed, batch);
+                    }
+                    revision = Some(committed);
+                    progress(batch.len());
+                    Ok(())
+                });
+            drop(to_index);
+            if let Some(indexer) = indexer {
+                let _ = indexer.join();
+            }
+            loaded
+        });
+        loaded?;
+        Ok(Imported {
+            relationships: sorted.len(),
+            duplicates,
+            revision,
+        })
+    }
+
+    /// Applies one committed import batch to the index; one already applied, or past a
+    /// gap (another replica's revisions, which the tailer applies in order), is left to
+    /// the log.
+    fn apply_imported(&self, revision: Revision, batch: &[RawTuple<'_>]) {
+        let _applying = self.applying.lock();
+        {
+            let mut guard = self.state.write();
+            let state = &mut *guard;
+            if revision.0 != state.revision.0 + 1 {
+                return;
+            }
+            if let Some(schema) = &state.schema {
+                for raw in batch {
+                    state.index.insert(&schema.compiled, raw);
+                }
+            }
+            state.revision = revision;
+        }
+        self.revisions.send_replace(revision);
+    }
+
     /// Applies a batch atomically: all updates or none, after the preconditions hold.
     /// Takes them owned or borrowed (`vec![..]`, `&updates`, `&[]`).
     pub fn write(
@@ -213,5 +329,63 @@ impl Engine {
         }
         // Entries of this replica's own commit hold no schema, so applying cannot fail.
         let _applied = self.apply_entries(entries);
+    }
+}
+
+/// A committed import batch on its way to the indexer thread.
+enum ToIndex {
+    /// A range of the import's sorted relationships.
+    Ours(std::ops::Range<usize>),
+    /// A batch the store built itself.
+    Copied(Vec<crate::tuple::Tuple>),
+}
+
+/// The distinct resource keys of an import, sorted, back to back in one buffer.
+///
+/// Sorting encoded keys compares byte slices (one memcmp) where comparing relationships
+/// field by field costs up to six; and copying the sorted keys into a fresh buffer means
+/// everything after the sort (the store's keys, the subject keys, the index) reads memory
+/// in order, so shuffled input costs about what ordered input does.
+struct SortedKeys {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl SortedKeys {
+    fn of(relationships: &[RawTuple<'_>]) -> Self {
+        let mut input = Vec::with_capacity(relationships.len() * 48);
+        let mut ends = Vec::with_capacity(relationships.len());
+        for raw in relationships {
+            push_resource_key(raw, &mut input);
+            ends.push(input.len());
+        }
+        let mut keys: Vec<&[u8]> = Vec::with_capacity(relationships.len());
+        let mut start = 0;
+        for &end in &ends {
+            keys.push(input.get(start..end).unwrap_or_default());
+            start = end;
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let mut bytes = Vec::with_capacity(input.len());
+        ends.clear();
+        for key in keys {
+            bytes.extend_from_slice(key);
+            ends.push(bytes.len());
+        }
+        SortedKeys { bytes, ends }
+    }
+
+    /// The relationships, borrowed from the sorted keys.
+    fn relationships(&self) -> Result<Vec<RawTuple<'_>>, StorageError> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let key = self.bytes.get(start..end).unwrap_or_default();
+                start = end;
+                raw_from_resource_key(key)
+            })
+            .collect()
     }
 }

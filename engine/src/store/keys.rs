@@ -51,6 +51,45 @@ pub(crate) fn subject_key(tuple: &Tuple) -> Vec<u8> {
     ])
 }
 
+/// Appends the resource key of `raw` to `out` (keys of a bulk load share one buffer).
+pub(crate) fn push_resource_key(raw: &RawTuple<'_>, out: &mut Vec<u8>) {
+    push_joined(
+        &[
+            raw.resource_type,
+            raw.resource_id,
+            raw.relation,
+            raw.subject_type,
+            raw.subject_id,
+            raw.subject_relation,
+        ],
+        out,
+    );
+}
+
+/// Appends the subject key of `raw` to `out`.
+pub(crate) fn push_subject_key(raw: &RawTuple<'_>, out: &mut Vec<u8>) {
+    push_joined(
+        &[
+            raw.subject_type,
+            raw.subject_id,
+            raw.subject_relation,
+            raw.resource_type,
+            raw.resource_id,
+            raw.relation,
+        ],
+        out,
+    );
+}
+
+fn push_joined(fields: &[&str], out: &mut Vec<u8>) {
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(SEP);
+        }
+        out.extend_from_slice(field.as_bytes());
+    }
+}
+
 fn join(fields: &[&str]) -> Vec<u8> {
     let mut key = Vec::with_capacity(fields.iter().map(|f| f.len() + 1).sum());
     for (i, field) in fields.iter().enumerate() {

@@ -5,8 +5,10 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+mod bulk;
 mod tables;
 
+use bulk::{settle_subjects, subjects_behind, FORMAT_IMPORTED};
 use tables::Tables;
 
 use super::changelog::decode_changes;
@@ -14,7 +16,9 @@ use super::keys::{
     raw_from_resource_key, raw_from_subject_key, resource_key, scan_plan, subject_key, RawTuple,
     ScanPlan,
 };
-use super::{Admit, AdmitSchema, DeleteCommitted, Head, LogEntry, Scanned, Store};
+use super::{
+    Admit, AdmitSchema, BatchCommitted, DeleteCommitted, Head, LogEntry, Scanned, Store,
+};
 use crate::error::{SchemaWriteError, StorageError, WriteError};
 use crate::filter::RelationshipFilter;
 use crate::revision::{Answer, Revision};
@@ -31,6 +35,7 @@ const APP_METADATA: TableDefinition<&str, &str> = TableDefinition::new("app_meta
 const META_REVISION: &str = "revision";
 const META_COUNT: &str = "relationships";
 const META_FORMAT: &str = "format_version";
+/// The format of a store no bulk load has written to (format 2: `bulk.rs`).
 const FORMAT_VERSION: u64 = 1;
 
 /// redb's page cache size. Reads are answered by the in-memory index, so the cache only
@@ -100,14 +105,16 @@ impl RedbStore {
                 None => {
                     meta.insert(META_FORMAT, FORMAT_VERSION)?;
                 }
-                Some(FORMAT_VERSION) => {}
+                Some(FORMAT_VERSION | FORMAT_IMPORTED) => {}
                 Some(other) => {
                     return Err(StorageError::corrupt(format!(
-                        "store format version {other} is not supported (expected {FORMAT_VERSION})"
+                        "store format version {other} is not supported (expected {FORMAT_VERSION} or {FORMAT_IMPORTED})"
                     )))
                 }
             }
         }
+        // An import cut short left the subject table behind its committed batches.
+        settle_subjects(&txn)?;
         txn.commit()?;
         Ok(RedbStore { db })
     }
@@ -140,6 +147,36 @@ fn scan<T: ReadableTable<&'static [u8], ()>>(
         }
     }
     Ok(())
+}
+
+/// A subject-ordered read while an import is between batches, when the subject table is
+/// incomplete: the resource table scanned whole, the matches put in subject-key order.
+/// Slow, and only possible while this process is importing.
+fn read_by_subject_during_import(
+    txn: &redb::ReadTransaction,
+    filter: &RelationshipFilter,
+    after: Option<&Tuple>,
+    limit: usize,
+) -> Result<Vec<Tuple>, StorageError> {
+    let after_key = after.map(subject_key);
+    let table = txn.open_table(BY_RESOURCE)?;
+    let plan = ScanPlan {
+        by_subject: false,
+        prefix: Vec::new(),
+    };
+    let mut found: Vec<(Vec<u8>, Tuple)> = Vec::new();
+    scan(&table, &plan, None, &mut |raw| {
+        if filter.matches_raw(&raw) {
+            let tuple = raw.to_tuple();
+            let key = subject_key(&tuple);
+            if after_key.as_ref().is_none_or(|after| key > *after) {
+                found.push((key, tuple));
+            }
+        }
+        true
+    })?;
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(found.into_iter().take(limit).map(|(_, t)| t).collect())
 }
 
 fn next_revision(meta: &mut redb::Table<'_, &'static str, u64>) -> Result<Revision, StorageError> {
@@ -194,13 +231,15 @@ impl Store for RedbStore {
     ) -> Result<Scanned, StorageError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
+        // Only while an import in this process is between batches: the subject table is
+        // incomplete, so there is no second copy to compare (opening settles it first).
+        let mirrored = !subjects_behind(&meta)?;
         let scanned = Scanned {
             revision: stored_revision(&meta)?,
             recorded_count: stored_count(&meta)?,
-            mirrored: true,
+            mirrored,
         };
         let by_resource = txn.open_table(BY_RESOURCE)?;
-        let by_subject = txn.open_table(BY_SUBJECT)?;
         let plan = |by_subject| ScanPlan {
             by_subject,
             prefix: Vec::new(),
@@ -213,10 +252,13 @@ impl Store for RedbStore {
             visit(raw);
             true
         })?;
-        scan(&by_subject, &plan(true), None, &mut |raw| {
-            mirror(raw);
-            true
-        })?;
+        if mirrored {
+            let by_subject = txn.open_table(BY_SUBJECT)?;
+            scan(&by_subject, &plan(true), None, &mut |raw| {
+                mirror(raw);
+                true
+            })?;
+        }
         Ok(scanned)
     }
 
@@ -226,6 +268,7 @@ impl Store for RedbStore {
         admit: &mut Admit<'_>,
     ) -> Result<Vec<Result<ChangeSet, WriteError>>, StorageError> {
         let txn = self.db.begin_write()?;
+        settle_subjects(&txn)?;
         let mut outcomes = Vec::with_capacity(transactions.len());
         {
             let mut tables = Tables::open(&txn)?;
@@ -255,6 +298,15 @@ impl Store for RedbStore {
         Ok(outcomes)
     }
 
+    fn bulk_load(
+        &self,
+        relationships: &[RawTuple<'_>],
+        batch_size: usize,
+        committed: &mut BatchCommitted<'_>,
+    ) -> Result<(), WriteError> {
+        bulk::bulk_load(self, relationships, batch_size, committed)
+    }
+
     fn metadata(&self, key: &str) -> Result<Option<String>, StorageError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(APP_METADATA)?;
@@ -277,6 +329,7 @@ impl Store for RedbStore {
 
     fn delete_matching(&self, request: &DeleteRequest) -> Result<DeleteCommitted, WriteError> {
         let txn = self.db.begin_write().map_err(StorageError::from)?;
+        settle_subjects(&txn)?;
         let committed = {
             let mut tables = Tables::open(&txn)?;
             tables.check_preconditions(&request.preconditions)?;
@@ -310,8 +363,13 @@ impl Store for RedbStore {
         limit: usize,
     ) -> Result<Answer<Vec<Tuple>>, StorageError> {
         let txn = self.db.begin_read()?;
-        let revision = stored_revision(&txn.open_table(META)?)?;
+        let meta = txn.open_table(META)?;
+        let revision = stored_revision(&meta)?;
         let plan = scan_plan(filter);
+        if plan.by_subject && subjects_behind(&meta)? {
+            let value = read_by_subject_during_import(&txn, filter, after, limit)?;
+            return Ok(Answer { value, revision });
+        }
         let after_key = after.map(|t| {
             if plan.by_subject {
                 subject_key(t)
