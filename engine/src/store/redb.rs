@@ -16,9 +16,7 @@ use super::keys::{
     raw_from_resource_key, raw_from_subject_key, resource_key, scan_plan, subject_key, RawTuple,
     ScanPlan,
 };
-use super::{
-    Admit, AdmitSchema, BatchCommitted, DeleteCommitted, Head, LogEntry, Scanned, Store,
-};
+use super::{Admit, AdmitSchema, BatchCommitted, DeleteCommitted, Head, LogEntry, Scanned, Store};
 use crate::error::{SchemaWriteError, StorageError, WriteError};
 use crate::filter::RelationshipFilter;
 use crate::revision::{Answer, Revision};
