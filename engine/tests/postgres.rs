@@ -32,6 +32,19 @@ fn tuple(text: &str) -> Tuple {
     Tuple::parse(text).unwrap()
 }
 
+/// Migrates the database at `url`, writes the schema through a replica on it, shares
+/// `doc:d` with `user:u` and checks that the replica sees it: the smoke test of a
+/// connection setting.
+fn migrate_and_share(url: &str) {
+    migrate(url).unwrap();
+    let engine = replica(url);
+    engine.write_schema(SCHEMA).unwrap();
+    engine
+        .write(vec![Update::touch(tuple("doc:d#viewer@user:u"))], &[])
+        .unwrap();
+    assert!(can_view(&engine, Consistency::FullyConsistent, "d", "u"));
+}
+
 fn can_view(engine: &Engine, consistency: Consistency, doc: &str, user: &str) -> bool {
     let t = tuple(&format!("doc:{doc}#view@user:{user}"));
     engine
@@ -331,13 +344,7 @@ fn sslmodes_connect_verify_and_refuse_as_libpq_does() {
 
     // require: TLS without checking the certificate; migrate, write, read.
     let url = format!("{base}?sslmode=require");
-    migrate(&url).unwrap();
-    let engine = replica(&url);
-    engine.write_schema(SCHEMA).unwrap();
-    engine
-        .write(vec![Update::touch(tuple("doc:d#viewer@user:u"))], &[])
-        .unwrap();
-    assert!(can_view(&engine, Consistency::FullyConsistent, "d", "u"));
+    migrate_and_share(&url);
 
     // prefer (also the default): the server offers TLS, so TLS.
     assert!(can_view(
@@ -434,13 +441,7 @@ fn sslmode_allow_connects_plain_and_falls_back_to_tls_when_the_server_refuses_pl
     let (_, cert, key) = certificates("pemba test CA");
     let tls_only = pg::Server::start_tls(&cert, &key);
     let url = format!("{}?sslmode=allow", tls_only.url());
-    migrate(&url).unwrap();
-    let engine = replica(&url);
-    engine.write_schema(SCHEMA).unwrap();
-    engine
-        .write(vec![Update::touch(tuple("doc:d#viewer@user:u"))], &[])
-        .unwrap();
-    assert!(can_view(&engine, Consistency::FullyConsistent, "d", "u"));
+    migrate_and_share(&url);
     assert!(can_view(
         &replica(&url),
         Consistency::FullyConsistent,

@@ -530,24 +530,12 @@ async fn pipelined_worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
         .await;
         let answers = match exchanged {
             Ok(Ok(answers)) => answers,
-            Ok(Err(error)) => {
+            failed => {
                 connection = None;
-                for (kind, expect, path) in &batch {
-                    finish(
-                        &plan,
-                        &mut stats,
-                        *kind,
-                        expect,
-                        path,
-                        Duration::ZERO,
-                        Err(error.clone()),
-                    );
-                }
-                continue;
-            }
-            Err(_) => {
-                connection = None;
-                let error = format!("no answer within {REQUEST_TIMEOUT:?}");
+                let error = match failed {
+                    Ok(Err(error)) => error,
+                    _ => format!("no answer within {REQUEST_TIMEOUT:?}"),
+                };
                 for (kind, expect, path) in &batch {
                     finish(
                         &plan,
