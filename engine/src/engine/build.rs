@@ -64,7 +64,8 @@ pub(super) fn build_index(
             "stored relationship `{tuple}` does not fit the stored schema"
         )));
     }
-    if scanned.mirrored && primary != mirror {
+    let copies_differ = scanned.mirrored && primary != mirror;
+    if copies_differ {
         let mut unmatched: Option<String> = None;
         store.scan_all(&mut |_| {}, &mut |raw| {
             if unmatched.is_none() && !index.contains(schema, &raw) {
@@ -83,7 +84,7 @@ pub(super) fn build_index(
             index.count, mirror.count, scanned.recorded_count
         )));
     }
-    if scanned.mirrored && primary != mirror {
+    if copies_differ {
         return Err(StorageError::corrupt(
             "the store is damaged: its resource index and its subject index hold different relationships",
         ));
