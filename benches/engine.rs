@@ -120,68 +120,21 @@ fn stores() -> &'static [Store] {
     STORES.get_or_init(|| sizes().into_iter().map(build).collect())
 }
 
-/// Named example checks drawn from the model: (name, resource, permission, subject).
+/// The named checks of [`workload::probes`]: (name, resource, permission, subject).
 fn example_checks(model: &Workload) -> Vec<(&'static str, ObjectRef, &'static str, SubjectRef)> {
-    let ws = &model.workspaces[model.workspaces.len() / 2];
-    let admins: Vec<&str> = ws
-        .members
-        .iter()
-        .filter(|(_, r)| *r == workload::Role::Admin)
-        .map(|(id, _)| id.as_str())
-        .collect();
-    let conn = |id: &str| ObjectRef::new("connection", id);
-    let user = |id: &str| SubjectRef::object("user", id);
-    let direct = &ws.connections[0];
-    let mut out = vec![(
-        "allowed_direct_owner",
-        conn(&direct.id),
-        "use",
-        user(&direct.owner),
-    )];
-    // A member of a granted group who is neither owner, direct grantee nor admin.
-    'outer: for c in &ws.connections {
-        for g in &c.groups {
-            for m in &ws.groups[*g].1 {
-                if *m != c.owner && !c.users.contains(m) && !admins.contains(&m.as_str()) {
-                    out.push(("allowed_via_group", conn(&c.id), "use", user(m)));
-                    break 'outer;
-                }
-            }
-        }
-    }
-    if let Some(admin) = admins.iter().find(|a| ws.connections[1].owner != **a) {
-        out.push((
-            "allowed_via_admin_arrow",
-            conn(&ws.connections[1].id),
-            "use",
-            user(admin),
-        ));
-    }
-    let other = &model.workspaces[0].members[5].0;
-    out.push((
-        "denied_other_workspace",
-        conn(&direct.id),
-        "use",
-        user(other),
-    ));
-    let same_ws_stranger = ws
-        .members
-        .iter()
-        .map(|(id, _)| id)
-        .find(|id| {
-            **id != direct.owner
-                && !direct.users.contains(id)
-                && !admins.contains(&id.as_str())
-                && !direct.groups.iter().any(|g| ws.groups[*g].1.contains(id))
+    workload::probes(model)
+        .expect("probes")
+        .checks
+        .into_iter()
+        .map(|c| {
+            (
+                c.name,
+                ObjectRef::parse(&c.resource).expect("resource"),
+                c.permission,
+                SubjectRef::parse(&c.subject).expect("subject"),
+            )
         })
-        .expect("a member without access");
-    out.push((
-        "denied_same_workspace",
-        conn(&direct.id),
-        "use",
-        user(same_ws_stranger),
-    ));
-    out
+        .collect()
 }
 
 fn bench_check(c: &mut Criterion) {

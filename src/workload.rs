@@ -349,6 +349,95 @@ fn allowed(
     }
 }
 
+/// One named check of [`probes`]: `resource#permission@subject` with a name saying which
+/// path of the schema answers it (`allowed_via_group`, `denied_other_workspace`, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedCheck {
+    /// What the check exercises; starts with `allowed` or `denied`, the expected answer.
+    pub name: &'static str,
+    /// `connection:id`.
+    pub resource: String,
+    /// Permission name.
+    pub permission: &'static str,
+    /// `user:id`.
+    pub subject: String,
+}
+
+/// The fixed questions the benchmarks ask of a workload, chosen from its middle
+/// workspace so every size asks the same kind of question: named checks down each path of
+/// the schema, and the typical and heaviest subjects of both lookups.
+#[derive(Clone, Debug)]
+pub struct Probes {
+    /// One check per path: direct owner, via a group, via the admin arrow, and two denials.
+    pub checks: Vec<NamedCheck>,
+    /// `user:id` of an ordinary member of one workspace.
+    pub typical_user: String,
+    /// `user:id` of the user who reaches the most connections (an admin of many workspaces).
+    pub heaviest_user: String,
+    /// `connection:id` of a workspace's first connection.
+    pub typical_connection: String,
+    /// `connection:id` of the connection of that workspace shared with the most users.
+    pub most_shared_connection: String,
+}
+
+/// The [`Probes`] of a generated workload; `None` for a workload smaller than any
+/// [`Size`] generates (fewer than two connections or eleven members in a workspace).
+pub fn probes(workload: &Workload) -> Option<Probes> {
+    let ws = workload.workspaces.get(workload.workspaces.len() / 2)?;
+    let admins: Vec<&str> = ws
+        .members
+        .iter()
+        .filter(|(_, r)| *r == Role::Admin)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let group = |g: &usize| ws.groups.get(*g).map_or(&[][..], |(_, m)| m.as_slice());
+    let check = |name, resource: &str, subject: &str| NamedCheck {
+        name,
+        resource: format!("connection:{resource}"),
+        permission: "use",
+        subject: format!("user:{subject}"),
+    };
+    let direct = ws.connections.first()?;
+    let second = ws.connections.get(1)?;
+    let mut checks = vec![check("allowed_direct_owner", &direct.id, &direct.owner)];
+    // A member of a granted group who is neither owner, direct grantee nor admin.
+    let via_group = ws.connections.iter().find_map(|c| {
+        c.groups.iter().flat_map(group).find_map(|m| {
+            (*m != c.owner && !c.users.contains(m) && !admins.contains(&m.as_str()))
+                .then_some((c, m))
+        })
+    });
+    if let Some((c, m)) = via_group {
+        checks.push(check("allowed_via_group", &c.id, m));
+    }
+    if let Some(admin) = admins.iter().find(|a| second.owner != **a) {
+        checks.push(check("allowed_via_admin_arrow", &second.id, admin));
+    }
+    if let Some((other, _)) = workload.workspaces.first().and_then(|w| w.members.get(5)) {
+        checks.push(check("denied_other_workspace", &direct.id, other));
+    }
+    if let Some(stranger) = ws.members.iter().map(|(id, _)| id).find(|id| {
+        **id != direct.owner
+            && !direct.users.contains(id)
+            && !admins.contains(&id.as_str())
+            && !direct.groups.iter().any(|g| group(g).contains(id))
+    }) {
+        checks.push(check("denied_same_workspace", &direct.id, stranger));
+    }
+    let most_shared = ws
+        .connections
+        .iter()
+        .max_by_key(|c| c.groups.iter().map(|g| group(g).len()).sum::<usize>() + c.users.len())
+        .unwrap_or(direct);
+    Some(Probes {
+        checks,
+        typical_user: format!("user:{}", ws.members.get(10)?.0),
+        heaviest_user: "user:roaming0".to_string(),
+        typical_connection: format!("connection:{}", direct.id),
+        most_shared_connection: format!("connection:{}", most_shared.id),
+    })
+}
+
 /// `n` checks, half drawn from real grants so both answers are common.
 pub fn checks(workload: &Workload, seed: u64, n: usize) -> Vec<ExpectedCheck> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_c4ec);
@@ -547,4 +636,36 @@ pub fn parse_lookups(text: &str) -> Result<Vec<ExpectedLookup>, String> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each named probe is answered as its name says by the model itself, so a bench that
+    /// asserts the engine's answer against the name checks the engine, not the names.
+    #[test]
+    fn every_probe_is_answered_as_its_name_says() {
+        for size in [Size::Xs, Size::S] {
+            let model = generate(size, 1, |_| {});
+            let probes = probes(&model).expect("probes of a generated size");
+            assert_eq!(probes.checks.len(), 5, "{size}: one check per path");
+            for c in &probes.checks {
+                let id = c.resource.strip_prefix("connection:").expect("connection");
+                let user = c.subject.strip_prefix("user:").expect("user");
+                let (ws, resource) = model
+                    .workspaces
+                    .iter()
+                    .find_map(|ws| ws.connections.iter().find(|r| r.id == id).map(|r| (ws, r)))
+                    .expect("the probe's connection exists");
+                assert_eq!(
+                    allowed(ws, resource, false, c.permission, user),
+                    c.name.starts_with("allowed"),
+                    "{size}: {}",
+                    c.name
+                );
+            }
+        }
+        assert!(probes(&Workload::default()).is_none());
+    }
 }
