@@ -3,10 +3,9 @@
 //! Derived from the store and rebuilt from it on open; never the source of truth.
 
 use pemba_schema::{AllowedSubject, CompiledSchema, MemberId, MemberKind, TypeId};
-use std::hash::BuildHasher;
+use std::hash::Hasher;
 
-use hashbrown::HashTable;
-use rustc_hash::FxBuildHasher;
+use rustc_hash::FxHasher;
 
 use crate::posting::{Posting, Postings, Rows};
 use crate::store::RawTuple;
@@ -22,68 +21,191 @@ static EMPTY_POSTING: Posting = Posting::Empty;
 
 /// Object ids of one type, interned to dense `u32`s.
 ///
-/// Names live back to back in one string, so an object costs its id's bytes plus eight
-/// bytes of bookkeeping, not two heap allocations.
+/// Laid out for one probe: a look-up reads one slot of an open-addressed table (the name's
+/// hash and where its record starts) and then the record (the name's length and index
+/// beside its bytes), so on a store much larger than the cache it costs two cache lines.
+/// hashbrown's table of indexes cost four or five: its control group, the slot, the
+/// offsets vector and the name bytes. Names live back to back in one arena, so an object
+/// costs its id's bytes plus 7 bytes of record header, 4 of offset and about 11 of table.
 #[derive(Default, Debug, Clone)]
 pub(crate) struct Interner {
-    /// Indexes into `ends`, hashed by the name they stand for.
-    table: HashTable<u32>,
-    bytes: String,
-    /// `ends[i]` is where name `i` ends in `bytes`; it starts where name `i - 1` ends.
-    ends: Vec<u32>,
+    /// Linear probing. A slot is `hash << 32 | (record start + 1)`, or 0 when empty; at
+    /// most [`MAX_LOAD_PERCENT`] of them are full, so a probe sequence always ends.
+    slots: Vec<u64>,
+    /// One record per name, in index order: [`RECORD_HEADER`] bytes (the name's length,
+    /// then its index, seven bits per byte, so the arena stays ASCII there and a `String`
+    /// that `name` slices without a UTF-8 check), then the name.
+    arena: String,
+    /// `records[i]` is where the record of name `i` starts in `arena`.
+    records: Vec<u32>,
 }
 
-fn hash_name(name: &str) -> u64 {
-    FxBuildHasher.hash_one(name)
+/// Bytes of a record's header: two for the name's length (up to [`MAX_NAME_LEN`]), five
+/// for its index (any `u32`), seven bits each.
+const RECORD_HEADER: usize = 7;
+const LEN_DIGITS: usize = 2;
+/// The longest name the interner holds: ids are validated to at most 1,024 bytes long
+/// before they are stored; 14 bits leave room.
+const MAX_NAME_LEN: usize = (1 << (7 * LEN_DIGITS)) - 1;
+const _: () = assert!(
+    MAX_NAME_LEN >= crate::tuple::MAX_OBJECT_ID_LEN,
+    "a record holds any valid id"
+);
+/// The table grows past this load. Linear probing stays short up to about three quarters
+/// (2.5 slots read on average for a name present, mostly in one cache line); the slack is
+/// 8 bytes per slot.
+const MAX_LOAD_PERCENT: usize = 75;
+
+/// The 32 bits of a name's hash that place it (by the slot count) and tag its slot.
+fn hash_of(name: &str) -> u32 {
+    let mut hasher = FxHasher::default();
+    hasher.write(name.as_bytes());
+    (hasher.finish() >> 32) as u32
 }
 
-fn name_in<'a>(bytes: &'a str, ends: &[u32], idx: u32) -> &'a str {
-    let idx = idx as usize;
-    let start = if idx == 0 {
-        0
-    } else {
-        ends.get(idx - 1).copied().unwrap_or(0) as usize
-    };
-    let end = ends.get(idx).copied().unwrap_or(0) as usize;
-    bytes.get(start..end).unwrap_or("")
+/// Where a probe for `hash` starts among `len` slots: `hash` scaled to `0..len`, so the
+/// slot count need not be a power of two and a grown table places its slots again from
+/// the stored hashes alone, without reading a name.
+fn home(hash: u32, len: usize) -> usize {
+    ((u64::from(hash) * len as u64) >> 32) as usize
+}
+
+/// Puts `slot` in the first empty slot from its home (the name is known to be absent).
+fn place(slots: &mut [u64], slot: u64) {
+    let len = slots.len();
+    let mut at = home((slot >> 32) as u32, len);
+    for _ in 0..len {
+        match slots.get_mut(at) {
+            Some(empty @ 0) => {
+                *empty = slot;
+                return;
+            }
+            Some(_) => at = if at + 1 == len { 0 } else { at + 1 },
+            None => return,
+        }
+    }
+}
+
+/// Writes `value` as `digits` ASCII bytes of seven bits each, low bits first.
+fn push_digits(arena: &mut String, mut value: u64, digits: usize) {
+    for _ in 0..digits {
+        arena.push(char::from((value & 0x7f) as u8));
+        value >>= 7;
+    }
+}
+
+fn read_digits(digits: &[u8]) -> u64 {
+    digits
+        .iter()
+        .rev()
+        .fold(0, |value, digit| value << 7 | u64::from(digit & 0x7f))
 }
 
 impl Interner {
     pub(crate) fn get(&self, id: &str) -> Option<ObjectIdx> {
-        self.table
-            .find(hash_name(id), |idx| {
-                name_in(&self.bytes, &self.ends, *idx) == id
-            })
-            .map(|idx| ObjectIdx(*idx))
+        self.find(hash_of(id), id)
     }
 
-    fn intern(&mut self, id: &str) -> ObjectIdx {
-        if let Some(idx) = self.get(id) {
-            return idx;
+    fn find(&self, hash: u32, id: &str) -> Option<ObjectIdx> {
+        let len = self.slots.len();
+        let mut at = home(hash, len);
+        for _ in 0..len {
+            let slot = *self.slots.get(at)?;
+            if slot == 0 {
+                return None;
+            }
+            if (slot >> 32) as u32 == hash {
+                let start = (slot as u32).wrapping_sub(1) as usize;
+                if let Some(idx) = self.record_is(start, id) {
+                    return Some(idx);
+                }
+            }
+            at = if at + 1 == len { 0 } else { at + 1 };
         }
-        let idx = self.ends.len() as u32;
-        self.bytes.push_str(id);
-        self.ends.push(self.bytes.len() as u32);
-        let (bytes, ends) = (&self.bytes, &self.ends);
-        self.table
-            .insert_unique(hash_name(id), idx, |i| hash_name(name_in(bytes, ends, *i)));
-        ObjectIdx(idx)
+        None
+    }
+
+    /// The index in the record at `start` if the record's name is `id`.
+    fn record_is(&self, start: usize, id: &str) -> Option<ObjectIdx> {
+        let bytes = self.arena.as_bytes();
+        let header = bytes.get(start..start + RECORD_HEADER)?;
+        let (len, idx) = header.split_at(LEN_DIGITS);
+        if read_digits(len) as usize != id.len() {
+            return None;
+        }
+        let name = bytes.get(start + RECORD_HEADER..start + RECORD_HEADER + id.len())?;
+        (name == id.as_bytes()).then(|| ObjectIdx(read_digits(idx) as u32))
+    }
+
+    /// The index of `id`, added if new; `None` only past what a record can say (a name
+    /// longer than [`MAX_NAME_LEN`], 2^32 names, or 4 GiB of them), which validated ids
+    /// on any real store never reach.
+    fn intern(&mut self, id: &str) -> Option<ObjectIdx> {
+        let hash = hash_of(id);
+        if let Some(idx) = self.find(hash, id) {
+            return Some(idx);
+        }
+        if id.len() > MAX_NAME_LEN {
+            return None;
+        }
+        let idx = u32::try_from(self.records.len()).ok()?;
+        let start = u32::try_from(self.arena.len()).ok()?;
+        // A slot holds `start + 1`, so no record may start at `u32::MAX`, the next included.
+        u32::try_from(self.arena.len() + RECORD_HEADER + id.len())
+            .ok()
+            .filter(|end| *end < u32::MAX)?;
+        if (self.records.len() + 1) * 100 > self.slots.len() * MAX_LOAD_PERCENT {
+            self.resize_table((self.slots.len() * 2).max(8));
+        }
+        push_digits(&mut self.arena, id.len() as u64, LEN_DIGITS);
+        push_digits(&mut self.arena, u64::from(idx), RECORD_HEADER - LEN_DIGITS);
+        self.arena.push_str(id);
+        self.records.push(start);
+        place(
+            &mut self.slots,
+            u64::from(hash) << 32 | u64::from(start + 1),
+        );
+        Some(ObjectIdx(idx))
+    }
+
+    /// Re-places every slot into `len` slots, from the stored hashes.
+    fn resize_table(&mut self, len: usize) {
+        let mut slots = vec![0; len];
+        for slot in self.slots.iter().filter(|slot| **slot != 0) {
+            place(&mut slots, *slot);
+        }
+        self.slots = slots;
     }
 
     pub(crate) fn name(&self, idx: u32) -> &str {
-        name_in(&self.bytes, &self.ends, idx)
+        self.records
+            .get(idx as usize)
+            .and_then(|start| {
+                let start = *start as usize;
+                let len = read_digits(self.arena.as_bytes().get(start..start + LEN_DIGITS)?);
+                self.arena
+                    .get(start + RECORD_HEADER..start + RECORD_HEADER + len as usize)
+            })
+            .unwrap_or("")
     }
 
     fn heap_bytes(&self) -> usize {
-        self.bytes.capacity() + self.ends.capacity() * 4 + self.table.capacity() * 5
+        self.slots.capacity() * 8 + self.arena.capacity() + self.records.capacity() * 4
     }
 
+    /// Drops the slack that growing by doubling left: the table is re-placed at the
+    /// smallest size under the load limit (any size, see [`home`]).
     fn shrink_to_fit(&mut self) {
-        self.bytes.shrink_to_fit();
-        self.ends.shrink_to_fit();
-        let (bytes, ends) = (&self.bytes, &self.ends);
-        self.table
-            .shrink_to_fit(|i| hash_name(name_in(bytes, ends, *i)));
+        self.arena.shrink_to_fit();
+        self.records.shrink_to_fit();
+        let len = if self.records.is_empty() {
+            0
+        } else {
+            self.records.len() * 100 / MAX_LOAD_PERCENT + 1
+        };
+        if len < self.slots.len() {
+            self.resize_table(len);
+        }
     }
 }
 
@@ -132,6 +254,21 @@ pub(crate) struct Index {
     /// Per type: one row per object, one column per (relation, subject kind) of the type.
     forward: Vec<Rows>,
     pub(crate) count: u64,
+    recent: Recent,
+}
+
+/// A relationship's kind as the index files it: relation, position among the relation's
+/// allowed subjects, resource type, subject type.
+type Resolved = (MemberId, usize, TypeId, TypeId);
+
+/// What the previous insert or removal resolved. A store scan yields relationships in key
+/// order, so runs of them share their resource and their kind: checking that the names
+/// are the previous ones is cheaper than resolving them again (schema names by linear
+/// search, the resource id by a hash probe), and on open it is most relationships.
+#[derive(Clone, Copy, Debug, Default)]
+struct Recent {
+    kind: Option<Resolved>,
+    resource: Option<(TypeId, u32)>,
 }
 
 /// A stored relationship resolved against the schema: which bitmap pair, which positions.
@@ -174,6 +311,7 @@ impl Index {
             relations,
             forward: widths.into_iter().map(Rows::new).collect(),
             count: 0,
+            recent: Recent::default(),
         }
     }
 
@@ -206,11 +344,7 @@ impl Index {
     }
 
     /// The relation, kind position and types a relationship's names resolve to.
-    fn kind_of(
-        &self,
-        schema: &CompiledSchema,
-        raw: &RawTuple<'_>,
-    ) -> Option<(MemberId, usize, TypeId, TypeId)> {
+    fn kind_of(&self, schema: &CompiledSchema, raw: &RawTuple<'_>) -> Option<Resolved> {
         let resource_ty = schema.type_by_name(raw.resource_type)?;
         let relation = schema.member_by_name(resource_ty, raw.relation)?;
         let subject_ty = schema.type_by_name(raw.subject_type)?;
@@ -231,21 +365,49 @@ impl Index {
         Some((relation, kind, resource_ty, subject_ty))
     }
 
+    /// Whether `raw`'s names are those `resolved` stands for.
+    fn names_are(&self, schema: &CompiledSchema, raw: &RawTuple<'_>, resolved: Resolved) -> bool {
+        let (relation, kind, resource_ty, subject_ty) = resolved;
+        let type_name = |ty: TypeId| schema.definitions.get(ty.0 as usize).map(|d| &*d.name);
+        let member_name = |m: MemberId| schema.members.get(m.0 as usize).map(|m| &*m.name);
+        let Some(allowed) = self.kinds(relation).get(kind) else {
+            return false;
+        };
+        let wildcard = raw.subject_id == "*";
+        let subject_fits = match allowed.subject {
+            AllowedSubject::Wildcard(_) => wildcard,
+            AllowedSubject::Object(_) => !wildcard && raw.subject_relation.is_empty(),
+            AllowedSubject::Userset(_, member) => {
+                !wildcard && member_name(member) == Some(raw.subject_relation)
+            }
+        };
+        subject_fits
+            && member_name(relation) == Some(raw.relation)
+            && type_name(resource_ty) == Some(raw.resource_type)
+            && type_name(subject_ty) == Some(raw.subject_type)
+    }
+
     /// Resolves a relationship's names to its kind, interning its ids; `None` when the
     /// schema does not allow it (callers validate before writing, so this is a bug guard).
     fn slot(&mut self, schema: &CompiledSchema, raw: &RawTuple<'_>) -> Option<Slot> {
-        let (relation, kind, resource_ty, subject_ty) = self.kind_of(schema, raw)?;
-        let resource = self
-            .interners
-            .get_mut(resource_ty.0 as usize)?
-            .intern(raw.resource_id)
-            .0;
+        let resolved = match self.recent.kind {
+            Some(recent) if self.names_are(schema, raw, recent) => recent,
+            _ => self.kind_of(schema, raw)?,
+        };
+        self.recent.kind = Some(resolved);
+        let (relation, kind, resource_ty, subject_ty) = resolved;
+        let interner = self.interners.get_mut(resource_ty.0 as usize)?;
+        let resource = match self.recent.resource {
+            Some((ty, idx)) if ty == resource_ty && interner.name(idx) == raw.resource_id => idx,
+            _ => interner.intern(raw.resource_id)?.0,
+        };
+        self.recent.resource = Some((resource_ty, resource));
         let subject = if raw.subject_id == "*" {
             WILDCARD_SLOT
         } else {
             self.interners
                 .get_mut(subject_ty.0 as usize)?
-                .intern(raw.subject_id)
+                .intern(raw.subject_id)?
                 .0
         };
         Some(Slot {
@@ -364,5 +526,113 @@ impl Index {
                 .flatten()
                 .map(|kind| kind.reverse.heap_bytes())
                 .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interner_finds_every_name_through_growth_and_shrinking() {
+        let mut interner = Interner::default();
+        // Names that share prefixes and lengths, the empty name, and one of the longest.
+        let mut names: Vec<String> = (0..5_000).map(|i| format!("w{}u{}", i % 97, i)).collect();
+        names.push(String::new());
+        names.push("z".repeat(MAX_NAME_LEN));
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(interner.intern(name), Some(ObjectIdx(i as u32)), "{name}");
+            assert!(interner.records.len() * 100 <= interner.slots.len() * MAX_LOAD_PERCENT);
+        }
+        let check = |interner: &Interner| {
+            for (i, name) in names.iter().enumerate() {
+                assert_eq!(interner.get(name), Some(ObjectIdx(i as u32)), "{name}");
+                assert_eq!(interner.name(i as u32), name);
+            }
+            for absent in ["w1u2", "w0u0x", "x", &"z".repeat(MAX_NAME_LEN - 1)] {
+                assert_eq!(interner.get(absent), None, "{absent}");
+            }
+            assert_eq!(interner.name(names.len() as u32), "");
+        };
+        check(&interner);
+        // Interning again finds the same index and adds nothing.
+        assert_eq!(interner.intern("w5u5"), Some(ObjectIdx(5)));
+        assert_eq!(interner.records.len(), names.len());
+        interner.shrink_to_fit();
+        assert!(interner.slots.len() < 2 * names.len());
+        check(&interner);
+        assert_eq!(interner.intern(&"z".repeat(MAX_NAME_LEN + 1)), None);
+        assert_eq!(
+            interner.intern("new"),
+            Some(ObjectIdx(names.len() as u32)),
+            "a shrunk table grows again"
+        );
+    }
+
+    #[test]
+    fn record_headers_hold_any_name_an_id_may_be() {
+        let mut arena = String::new();
+        push_digits(&mut arena, u64::from(u32::MAX), RECORD_HEADER - LEN_DIGITS);
+        assert!(arena.is_ascii());
+        assert_eq!(read_digits(arena.as_bytes()), u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn runs_that_share_names_resolve_like_lone_relationships() {
+        let schema = pemba_schema::compile(
+            "definition user {}
+             definition team {
+                 relation member: user
+             }
+             definition group {
+                 relation member: user | team#member
+                 relation public: user | user:*
+             }
+             definition doc {
+                 relation viewer: user | group#member
+                 relation owner: user
+             }",
+        )
+        .unwrap();
+        // Each relationship differs from the one before in a single name, which the
+        // remembered kind and resource must not paper over.
+        let tuples = [
+            "doc:a#viewer@user:u",
+            "doc:a#owner@user:u",
+            "group:a#member@user:u",
+            "group:a#public@user:u",
+            "group:a#public@user:*",
+            "group:a#member@team:a#member",
+            "team:a#member@user:u",
+            "group:b#member@team:a#member",
+            "doc:b#viewer@group:a#member",
+            "doc:b#viewer@user:a",
+            "doc:a#viewer@user:b",
+        ];
+        let parsed: Vec<crate::Tuple> = tuples
+            .iter()
+            .map(|t| crate::Tuple::parse(t).unwrap())
+            .collect();
+        let mut index = Index::new(&schema);
+        for (i, tuple) in parsed.iter().enumerate() {
+            assert!(index.insert(&schema, &RawTuple::of(tuple)), "{}", tuples[i]);
+            let mut alone = Index::new(&schema);
+            for earlier in &parsed[..=i] {
+                alone.recent = Recent::default();
+                alone.insert(&schema, &RawTuple::of(earlier));
+            }
+            for other in &parsed {
+                assert_eq!(
+                    index.contains(&schema, &RawTuple::of(other)),
+                    alone.contains(&schema, &RawTuple::of(other)),
+                    "after {}: {other}",
+                    tuples[i]
+                );
+            }
+        }
+        assert_eq!(index.count, tuples.len() as u64);
+        index.remove(&schema, &RawTuple::of(&parsed[0]));
+        assert!(!index.contains(&schema, &RawTuple::of(&parsed[0])));
+        assert!(index.contains(&schema, &RawTuple::of(&parsed[1])));
     }
 }

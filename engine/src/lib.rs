@@ -54,9 +54,9 @@ pub use expand::{ExpandKind, ExpandNode};
 pub use filter::{RelationshipFilter, SubjectFilter};
 pub use revision::{Answer, Consistency, Revision};
 pub use store::{
-    migrate, migrate_with, redact_url, Admit, AdmitSchema, BatchCommitted, DeleteCommitted, Head,
-    Lag, LogEntry, Migrated, PostgresOptions, PostgresStore, RawTuple, RedbStore, Scanned, Store,
-    DEFAULT_STATEMENT_TIMEOUT,
+    migrate, migrate_with, redact_url, Admit, AdmitSchema, BatchCommitted, CopyDigests,
+    DeleteCommitted, Digest, Head, Lag, LogEntry, Migrated, PostgresOptions, PostgresStore,
+    RawTuple, RedbStore, Scanned, Store, DEFAULT_STATEMENT_TIMEOUT,
 };
 pub use tuple::{
     is_valid_object_id, parse_tuples, validate_object, ObjectRef, SubjectRef, SyntaxError, Tuple,

@@ -13,7 +13,7 @@ pub use self::postgres::{
     DEFAULT_STATEMENT_TIMEOUT,
 };
 pub use self::redb::RedbStore;
-pub use keys::RawTuple;
+pub use keys::{Digest, RawTuple};
 
 use std::time::Duration;
 
@@ -44,6 +44,15 @@ pub struct Scanned {
     /// Whether the scan also visited a second, subject-ordered copy to cross-check (redb
     /// keeps two; PostgreSQL keeps one row per relationship and checksums its pages).
     pub mirrored: bool,
+}
+
+/// Digests of a store's two copies of every relationship (see [`Store::scan_digested`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopyDigests {
+    /// The resource-ordered copy, the one the index is built from.
+    pub primary: Digest,
+    /// The subject-ordered copy.
+    pub mirror: Digest,
 }
 
 /// One change-log entry, as a replica applies it.
@@ -96,6 +105,26 @@ pub trait Store: Send + Sync {
         visit: &mut dyn FnMut(RawTuple<'_>),
         mirror: &mut dyn FnMut(RawTuple<'_>),
     ) -> Result<Scanned, StorageError>;
+    /// [`Store::scan_all`], with both copies digested instead of the second visited: the
+    /// open compares the digests and reads the second copy one by one only when they
+    /// differ, to name a relationship. `None` when [`Scanned::mirrored`] is false.
+    ///
+    /// The default digests the names `scan_all` yields; redb digests its keys' bytes, so
+    /// the second copy is never decoded.
+    fn scan_digested(
+        &self,
+        visit: &mut dyn FnMut(RawTuple<'_>),
+    ) -> Result<(Scanned, Option<CopyDigests>), StorageError> {
+        let mut digests = CopyDigests::default();
+        let scanned = self.scan_all(
+            &mut |raw| {
+                digests.primary.add(&raw);
+                visit(raw);
+            },
+            &mut |raw| digests.mirror.add(&raw),
+        )?;
+        Ok((scanned, scanned.mirrored.then_some(digests)))
+    }
     /// Commits several transactions with one durable write (group commit). Each is checked
     /// and applied in order as if alone, with its own revision; one refused (a failed
     /// precondition, an existing relationship on create) leaves no trace and does not stop

@@ -16,7 +16,10 @@ use super::keys::{
     raw_from_resource_key, raw_from_subject_key, resource_key, scan_plan, subject_key, RawTuple,
     ScanPlan,
 };
-use super::{Admit, AdmitSchema, BatchCommitted, DeleteCommitted, Head, LogEntry, Scanned, Store};
+use super::{
+    Admit, AdmitSchema, BatchCommitted, CopyDigests, DeleteCommitted, Head, LogEntry, Scanned,
+    Store,
+};
 use crate::error::{SchemaWriteError, StorageError, WriteError};
 use crate::filter::RelationshipFilter;
 use crate::revision::{Answer, Revision};
@@ -115,6 +118,24 @@ impl RedbStore {
         settle_subjects(&txn)?;
         txn.commit()?;
         Ok(RedbStore { db })
+    }
+}
+
+impl RedbStore {
+    /// A read snapshot for a full scan, and what the scan reports besides relationships.
+    fn begin_scan(&self) -> Result<(redb::ReadTransaction, Scanned), StorageError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        // Only while an import in this process is between batches: the subject table is
+        // incomplete, so there is no second copy to compare (opening settles it first).
+        let mirrored = !subjects_behind(&meta)?;
+        let scanned = Scanned {
+            revision: stored_revision(&meta)?,
+            recorded_count: stored_count(&meta)?,
+            mirrored,
+        };
+        drop(meta);
+        Ok((txn, scanned))
     }
 }
 
@@ -227,16 +248,7 @@ impl Store for RedbStore {
         visit: &mut dyn FnMut(RawTuple<'_>),
         mirror: &mut dyn FnMut(RawTuple<'_>),
     ) -> Result<Scanned, StorageError> {
-        let txn = self.db.begin_read()?;
-        let meta = txn.open_table(META)?;
-        // Only while an import in this process is between batches: the subject table is
-        // incomplete, so there is no second copy to compare (opening settles it first).
-        let mirrored = !subjects_behind(&meta)?;
-        let scanned = Scanned {
-            revision: stored_revision(&meta)?,
-            recorded_count: stored_count(&meta)?,
-            mirrored,
-        };
+        let (txn, scanned) = self.begin_scan()?;
         let by_resource = txn.open_table(BY_RESOURCE)?;
         let plan = |by_subject| ScanPlan {
             by_subject,
@@ -250,7 +262,7 @@ impl Store for RedbStore {
             visit(raw);
             true
         })?;
-        if mirrored {
+        if scanned.mirrored {
             let by_subject = txn.open_table(BY_SUBJECT)?;
             scan(&by_subject, &plan(true), None, &mut |raw| {
                 mirror(raw);
@@ -258,6 +270,31 @@ impl Store for RedbStore {
             })?;
         }
         Ok(scanned)
+    }
+
+    fn scan_digested(
+        &self,
+        visit: &mut dyn FnMut(RawTuple<'_>),
+    ) -> Result<(Scanned, Option<CopyDigests>), StorageError> {
+        let (txn, scanned) = self.begin_scan()?;
+        let mut digests = CopyDigests::default();
+        for entry in txn.open_table(BY_RESOURCE)?.iter()? {
+            let (key, _) = entry?;
+            let key = key.value();
+            let raw = raw_from_resource_key(key)?;
+            digests.primary.add_resource_key(key, &raw);
+            visit(raw);
+        }
+        if !scanned.mirrored {
+            return Ok((scanned, None));
+        }
+        // Only digested: a damaged key differs in its bytes, and the caller reads this
+        // copy again, decoded, to name what differs.
+        for entry in txn.open_table(BY_SUBJECT)?.iter()? {
+            let (key, _) = entry?;
+            digests.mirror.add_subject_key(key.value());
+        }
+        Ok((scanned, Some(digests)))
     }
 
     fn commit(

@@ -613,7 +613,7 @@ fn a_store_whose_two_copies_differ_is_refused() {
     let subject_key = |fields: [&str; 6]| fields.join("\0").into_bytes();
     let kept = ["user", "a", "", "group", "g", "member"];
     let dir = tempfile::tempdir().unwrap();
-    let tamper = |name: &str, remove: bool, add: Option<[&str; 6]>| {
+    let tamper = |name: &str, remove: bool, add: Option<Vec<u8>>| {
         let path = dir.path().join(name);
         {
             let engine = Engine::open(&path).unwrap();
@@ -630,8 +630,8 @@ fn a_store_whose_two_copies_differ_is_refused() {
                     .unwrap()
                     .is_some());
             }
-            if let Some(fields) = add {
-                table.insert(subject_key(fields).as_slice(), ()).unwrap();
+            if let Some(key) = add {
+                table.insert(key.as_slice(), ()).unwrap();
             }
         }
         txn.commit().unwrap();
@@ -642,7 +642,7 @@ fn a_store_whose_two_copies_differ_is_refused() {
     let swapped = tamper(
         "swapped.redb",
         true,
-        Some(["user", "c", "", "group", "g", "member"]),
+        Some(subject_key(["user", "c", "", "group", "g", "member"])),
     )
     .expect("a changed relationship is refused");
     assert!(
@@ -651,6 +651,15 @@ fn a_store_whose_two_copies_differ_is_refused() {
         ),
         "{swapped}"
     );
+    // The subject-ordered copy is only digested unless the digests differ: a key that is
+    // not UTF-8 is then read, and refused.
+    let garbled = tamper(
+        "garbled.redb",
+        true,
+        Some(b"user\0\xff\0\0group\0g\0member".to_vec()),
+    )
+    .expect("a key that is not UTF-8 is refused");
+    assert!(garbled.contains("malformed relationship key"), "{garbled}");
     let missing = tamper("missing.redb", true, None).expect("a missing relationship is refused");
     assert!(
         missing.contains("its resource index holds 2 relationships, its subject index 1"),
