@@ -50,11 +50,26 @@ impl Lines {
         &self,
         values: impl IntoIterator<Item = T>,
     ) -> Result<(), Gone> {
+        self.written(values, |frame, value| {
+            serde_json::to_writer(&mut *frame, &Line::Result(&value)).map_err(|_| Gone)?;
+            frame.push(b'\n');
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sends the lines `write` appends to a frame, one or more per item, packed into frames
+    /// as [`Lines::results`] packs its own: for answers whose lines are written straight
+    /// from borrowed data rather than built as values to serialize.
+    pub async fn written<T>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        mut write: impl FnMut(&mut Vec<u8>, T) -> Result<(), Gone>,
+    ) -> Result<(), Gone> {
         const FRAME: usize = 32 << 10;
         let mut frame = Vec::with_capacity(FRAME + 512);
-        for value in values {
-            serde_json::to_writer(&mut frame, &Line::Result(&value)).map_err(|_| Gone)?;
-            frame.push(b'\n');
+        for item in items {
+            write(&mut frame, item)?;
             if frame.len() >= FRAME {
                 let full = std::mem::replace(&mut frame, Vec::with_capacity(FRAME + 512));
                 self.send(full).await?;
