@@ -164,3 +164,41 @@ where
     );
     ([(CONTENT_TYPE, "application/x-ndjson")], body).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(sizes: &[usize]) -> Vec<Result<Bytes, Infallible>> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| Ok(Bytes::from(vec![b'a' + i as u8; size])))
+            .collect()
+    }
+
+    fn sizes(frames: &[Result<Bytes, Infallible>]) -> Vec<usize> {
+        frames
+            .iter()
+            .map(|f| f.as_ref().map_or(0, Bytes::len))
+            .collect()
+    }
+
+    #[test]
+    fn small_waiting_frames_are_joined_and_large_ones_pass_through() {
+        let joined = coalesce(frames(&[10, 20, 30]));
+        assert_eq!(sizes(&joined), [60]);
+        let bytes = joined[0].as_ref().unwrap();
+        assert_eq!(
+            &bytes[..],
+            [&[b'a'; 10][..], &[b'b'; 20], &[b'c'; 30]].concat()
+        );
+        let large = 32 << 10;
+        assert_eq!(
+            sizes(&coalesce(frames(&[large, large, 5]))),
+            [large, large, 5]
+        );
+        assert_eq!(sizes(&coalesce(frames(&[large * 3]))), [large * 3]);
+        assert!(coalesce(Vec::new()).is_empty());
+    }
+}
