@@ -254,9 +254,11 @@ fn bench_lookup_subjects(c: &mut Criterion) {
             })
             .map(|c| ObjectRef::new("connection", &c.id))
             .expect("connections");
+        let heaviest = heaviest_connection(&store.model);
         for (name, resource) in [
             ("typical_connection", typical),
             ("most_shared_connection", most_shared),
+            ("heaviest_connection", heaviest),
         ] {
             let lookup = |resource| SubjectLookup {
                 resource,
@@ -284,6 +286,32 @@ fn bench_lookup_subjects(c: &mut Criterion) {
         }
     }
     group.finish();
+}
+
+/// The connection of the whole store with the most users who may `use` it, from the model:
+/// `(owner + grantees + admins) & members`, where every granted user is a member.
+fn heaviest_connection(model: &Workload) -> ObjectRef {
+    let mut heaviest = (0, String::new());
+    for ws in &model.workspaces {
+        let admins: Vec<&str> = ws
+            .members
+            .iter()
+            .filter(|(_, role)| *role == workload::Role::Admin)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        for connection in &ws.connections {
+            let mut users: std::collections::BTreeSet<&str> = admins.iter().copied().collect();
+            users.insert(&connection.owner);
+            users.extend(connection.users.iter().map(String::as_str));
+            for group in &connection.groups {
+                users.extend(ws.groups[*group].1.iter().map(String::as_str));
+            }
+            if users.len() > heaviest.0 {
+                heaviest = (users.len(), connection.id.clone());
+            }
+        }
+    }
+    ObjectRef::new("connection", heaviest.1)
 }
 
 fn bench_write(c: &mut Criterion) {

@@ -18,8 +18,8 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use pemba_schema::CompiledSchema;
 
 pub use query::{
-    CheckArgs, CheckRequest, FoundSubject, Page, ReadPage, Relationships, ResourceLookup,
-    SubjectLookup,
+    CheckArgs, CheckRequest, FoundSubject, FoundSubjectRef, FoundSubjects, Names, NamesIter, Page,
+    ReadPage, Relationships, ResourceLookup, SubjectLookup,
 };
 
 use crate::error::{QueryError, SchemaWriteError, StorageError, TokenError, WriteError};

@@ -449,9 +449,9 @@ fn subjects_of(
             page: Page::default(),
         };
         let found_subjects = engine.lookup_subjects(Consistency::FullyConsistent, &lookup)?;
-        for subject in found_subjects.value {
+        for id in found_subjects.value.ids() {
             let subject = SubjectRef {
-                object: crate::tuple::ObjectRef::new(ty.clone(), subject.id),
+                object: crate::tuple::ObjectRef::new(ty.clone(), id),
                 relation: relation.clone(),
             };
             found.insert(subject.to_string());

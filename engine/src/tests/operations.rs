@@ -95,7 +95,8 @@ fn groups_arrows_wildcards_and_exclusions(backend: Backend) {
             },
         )
         .unwrap()
-        .value;
+        .value
+        .to_vec();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].id, "*");
     assert_eq!(found[0].excluded, vec!["mallory".to_string()]);
@@ -374,7 +375,8 @@ fn read_and_lookups_paginate_in_stable_order(backend: Backend) {
             },
         )
         .unwrap()
-        .value;
+        .value
+        .to_vec();
     let mut paged = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -396,8 +398,8 @@ fn read_and_lookups_paginate_in_stable_order(backend: Backend) {
         if page.is_empty() {
             break;
         }
-        cursor = page.last().cloned();
-        paged.extend(page);
+        cursor = page.last().map(str::to_string);
+        paged.extend(page.to_vec());
     }
     assert_eq!(paged, all);
     assert_eq!(all.len(), 36);

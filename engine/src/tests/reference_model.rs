@@ -280,7 +280,8 @@ fn agree_on(seed: u64, engine: Engine) {
                         },
                     )
                     .unwrap()
-                    .value;
+                    .value
+                    .to_vec();
                 assert_eq!(
                     found,
                     expected,

@@ -339,7 +339,7 @@ impl Groups {
                 page: Page::default(),
             },
         )?;
-        Ok(found.value.into_iter().map(|s| s.id).collect())
+        Ok(found.value.ids().to_vec())
     }
 
     fn summary(&self, id: String, info: GroupInfo) -> Result<GroupSummary, GroupsError> {

@@ -141,8 +141,9 @@ async fn read_page(
     .map_err(status::of_query)
 }
 
-/// Sends `items` on a new stream from a spawned task, stopping when the client leaves.
-fn stream_all<T: Send + 'static>(items: Vec<T>) -> Answers<T> {
+/// Sends `items` on a new stream from a spawned task, stopping when the client leaves;
+/// each item is made only when the stream has room for it.
+fn stream_each<T: Send + 'static>(items: impl Iterator<Item = T> + Send + 'static) -> Answers<T> {
     let (sender, receiver) = mpsc::channel(BUFFER);
     tokio::spawn(async move {
         for item in items {
@@ -482,17 +483,20 @@ impl PermissionsService for Permissions {
         .map_err(status::of_join)?
         .map_err(status::of_query)?;
         let revision = found.revision;
-        let answers = found
-            .value
-            .into_iter()
-            .map(move |id| pb::LookupResourcesResponse {
+        let ids = found.value;
+        // Each message is built as the stream sends it: the answer holds the ids packed,
+        // and a message's own strings are all that is allocated for it.
+        let answers = (0..ids.len()).filter_map(move |i| {
+            let id = ids.get(i)?;
+            Some(pb::LookupResourcesResponse {
                 looked_up_at: convert::token(revision),
-                after_result_cursor: convert::to_cursor(RESOURCES_CURSOR, &id),
-                resource_object_id: id,
+                after_result_cursor: convert::to_cursor(RESOURCES_CURSOR, id),
+                resource_object_id: id.to_string(),
                 permissionship: pb::LookupPermissionship::HasPermission as i32,
                 partial_caveat_info: None,
-            });
-        Ok(Response::new(stream_all(answers.collect())))
+            })
+        });
+        Ok(Response::new(stream_each(answers)))
     }
 
     type LookupSubjectsStream = Answers<pb::LookupSubjectsResponse>;
@@ -553,24 +557,22 @@ impl PermissionsService for Permissions {
             permissionship: has,
             partial_caveat_info: None,
         };
-        let answers: Vec<pb::LookupSubjectsResponse> = found
-            .value
-            .into_iter()
-            .map(|subject| {
-                #[expect(deprecated, reason = "old clients still read the deprecated fields")]
-                pb::LookupSubjectsResponse {
-                    looked_up_at: convert::token(revision),
-                    subject: Some(resolved(&subject.id)),
-                    excluded_subjects: subject.excluded.iter().map(|id| resolved(id)).collect(),
-                    subject_object_id: subject.id.clone(),
-                    after_result_cursor: convert::to_cursor(SUBJECTS_CURSOR, &subject.id),
-                    excluded_subject_ids: subject.excluded,
-                    permissionship: has,
-                    partial_caveat_info: None,
-                }
+        let subjects = found.value;
+        let answers = (0..subjects.len()).filter_map(move |i| {
+            let subject = subjects.get(i)?;
+            #[expect(deprecated, reason = "old clients still read the deprecated fields")]
+            Some(pb::LookupSubjectsResponse {
+                looked_up_at: convert::token(revision),
+                subject: Some(resolved(subject.id)),
+                excluded_subjects: subject.excluded.iter().map(resolved).collect(),
+                subject_object_id: subject.id.to_string(),
+                after_result_cursor: convert::to_cursor(SUBJECTS_CURSOR, subject.id),
+                excluded_subject_ids: subject.excluded.to_vec(),
+                permissionship: has,
+                partial_caveat_info: None,
             })
-            .collect();
-        Ok(Response::new(stream_all(answers)))
+        });
+        Ok(Response::new(stream_each(answers)))
     }
 
     async fn import_bulk_relationships(

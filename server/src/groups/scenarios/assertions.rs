@@ -61,7 +61,7 @@ impl World {
                         },
                     )
                     .map_err(|e| e.to_string())?;
-                let got: Vec<String> = found.value.into_iter().map(|s| s.id).collect();
+                let got = found.value.ids().to_vec();
                 equal("members of group", &got, &are)
             }
             "group_names" => {
