@@ -44,8 +44,8 @@ pub mod validation_file;
 mod write;
 
 pub use engine::{
-    CheckArgs, CheckRequest, Engine, FoundSubject, Imported, LoadedSchema, Page, ReadPage,
-    Relationships, ResourceLookup, SubjectLookup,
+    CheckArgs, CheckRequest, CheckedImport, Engine, FoundSubject, Imported, LoadedSchema, Page,
+    ReadPage, Relationships, ResourceLookup, SubjectLookup,
 };
 pub use error::{
     EngineError, InvalidError, QueryError, SchemaWriteError, StorageError, TokenError, WriteError,
