@@ -19,7 +19,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pemba_engine::{validate_raw, validate_tuple, Engine, RawTuple, RelationshipFilter, Tuple};
+use pemba_engine::{CheckedImport, Engine, RawTuple, RelationshipFilter, Tuple};
 use serde_json::{json, Value};
 
 use pemba_server::auth::{resolve_key, KeySource};
@@ -332,38 +332,43 @@ pub fn import(args: ImportArgs, global: &GlobalArgs) -> ExitCode {
     };
 
     // Text lines are parsed in place, borrowing their fields from `text`; JSON lines
-    // parse to owned relationships first.
-    let mut owned: Vec<Tuple> = Vec::new();
-    let mut relationships: Vec<RawTuple<'_>> = Vec::new();
+    // parse to owned relationships first (a file is one or the other). Each is checked
+    // once, here: the import does not check them again.
+    let lines = || {
+        text.lines().enumerate().filter_map(|(index, line)| {
+            let line = line.trim();
+            (!line.is_empty() && !line.starts_with("//")).then_some((index + 1, line))
+        })
+    };
+    let mut owned: Vec<(usize, Tuple)> = Vec::new();
     let mut bad: Vec<(usize, String)> = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with("//") {
-            continue;
-        }
-        if json_lines {
-            match parse_line(line, json_lines).and_then(|tuple| {
-                validate_tuple(&schema.compiled, &tuple)
-                    .map(|()| tuple)
-                    .map_err(|e| e.to_string())
-            }) {
-                Ok(tuple) => owned.push(tuple),
-                Err(message) => bad.push((index + 1, message)),
+    if json_lines {
+        for (number, line) in lines() {
+            match parse_line(line, json_lines) {
+                Ok(tuple) => owned.push((number, tuple)),
+                Err(message) => bad.push((number, message)),
             }
-            continue;
-        }
-        match RawTuple::parse(line)
-            .map_err(|e| e.to_string())
-            .and_then(|raw| {
-                validate_raw(&schema.compiled, &raw)
-                    .map(|()| raw)
-                    .map_err(|e| e.to_string())
-            }) {
-            Ok(raw) => relationships.push(raw),
-            Err(message) => bad.push((index + 1, message)),
         }
     }
-    relationships.extend(owned.iter().map(RawTuple::of));
+    let mut checked = CheckedImport::new(schema);
+    if json_lines {
+        for (number, tuple) in &owned {
+            if let Err(e) = checked.push(RawTuple::of(tuple)) {
+                bad.push((*number, e.to_string()));
+            }
+        }
+        bad.sort_by_key(|(number, _)| *number);
+    } else {
+        for (number, line) in lines() {
+            let pushed = RawTuple::parse(line)
+                .map_err(|e| e.to_string())
+                .and_then(|raw| checked.push(raw).map_err(|e| e.to_string()));
+            if let Err(message) = pushed {
+                bad.push((number, message));
+            }
+        }
+    }
+    let relationships = checked.relationships();
     const SHOWN: usize = 100;
     for (line, message) in bad.iter().take(SHOWN) {
         eprintln!("{name}:{line}: {message}");
@@ -394,7 +399,7 @@ pub fn import(args: ImportArgs, global: &GlobalArgs) -> ExitCode {
     let imported = match &target {
         Target::Local(local) => local
             .engine
-            .import(&relationships, batch_size, &mut |n| progress.inc(n as u64))
+            .import_checked(&checked, batch_size, &mut |n| progress.inc(n as u64))
             .map(|imported| {
                 (
                     imported.relationships,
@@ -408,7 +413,7 @@ pub fn import(args: ImportArgs, global: &GlobalArgs) -> ExitCode {
                     progress.position()
                 )
             }),
-        Target::Remote(client) => import_remote(client, &relationships, batch_size, &progress),
+        Target::Remote(client) => import_remote(client, relationships, batch_size, &progress),
     };
     let (total, duplicates, revision) = match imported {
         Ok(imported) => imported,

@@ -9,7 +9,7 @@ mod follow;
 mod query;
 mod writes;
 
-pub use writes::Imported;
+pub use writes::{CheckedImport, Imported};
 
 use std::path::Path;
 use std::sync::Arc;

@@ -44,8 +44,9 @@ pub mod validation_file;
 mod write;
 
 pub use engine::{
-    CheckArgs, CheckRequest, Engine, FoundSubject, FoundSubjectRef, FoundSubjects, Imported,
-    LoadedSchema, Names, NamesIter, Page, ReadPage, Relationships, ResourceLookup, SubjectLookup,
+    CheckArgs, CheckRequest, CheckedImport, Engine, FoundSubject, FoundSubjectRef, FoundSubjects,
+    Imported, LoadedSchema, Names, NamesIter, Page, ReadPage, Relationships, ResourceLookup,
+    SubjectLookup,
 };
 pub use error::{
     EngineError, InvalidError, QueryError, SchemaWriteError, StorageError, TokenError, WriteError,

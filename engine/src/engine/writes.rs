@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::{Engine, Pending};
-use crate::error::{QueryError, StorageError, WriteError};
+use super::{Engine, LoadedSchema, Pending};
+use crate::error::{InvalidError, QueryError, StorageError, WriteError};
 use crate::filter::{RelationshipFilter, SubjectFilter};
 use crate::revision::{Answer, Revision};
 use crate::store::keys::{push_resource_key, raw_from_resource_key};
@@ -24,6 +24,36 @@ pub struct Imported {
     pub revision: Option<Revision>,
 }
 
+/// Relationships checked one by one against a schema, for [`Engine::import_checked`]: a
+/// caller that reports each invalid line itself (`pemba import`) checks every line once,
+/// here, and the import does not check them again unless the schema has changed since.
+pub struct CheckedImport<'a> {
+    schema: Arc<LoadedSchema>,
+    relationships: Vec<RawTuple<'a>>,
+}
+
+impl<'a> CheckedImport<'a> {
+    /// Nothing yet, to be checked against `schema` (normally [`Engine::schema`]).
+    pub fn new(schema: Arc<LoadedSchema>) -> Self {
+        CheckedImport {
+            schema,
+            relationships: Vec::new(),
+        }
+    }
+
+    /// Checks `relationship` and keeps it if it is valid; an invalid one is not kept.
+    pub fn push(&mut self, relationship: RawTuple<'a>) -> Result<(), InvalidError> {
+        validate_raw(&self.schema.compiled, &relationship)?;
+        self.relationships.push(relationship);
+        Ok(())
+    }
+
+    /// The valid relationships kept so far, in the order given.
+    pub fn relationships(&self) -> &[RawTuple<'a>] {
+        &self.relationships
+    }
+}
+
 impl Engine {
     /// Imports relationships as touches: every one validated first (one invalid writes
     /// nothing), sorted, duplicates dropped, then committed through the store's bulk path
@@ -41,6 +71,35 @@ impl Engine {
         for raw in relationships {
             validate_raw(&schema.compiled, raw)?;
         }
+        self.import_valid(relationships, batch_size, progress)
+    }
+
+    /// [`Engine::import`] of relationships already checked: they are checked again only
+    /// if the store's schema is no longer the one they were checked against.
+    pub fn import_checked(
+        &self,
+        checked: &CheckedImport<'_>,
+        batch_size: usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Imported, WriteError> {
+        let _writer = self.writer.lock();
+        let schema = self.schema().ok_or(WriteError::NoSchema)?;
+        if !Arc::ptr_eq(&schema, &checked.schema) {
+            for raw in &checked.relationships {
+                validate_raw(&schema.compiled, raw)?;
+            }
+        }
+        self.import_valid(&checked.relationships, batch_size, progress)
+    }
+
+    /// The rest of an import, under the writer lock, once every relationship is valid
+    /// against the current schema.
+    fn import_valid(
+        &self,
+        relationships: &[RawTuple<'_>],
+        batch_size: usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Imported, WriteError> {
         let keys = SortedKeys::of(relationships);
         let sorted = keys.relationships()?;
         let duplicates = relationships.len() - sorted.len();
@@ -387,5 +446,56 @@ impl SortedKeys {
                 raw_from_resource_key(key)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tuple::Tuple;
+
+    const SCHEMA: &str = "definition user {}
+definition doc {
+    relation viewer: user
+}";
+
+    #[test]
+    fn a_checked_import_is_checked_again_only_when_the_schema_changed() {
+        let engine = Engine::in_memory().unwrap();
+        engine.write_schema(SCHEMA).unwrap();
+        let tuples = [
+            Tuple::parse("doc:a#viewer@user:u1").unwrap(),
+            Tuple::parse("doc:a#viewer@user:u2").unwrap(),
+        ];
+        let mut checked = CheckedImport::new(engine.schema().unwrap());
+        for tuple in &tuples {
+            checked.push(RawTuple::of(tuple)).unwrap();
+        }
+        let invalid = Tuple::parse("doc:a#editor@user:u1").unwrap();
+        assert!(checked.push(RawTuple::of(&invalid)).is_err());
+        assert_eq!(
+            checked.relationships().len(),
+            2,
+            "the invalid one is not kept"
+        );
+
+        // Checked against a schema the store no longer has: checked again, and refused.
+        let renamed = SCHEMA.replace("viewer", "reader");
+        engine.write_schema(&renamed).unwrap();
+        let refused = engine.import_checked(&checked, 10, &mut |_| {});
+        assert!(
+            matches!(refused, Err(WriteError::Invalid(_))),
+            "{refused:?}"
+        );
+        assert_eq!(engine.relationship_count(), 0);
+
+        engine.write_schema(SCHEMA).unwrap();
+        let mut checked = CheckedImport::new(engine.schema().unwrap());
+        for tuple in &tuples {
+            checked.push(RawTuple::of(tuple)).unwrap();
+        }
+        let imported = engine.import_checked(&checked, 10, &mut |_| {}).unwrap();
+        assert_eq!((imported.relationships, imported.duplicates), (2, 0));
+        assert_eq!(engine.relationship_count(), 2);
     }
 }
