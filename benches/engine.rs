@@ -206,9 +206,9 @@ fn bench_check_bulk(c: &mut Criterion) {
 fn bench_lookup_resources(c: &mut Criterion) {
     let mut group = c.benchmark_group("lookup_resources");
     for store in stores() {
-        let ws = &store.model.workspaces[store.model.workspaces.len() / 2];
-        let typical = SubjectRef::object("user", &ws.members[10].0);
-        let heaviest = SubjectRef::object("user", "roaming0");
+        let probes = workload::probes(&store.model).expect("probes");
+        let typical = SubjectRef::parse(&probes.typical_user).expect("typical user");
+        let heaviest = SubjectRef::parse(&probes.heaviest_user).expect("heaviest user");
         for (name, subject) in [("typical_user", typical), ("heaviest_user", heaviest)] {
             let lookup = |subject| ResourceLookup {
                 resource_type: "connection",
@@ -240,20 +240,9 @@ fn bench_lookup_resources(c: &mut Criterion) {
 fn bench_lookup_subjects(c: &mut Criterion) {
     let mut group = c.benchmark_group("lookup_subjects");
     for store in stores() {
-        let ws = &store.model.workspaces[store.model.workspaces.len() / 2];
-        let typical = ObjectRef::new("connection", &ws.connections[0].id);
-        let most_shared = ws
-            .connections
-            .iter()
-            .max_by_key(|c| {
-                c.groups
-                    .iter()
-                    .map(|g| ws.groups[*g].1.len())
-                    .sum::<usize>()
-                    + c.users.len()
-            })
-            .map(|c| ObjectRef::new("connection", &c.id))
-            .expect("connections");
+        let probes = workload::probes(&store.model).expect("probes");
+        let typical = ObjectRef::parse(&probes.typical_connection).expect("connection");
+        let most_shared = ObjectRef::parse(&probes.most_shared_connection).expect("connection");
         let heaviest = heaviest_connection(&store.model);
         for (name, resource) in [
             ("typical_connection", typical),
