@@ -33,18 +33,7 @@ struct Store {
 }
 
 fn sizes() -> Vec<Size> {
-    let wanted = std::env::var("PEMBA_BENCH_SIZES").unwrap_or_else(|_| "s,m".to_string());
-    wanted
-        .split(',')
-        .filter_map(|s| match s.trim() {
-            "xs" => Some(Size::Xs),
-            "s" => Some(Size::S),
-            "m" => Some(Size::M),
-            "l" => Some(Size::L),
-            "xl" => Some(Size::Xl),
-            _ => None,
-        })
-        .collect()
+    workload::bench_sizes("s,m").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn tuples(model: &Workload) -> Vec<Tuple> {

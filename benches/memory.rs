@@ -21,16 +21,7 @@ use pemba_engine::{Engine, Tuple, Update};
 static ALLOC: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
 
 fn main() {
-    let wanted = std::env::var("PEMBA_BENCH_SIZES").unwrap_or_else(|_| "s,m".to_string());
-    for name in wanted.split(',') {
-        let size = match name.trim() {
-            "xs" => Size::Xs,
-            "s" => Size::S,
-            "m" => Size::M,
-            "l" => Size::L,
-            "xl" => Size::Xl,
-            other => panic!("unknown size `{other}` (xs, s, m, l, xl)"),
-        };
+    for size in workload::bench_sizes("s,m").unwrap_or_else(|e| panic!("{e}")) {
         measure(size);
     }
 }

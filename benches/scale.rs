@@ -35,7 +35,6 @@ const AT: Consistency = Consistency::MinimizeLatency;
 const RANDOM_CHECKS: usize = 65_536;
 
 fn main() {
-    let wanted = std::env::var("PEMBA_BENCH_SIZES").unwrap_or_else(|_| "s,m".to_string());
     let keep = std::env::var_os("PEMBA_SCALE_DIR").map(PathBuf::from);
     println!(
         "| size | relationships | import (Engine::import) | open | index heap / relationship \
@@ -44,15 +43,7 @@ fn main() {
          | lookup subjects most shared p50 / p99 (results) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for name in wanted.split(',') {
-        let size = match name.trim() {
-            "xs" => Size::Xs,
-            "s" => Size::S,
-            "m" => Size::M,
-            "l" => Size::L,
-            "xl" => Size::Xl,
-            other => panic!("unknown size `{other}` (xs, s, m, l, xl)"),
-        };
+    for size in workload::bench_sizes("s,m").unwrap_or_else(|e| panic!("{e}")) {
         measure(size, keep.as_deref());
     }
     println!(

@@ -58,6 +58,23 @@ impl fmt::Display for Size {
     }
 }
 
+/// The sizes named in `PEMBA_BENCH_SIZES` (comma-separated: `xs,s,m,l,xl`), or `default`'s
+/// when it is unset: how every benchmark binary chooses its stores.
+pub fn bench_sizes(default: &str) -> Result<Vec<Size>, String> {
+    let wanted = std::env::var("PEMBA_BENCH_SIZES").unwrap_or_else(|_| default.to_string());
+    wanted
+        .split(',')
+        .map(|name| {
+            <Size as clap::ValueEnum>::from_str(name.trim(), true).map_err(|_| {
+                format!(
+                    "PEMBA_BENCH_SIZES: unknown size `{}` (xs, s, m, l, xl)",
+                    name.trim()
+                )
+            })
+        })
+        .collect()
+}
+
 const USERS_PER_WORKSPACE: usize = 100;
 const GROUPS_PER_WORKSPACE: usize = 10;
 const CONNECTIONS_PER_WORKSPACE: usize = 50;

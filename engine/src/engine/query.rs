@@ -902,6 +902,28 @@ definition doc {
         ids
     }
 
+    /// Every page of `limit` items, each asked for after the previous page's last item (its
+    /// cursor given by `cursor`), until a page comes back empty.
+    fn every_page<T>(
+        limit: usize,
+        fetch: impl Fn(Page<'_>) -> Vec<T>,
+        cursor: impl Fn(&T) -> String,
+    ) -> Vec<T> {
+        let mut paged = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let found = fetch(Page {
+                after: after.as_deref(),
+                limit: Some(limit),
+            });
+            assert!(found.len() <= limit);
+            let Some(last) = found.last() else { break };
+            after = Some(cursor(last));
+            paged.extend(found);
+        }
+        paged
+    }
+
     #[test]
     fn lookup_resources_sorts_ids_interned_out_of_order_and_pages_by_cursor() {
         let texts: Vec<String> = IDS
@@ -914,19 +936,11 @@ definition doc {
         let all = resources(&engine, &subject, Page::default());
         assert_eq!(all, sorted_ids());
         for limit in 1..=4 {
-            let mut paged = Vec::new();
-            let mut after: Option<String> = None;
-            loop {
-                let page = Page {
-                    after: after.as_deref(),
-                    limit: Some(limit),
-                };
-                let found = resources(&engine, &subject, page);
-                assert!(found.len() <= limit);
-                let Some(last) = found.last() else { break };
-                after = Some(last.clone());
-                paged.extend(found);
-            }
+            let paged = every_page(
+                limit,
+                |page| resources(&engine, &subject, page),
+                Clone::clone,
+            );
             assert_eq!(paged, all, "pages of {limit}");
         }
         assert_eq!(
@@ -967,19 +981,11 @@ definition doc {
         expected.sort_by(|a, b| a.id.cmp(&b.id));
         assert_eq!(all, expected);
         for limit in 1..=4 {
-            let mut paged = Vec::new();
-            let mut after: Option<String> = None;
-            loop {
-                let page = Page {
-                    after: after.as_deref(),
-                    limit: Some(limit),
-                };
-                let found = subjects(&engine, &resource, page);
-                assert!(found.len() <= limit);
-                let Some(last) = found.last() else { break };
-                after = Some(last.id.clone());
-                paged.extend(found);
-            }
+            let paged = every_page(
+                limit,
+                |page| subjects(&engine, &resource, page),
+                |last| last.id.clone(),
+            );
             assert_eq!(paged, all, "pages of {limit}");
         }
     }
