@@ -363,10 +363,21 @@ pub fn preconditions(
 
 /// An opaque cursor of `kind` carrying `position` (URL-safe base64, so it survives URLs).
 pub fn encode_cursor(kind: &str, position: &str) -> Token {
-    Token {
-        token: base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("{kind}:{position}")),
-    }
+    let mut token = Token {
+        token: String::new(),
+    };
+    encode_cursor_into(kind, position, &mut Vec::new(), &mut token.token);
+    token
+}
+
+/// Appends [`encode_cursor`]`(kind, position)`'s token text to `out`, using `scratch` (cleared
+/// first) for the plain text: a caller writing thousands of cursors reuses both buffers.
+pub fn encode_cursor_into(kind: &str, position: &str, scratch: &mut Vec<u8>, out: &mut String) {
+    scratch.clear();
+    scratch.extend_from_slice(kind.as_bytes());
+    scratch.push(b':');
+    scratch.extend_from_slice(position.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(scratch, out);
 }
 
 /// Reads a cursor made by [`encode_cursor`] for `kind`; empty tokens mean "from the start".

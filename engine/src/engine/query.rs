@@ -127,10 +127,14 @@ impl Names {
             ends: Vec::with_capacity(names.size_hint().0),
         };
         for name in names {
-            packed.bytes.push_str(name);
-            packed.ends.push(packed.bytes.len());
+            packed.push(name);
         }
         packed
+    }
+
+    fn push(&mut self, name: &str) {
+        self.bytes.push_str(name);
+        self.ends.push(self.bytes.len());
     }
 
     /// How many ids.
@@ -674,8 +678,7 @@ fn packed_if_sorted<'n>(
             }
             last = Some(id);
             if names.len() < limit && after.is_none_or(|after| sorts_before(after, id)) {
-                names.bytes.push_str(id);
-                names.ends.push(names.bytes.len());
+                names.push(id);
             }
         }
     }

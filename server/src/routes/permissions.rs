@@ -11,10 +11,9 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Json;
-use base64::Engine as _;
 use pemba_engine::{
-    validate_object, CheckArgs, ExpandKind, ExpandNode, FoundSubjectRef, Page, ResourceLookup,
-    SubjectLookup,
+    validate_object, CheckArgs, ExpandKind, ExpandNode, FoundSubjectRef, Names, Page,
+    ResourceLookup, SubjectLookup,
 };
 use serde::{Deserialize, Serialize};
 
@@ -559,23 +558,15 @@ impl LineWriter {
         out.extend_from_slice(&self.token);
         out.extend_from_slice(b",\"subject\":");
         resolved(out, subject.id)?;
-        out.extend_from_slice(b",\"excludedSubjects\":[");
-        for (i, id) in subject.excluded.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            resolved(out, id)?;
-        }
-        out.extend_from_slice(b"],\"subjectObjectId\":");
+        out.extend_from_slice(b",\"excludedSubjects\":");
+        list(out, subject.excluded, resolved)?;
+        out.extend_from_slice(b",\"subjectObjectId\":");
         serde_json::to_writer(&mut *out, subject.id)?;
-        out.extend_from_slice(b",\"excludedSubjectIds\":[");
-        for (i, id) in subject.excluded.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            serde_json::to_writer(&mut *out, id)?;
-        }
-        out.extend_from_slice(b"],\"permissionship\":\"");
+        out.extend_from_slice(b",\"excludedSubjectIds\":");
+        list(out, subject.excluded, |out, id| {
+            serde_json::to_writer(out, id)
+        })?;
+        out.extend_from_slice(b",\"permissionship\":\"");
         out.extend_from_slice(LOOKUP_HAS.as_bytes());
         out.extend_from_slice(b"\",\"afterResultCursor\":");
         self.cursor(out, SUBJECTS_CURSOR, subject.id);
@@ -586,17 +577,29 @@ impl LineWriter {
     /// `{"token":"..."}` of [`wire::encode_cursor`]`(kind, id)`. Base64 has no characters
     /// JSON escapes, so the token goes in as it is.
     fn cursor(&mut self, out: &mut Vec<u8>, kind: &str, id: &str) {
-        self.cursor.clear();
-        self.cursor.extend_from_slice(kind.as_bytes());
-        self.cursor.push(b':');
-        self.cursor.extend_from_slice(id.as_bytes());
         self.encoded.clear();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode_string(&self.cursor, &mut self.encoded);
+        wire::encode_cursor_into(kind, id, &mut self.cursor, &mut self.encoded);
         out.extend_from_slice(b"{\"token\":\"");
         out.extend_from_slice(self.encoded.as_bytes());
         out.extend_from_slice(b"\"}");
     }
+}
+
+/// A JSON array of `write` of each id.
+fn list(
+    out: &mut Vec<u8>,
+    ids: &Names,
+    mut write: impl FnMut(&mut Vec<u8>, &str) -> serde_json::Result<()>,
+) -> serde_json::Result<()> {
+    out.push(b'[');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, id)?;
+    }
+    out.push(b']');
+    Ok(())
 }
 
 /// A `ResolvedSubject` of `id`.
