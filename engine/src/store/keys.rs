@@ -124,9 +124,10 @@ fn split_key(key: &[u8]) -> Result<[&str; 6], StorageError> {
 }
 
 /// Where the five separators of a key are, in order, or `None` unless it has exactly
-/// five.
+/// five. Every key of the store passes here on open, twice; `memchr` finds them a word or
+/// a vector at a time.
 fn separators(key: &[u8]) -> Option<[usize; 5]> {
-    let mut found = Separators::new(key);
+    let mut found = memchr::memchr_iter(SEP, key);
     let seps = [
         found.next()?,
         found.next()?,
@@ -135,61 +136,6 @@ fn separators(key: &[u8]) -> Option<[usize; 5]> {
         found.next()?,
     ];
     found.next().is_none().then_some(seps)
-}
-
-/// The positions of the separators in a key, in order, found eight bytes at a time: every
-/// key of the store passes here on open, twice.
-struct Separators<'a> {
-    key: &'a [u8],
-    /// Where the next eight bytes to look at start.
-    next_word: usize,
-    /// Where the word in `zeros` starts.
-    base: usize,
-    /// The high bit of each byte of that word that is a separator and not yet returned.
-    zeros: u64,
-}
-
-impl<'a> Separators<'a> {
-    fn new(key: &'a [u8]) -> Self {
-        Separators {
-            key,
-            next_word: 0,
-            base: 0,
-            zeros: 0,
-        }
-    }
-}
-
-impl Iterator for Separators<'_> {
-    type Item = usize;
-
-    fn next(&mut self) -> Option<usize> {
-        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-        const _: () = assert!(SEP == 0, "the word-at-a-time search finds zero bytes");
-        while self.zeros == 0 {
-            let rest = self
-                .key
-                .get(self.next_word..)
-                .filter(|rest| !rest.is_empty())?;
-            let word = match rest.get(..8) {
-                Some(eight) => <[u8; 8]>::try_from(eight).ok()?,
-                None => {
-                    // The last few bytes, padded with bytes that are not separators.
-                    let mut word = [0xff; 8];
-                    word.iter_mut().zip(rest).for_each(|(w, b)| *w = *b);
-                    word
-                }
-            };
-            let word = u64::from_le_bytes(word);
-            // The high bit of each zero byte, exactly (no borrow crosses a byte).
-            self.zeros = !(((word & LOW7) + LOW7) | word | LOW7);
-            self.base = self.next_word;
-            self.next_word += 8;
-        }
-        let at = self.base + (self.zeros.trailing_zeros() / 8) as usize;
-        self.zeros &= self.zeros - 1;
-        Some(at)
-    }
 }
 
 /// An order-independent digest of one copy of the stored relationships: how many, and
@@ -235,7 +181,7 @@ impl Digest {
 
     /// Adds a relationship given by its subject key, which need not be well formed.
     pub(crate) fn add_subject_key(&mut self, key: &[u8]) {
-        let cut = Separators::new(key).nth(2).unwrap_or(key.len());
+        let cut = memchr::memchr_iter(SEP, key).nth(2).unwrap_or(key.len());
         let subject = key.get(..cut).unwrap_or(key);
         let resource = key.get(cut + 1..).unwrap_or(&[]);
         self.add_halves(resource, subject);
