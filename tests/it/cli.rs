@@ -10,12 +10,12 @@ use serde_json::json;
 
 use crate::support::{rel, TestServer, KEY};
 
+/// Runs `pemba` in an empty directory of its own: with `--endpoint` and no key the CLI
+/// falls back to `./pemba-data/api-key`, so a checkout where the README's `serve` ran
+/// would otherwise lend its key to tests that expect none.
 fn pemba(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pemba"))
-        .args(args)
-        .env_remove("PEMBA_KEY")
-        .output()
-        .unwrap()
+    let cwd = tempfile::tempdir().unwrap();
+    pemba_in(cwd.path(), args)
 }
 
 fn stdout(output: &Output) -> String {
