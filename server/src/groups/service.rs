@@ -22,9 +22,9 @@ use std::sync::{Arc, PoisonError, RwLock, Weak};
 
 use pemba_engine::is_valid_object_id;
 use pemba_engine::{
-    CheckArgs, CheckCondition, Consistency, Engine, LoadedSchema, MetadataWrite, ObjectRef,
-    Operation, Page, Precondition, RelationshipFilter, Revision, SubjectLookup, Transaction, Tuple,
-    WriteError,
+    CheckArgs, CheckCondition, Consistency, Engine, FoundSubjects, LoadedSchema, MetadataWrite,
+    ObjectRef, Operation, Page, Precondition, RelationshipFilter, Revision, SubjectLookup,
+    Transaction, Tuple, WriteError,
 };
 
 use self::relations::{
@@ -329,6 +329,16 @@ impl Groups {
 
     /// The user ids of group `id`'s members, ascending.
     fn members_of(&self, id: &str) -> Result<Vec<String>, GroupsError> {
+        Ok(self.members(id)?.ids().to_vec())
+    }
+
+    /// How many members group `id` has, without a `String` per member.
+    fn member_count(&self, id: &str) -> Result<usize, GroupsError> {
+        Ok(self.members(id)?.len())
+    }
+
+    /// Group `id`'s members as the engine found them.
+    fn members(&self, id: &str) -> Result<FoundSubjects, GroupsError> {
         let found = self.engine.lookup_subjects(
             Consistency::FullyConsistent,
             &SubjectLookup {
@@ -339,12 +349,12 @@ impl Groups {
                 page: Page::default(),
             },
         )?;
-        Ok(found.value.ids().to_vec())
+        Ok(found.value)
     }
 
     fn summary(&self, id: String, info: GroupInfo) -> Result<GroupSummary, GroupsError> {
         Ok(GroupSummary {
-            member_count: self.members_of(&id)?.len(),
+            member_count: self.member_count(&id)?,
             id,
             name: info.name,
             description: info.description,

@@ -156,7 +156,7 @@ impl Groups {
         self.commit(&authorized, transaction, changed_concurrently)?;
         Ok(match grantee {
             Grantee::Group(id) => Shared::Group {
-                member_count: self.members_of(id)?.len(),
+                member_count: self.member_count(id)?,
                 group: id.clone(),
                 role,
             },
@@ -239,7 +239,7 @@ impl Groups {
                 Err(error) => return Err(error),
             };
             access.groups.push(GroupAccess {
-                member_count: self.members_of(&id)?.len(),
+                member_count: self.member_count(&id)?,
                 id,
                 name: stored.info.name,
                 role,
