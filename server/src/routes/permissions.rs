@@ -28,7 +28,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         Route {
             decode: Some(|body| decode_check(body).map(drop)),
-            ..Route::post::<CheckRequestBody>("/v1/permissions/check", post(check))
+            ..Route::post::<CheckRequestBody>(CHECK_PATH, post(check))
         },
         Route::post::<CheckBulkRequest>("/v1/permissions/checkbulk", post(check_bulk)),
         Route::post::<LookupResourcesRequest>("/v1/permissions/resources", post(lookup_resources)),
@@ -36,6 +36,9 @@ pub fn routes() -> Vec<Route> {
         Route::post::<ExpandRequest>("/v1/permissions/expand", post(expand)),
     ]
 }
+
+/// The check route's path, which [`crate::service::HttpApi`] answers without the router.
+pub const CHECK_PATH: &str = "/v1/permissions/check";
 
 const HAS: &str = "PERMISSIONSHIP_HAS_PERMISSION";
 const HAS_NOT: &str = "PERMISSIONSHIP_NO_PERMISSION";
@@ -195,7 +198,13 @@ async fn check(
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let bytes = crate::error::read_body(request, &state).await?;
-    let body = decode_check(&bytes)?;
+    answer_check(&state, &bytes)
+}
+
+/// The answer to a check whose body is `bytes`: the whole of the check route once its body
+/// is read, shared by its handler and by [`crate::service::HttpApi`]'s direct path.
+pub(crate) fn answer_check(state: &AppState, bytes: &[u8]) -> Result<Response, ApiError> {
+    let body = decode_check(bytes)?;
     refuse_context(body.context.as_ref(), "context")?;
     let consistency = wire::consistency(body.consistency.as_ref())?;
     let args = check_args(&body)?;
