@@ -123,15 +123,21 @@ pub fn presents_key(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
     presented(headers).is_ok_and(|key| state.key.matches(key))
 }
 
+/// Refuses `headers` unless they carry `Authorization: Bearer <the key>` (401, code 16).
+pub(crate) fn authorize(state: &AppState, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let presented = presented(headers)?;
+    if !state.key.matches(presented) {
+        return Err(ApiError::unauthenticated("invalid API key"));
+    }
+    Ok(())
+}
+
 /// Middleware: refuses a request without `Authorization: Bearer <key>` (401, code 16).
 pub async fn require_key(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let presented = presented(request.headers())?;
-    if !state.key.matches(presented) {
-        return Err(ApiError::unauthenticated("invalid API key"));
-    }
+    authorize(&state, request.headers())?;
     Ok(next.run(request).await)
 }

@@ -3,7 +3,7 @@
 //! (`serve`, `import`, `export`, ...) live in the root package, `src/cli.rs`.
 //!
 //! [`run`] serves a bound listener until a shutdown future resolves; [`app`] builds the
-//! router alone, for in-process (`oneshot`) tests.
+//! service alone ([`HttpApi`]), for in-process (`oneshot`) tests.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,6 +23,7 @@ pub mod limits;
 pub mod metrics;
 pub mod routes;
 pub mod serve;
+pub mod service;
 pub mod stream;
 pub mod wire;
 
@@ -32,13 +33,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use pemba_engine::{Engine, EngineError, PostgresOptions, PostgresStore};
 use tokio::net::TcpListener;
 
 pub use auth::ApiKey;
 pub use error::ApiError;
 pub use limits::Limits;
+pub use service::HttpApi;
 
 /// The schema loaded into a fresh store that has none: the user-groups model of SPEC §6.
 pub const DEFAULT_SCHEMA: &str = include_str!("../../schemas/user-groups.zed");
@@ -276,9 +277,10 @@ fn prepare(engine: Engine) -> Result<Engine, ServeError> {
     Ok(engine)
 }
 
-/// The router with every route of [`routes::table`], auth, limits, metrics and tracing.
-pub fn app(state: AppState) -> Router {
-    routes::router(state)
+/// The HTTP API with every route of [`routes::table`], auth, limits, metrics, request ids
+/// and tracing: the service [`run`] serves, and in-process (`oneshot`) tests call.
+pub fn app(state: AppState) -> HttpApi {
+    HttpApi::new(state)
 }
 
 /// Serves `listener` until `shutdown` resolves, then lets in-flight requests finish, ends
@@ -369,7 +371,7 @@ pub async fn serve_engine_with_grpc(
     let tailing = Arc::new(AtomicBool::new(false));
     let tailer = engine.follow(tailing.clone());
     let state = AppState::with_limits(engine.clone(), config.key, config.limits);
-    let router = app(state.clone());
+    let api = app(state.clone());
     if let Err(lacks) = state.groups.check_schema() {
         // The general API still serves; every user-groups route refuses with this.
         tracing::warn!("{lacks}");
@@ -397,7 +399,7 @@ pub async fn serve_engine_with_grpc(
         .await
     };
     let stopping = state.clone();
-    let http = serve::serve(listener, router, limits, gate, config.tls, async move {
+    let http = serve::serve(listener, api, limits, gate, config.tls, async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
         stopping.begin_shutdown();

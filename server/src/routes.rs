@@ -11,18 +11,11 @@ pub mod relationships;
 pub mod schema;
 pub mod watch;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
 use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderName;
 pub use axum::http::Method;
-use axum::http::{HeaderName, Request};
 use axum::routing::MethodRouter;
 use axum::Router;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::AppState;
 
@@ -95,18 +88,9 @@ pub fn list() -> Vec<(Method, &'static str, bool)> {
 /// The request-id header set on every request and echoed on every response.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Request ids: a process-wide counter, unless the client sent its own.
-#[derive(Clone, Default)]
-struct Counter(Arc<AtomicU64>);
-
-impl MakeRequestId for Counter {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
-        format!("req-{n}").parse().ok().map(RequestId::new)
-    }
-}
-
-/// Builds the router from [`table`].
+/// Builds the router from [`table`], with auth on every protected route and metrics and
+/// the request deadline on every route. Request ids and the request span are
+/// [`crate::service::HttpApi`]'s, which serves this router.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for route in table() {
@@ -131,48 +115,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::metrics::track,
         ))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                // Only method, path and request id: headers (and so the key) are never logged.
-                let id = request
-                    .headers()
-                    .get(REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-            })
-            // One line per request at `info` cost a fifth of the server's CPU under load
-            // (BENCHMARKS.md): responses log at `debug`.
-            .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG))
-            .on_failure(log_failure),
-        )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, Counter::default()))
         .with_state(state)
-}
-
-/// Logs a 5xx answer inside its request span (so with its request id) at a level that
-/// says whose fault it is: a client asking for what is not implemented (501) is not a
-/// server failure (`debug`); a timeout or an unavailable server is `warn`; anything else
-/// is `error`. 4xx answers are not failures at all (they log with the response, at
-/// `debug`).
-fn log_failure(
-    failure: tower_http::classify::ServerErrorsFailureClass,
-    latency: std::time::Duration,
-    _span: &tracing::Span,
-) {
-    use tower_http::classify::ServerErrorsFailureClass;
-    let latency_ms = latency.as_millis();
-    match failure {
-        ServerErrorsFailureClass::StatusCode(status) => match status.as_u16() {
-            501 => tracing::debug!(%status, latency_ms, "not implemented"),
-            503 | 504 => tracing::warn!(%status, latency_ms, "request failed"),
-            _ => tracing::error!(%status, latency_ms, "request failed"),
-        },
-        ServerErrorsFailureClass::Error(error) => {
-            tracing::error!(%error, latency_ms, "request failed");
-        }
-    }
 }
 
 /// Decodes `body` as the JSON request type of the route `method path` (a pattern from

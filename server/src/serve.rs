@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -297,7 +296,7 @@ const MAX_HTTP2_HEADERS: u32 = MAX_FIRST_HEAD as u32;
 /// retry).
 const MAX_HTTP2_STREAMS: u32 = 256;
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and
+/// Serves `api` on `listener` until `shutdown` resolves, then stops accepting and
 /// waits for open connections to finish their requests.
 ///
 /// Each connection speaks HTTP/1.1 (keep-alive; pipelined requests are answered in order,
@@ -310,7 +309,7 @@ const MAX_HTTP2_STREAMS: u32 = 256;
 /// pinged at that interval and closed when a ping goes unanswered.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    api: crate::HttpApi,
     limits: Limits,
     gate: Gate,
     tls: Option<Tls>,
@@ -337,7 +336,7 @@ pub async fn serve(
         // Taken at accept time, so a connection still in its handshake when shutdown
         // begins is told at once when it starts.
         let watcher = graceful.watcher();
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(api.clone());
         let builder = builder.clone();
         move |admitted: Admitted| async move {
             let connection =

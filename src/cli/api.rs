@@ -24,7 +24,7 @@ pub enum Api {
 /// The server's router over a local store, with the runtime that drives it.
 pub struct LocalApi {
     runtime: tokio::runtime::Runtime,
-    router: axum::Router,
+    router: pemba_server::HttpApi,
     key: String,
     // Keeps the store (and its pid file) open as long as the router may use it.
     _local: Local,
