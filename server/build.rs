@@ -62,7 +62,11 @@ fn service(name: &str, rpcs: &[Rpc]) -> Service {
                 "spicedb_rs_proto::authzed::api::v1::{}Response",
                 rpc.output
             ))
-            .codec_path("tonic_prost::ProstCodec");
+            .codec_path(match rpc.route {
+                // Buffers sized for its small messages (src/grpc/codec.rs).
+                "CheckPermission" => "crate::grpc::codec::SmallCodec",
+                _ => "tonic_prost::ProstCodec",
+            });
         if rpc.client_streaming {
             method = method.client_streaming();
         }

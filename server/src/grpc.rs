@@ -8,6 +8,7 @@
 //! Errors become statuses in [`status`], with the codes and `ErrorInfo` reasons SpiceDB
 //! gives.
 
+mod codec;
 pub mod convert;
 mod message;
 mod metrics;

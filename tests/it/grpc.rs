@@ -310,6 +310,31 @@ async fn bulk_check_answers_each_item_or_its_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn checks_larger_than_the_codec_buffer_are_read_whole() {
+    // CheckPermission's codec starts its buffers at 512 bytes (server/src/grpc/codec.rs):
+    // a request with ids near their 1024-character limit must still be read whole.
+    let server = TestServer::start();
+    let mut clients = with_schema(&server).await;
+    let long = "x".repeat(1000);
+    let user = "u".repeat(1000);
+    clients
+        .permissions
+        .write_relationships(touch(&[&format!("doc:{long}#owner@user:{user}")]))
+        .await
+        .unwrap();
+    let request = check_request(&format!("doc:{long}#edit@user:{user}"), fully_consistent());
+    assert!(prost::Message::encoded_len(&request) > 2000);
+    assert!(allowed(&mut clients, &format!("doc:{long}#edit@user:{user}")).await);
+    assert!(
+        !allowed(
+            &mut clients,
+            &format!("doc:{long}#edit@user:{}", "v".repeat(1000))
+        )
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn lookups_expand_and_cursors_over_many_results() {
     let server = TestServer::start();
     let mut clients = with_schema(&server).await;
