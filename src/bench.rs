@@ -3,9 +3,9 @@
 //! Over HTTP (`--protocol http`, the default) it opens `--concurrency` keep-alive HTTP/1.1
 //! connections to the one endpoint it is given; over gRPC (`--protocol grpc`) it runs
 //! `--concurrency` workers over one HTTP/2 connection per [`GRPC_WORKERS_PER_CONNECTION`]
-//! workers (or `--connections N`), each with one RPC in flight. Over gRPC, checks are
-//! sent as requests encoded once per workload check (see `grpc.rs`), lookups and writes
-//! through tonic's client. Each worker sends requests back
+//! workers (or `--connections N`), each with one RPC in flight. Over gRPC, bulk checks
+//! are assembled from items encoded once per workload check (see `grpc.rs`); single
+//! checks, lookups and writes go through tonic's client. Each worker sends requests back
 //! to back, drawn from a mix of checks (single,
 //! or `checkbulk` batches with `--bulk N`), lookups and writes built from a generated
 //! workload (`pemba workload`). It stops by itself when `--duration` has passed or

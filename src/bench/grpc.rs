@@ -1,15 +1,19 @@
-//! The gRPC load generator's check path: CheckPermission and CheckBulkPermissions sent as
-//! protobuf messages encoded once per workload check, over the h2 crate (the HTTP/2 that
-//! hyper and tonic run on), with answers decoded by prost into just the fields the
+//! The gRPC load generator's bulk path: CheckBulkPermissions sent as protobuf messages
+//! assembled from items encoded once per workload check, over the h2 crate (the HTTP/2
+//! that hyper and tonic run on), with answers decoded by prost into just the fields the
 //! verification reads.
 //!
-//! Why not tonic's client, as for lookups and writes: on this 2-core machine the load
-//! generator's CPU is taken from the server it measures. tonic's channel adds a buffer
-//! task hop, and hyper a spawned task and a dispatch channel per call; building 100 owned
-//! request items and decoding 100 pairs with their echoed requests cost the load generator
-//! about 1.7 µs per bulk item, most of what the server spends on one. The HTTP runs send
-//! pre-serialized JSON; this sends pre-encoded protobuf, the same bytes a tonic client
-//! sends. Every answer is still read to its trailers and, with `--verify`, judged.
+//! Why not tonic's client, as for single checks, lookups and writes: on this 2-core
+//! machine the load generator's CPU is taken from the server it measures, and building 100
+//! owned request items and decoding 100 pairs with their echoed requests cost the load
+//! generator about 1.3 µs per bulk item, most of what the server spends on one. The HTTP
+//! runs send pre-serialized JSON; this sends pre-encoded protobuf, the same bytes a tonic
+//! client sends. Every answer is still read to its trailers and, with `--verify`, judged.
+//!
+//! Single checks were sent this way too, and given up (BENCHMARKS.md, "gRPC client and
+//! bulk path"): the load generator spent less per check, but each stream's frames reached
+//! the server in smaller batches than hyper's connection task writes them, and the server
+//! spent 3–4 µs more per check on the extra reads, writes and wake-ups.
 
 use std::net::SocketAddr;
 
@@ -21,18 +25,14 @@ use spicedb_rs_proto::authzed::api::v1 as pb;
 
 use crate::workload::ExpectedCheck;
 
-/// The RPCs of the check path.
-pub(super) const CHECK_PATH: &str = "/authzed.api.v1.PermissionsService/CheckPermission";
-/// See [`CHECK_PATH`].
+/// The RPC of the bulk path.
 pub(super) const BULK_PATH: &str = "/authzed.api.v1.PermissionsService/CheckBulkPermissions";
 
 /// gRPC's message prefix: a compression flag byte and a big-endian length.
 const PREFIX_LEN: usize = 5;
 
-/// The workload's checks encoded once, as the requests the workers send.
+/// The workload's checks encoded once, as the bulk requests' parts.
 pub(super) struct Encoded {
-    /// One whole CheckPermissionRequest frame (prefix included) per check.
-    checks: Vec<Bytes>,
     /// A CheckBulkPermissionsRequest without items: its `consistency` field.
     bulk_head: Vec<u8>,
     /// Every check as a CheckBulkPermissionsRequest `items` field (tag, length, item),
@@ -44,52 +44,30 @@ pub(super) struct Encoded {
 }
 
 impl Encoded {
-    /// Encodes every check of `checks`, and with `bulk` the items of requests of that many.
-    pub(super) fn new(checks: &[ExpectedCheck], bulk: Option<usize>) -> Self {
-        let consistency = Some(pb::Consistency {
-            requirement: Some(pb::consistency::Requirement::MinimizeLatency(true)),
-        });
-        let encoded = checks
-            .iter()
-            .map(|check| {
-                let item = item(check);
-                let request = pb::CheckPermissionRequest {
-                    consistency: consistency.clone(),
-                    resource: item.resource,
-                    permission: item.permission,
-                    subject: item.subject,
-                    context: None,
-                    with_tracing: false,
-                };
-                frame(&[&request.encode_to_vec()])
-            })
-            .collect();
+    /// Encodes every check of `checks` as an item of bulk requests of `bulk` items.
+    pub(super) fn new(checks: &[ExpectedCheck], bulk: usize) -> Self {
         let bulk_head = pb::CheckBulkPermissionsRequest {
-            consistency,
+            consistency: Some(pb::Consistency {
+                requirement: Some(pb::consistency::Requirement::MinimizeLatency(true)),
+            }),
             items: Vec::new(),
             with_tracing: false,
         }
         .encode_to_vec();
         let mut bulk_items = Vec::new();
         let mut bulk_offsets = Vec::new();
-        if let Some(n) = bulk.filter(|_| !checks.is_empty()) {
-            for check in checks.iter().cycle().take(checks.len() + n) {
+        if !checks.is_empty() {
+            for check in checks.iter().cycle().take(checks.len() + bulk) {
                 bulk_offsets.push(bulk_items.len());
                 prost::encoding::message::encode(2, &item(check), &mut bulk_items);
             }
             bulk_offsets.push(bulk_items.len());
         }
         Encoded {
-            checks: encoded,
             bulk_head,
             bulk_items,
             bulk_offsets,
         }
-    }
-
-    /// The CheckPermission frame asking check `at`.
-    pub(super) fn check(&self, at: usize) -> Bytes {
-        self.checks.get(at).cloned().unwrap_or_default()
     }
 
     /// The CheckBulkPermissions frame asking `n` checks from `at` on, wrapping around the
@@ -105,7 +83,7 @@ impl Encoded {
     }
 }
 
-/// A check as a bulk request item (CheckPermission's fields are the same, plus consistency).
+/// A check as a bulk request item.
 fn item(check: &ExpectedCheck) -> pb::CheckBulkPermissionsRequestItem {
     let object = |text: &str| {
         let (object_type, object_id) = text.split_once(':').unwrap_or((text, ""));
@@ -137,15 +115,7 @@ fn frame(parts: &[&[u8]]) -> Bytes {
     Bytes::from(out)
 }
 
-/// CheckPermissionResponse, only the field verified (prost skips the others).
-#[derive(Clone, PartialEq, prost::Message)]
-pub(super) struct CheckAnswer {
-    /// `permissionship`, field 2.
-    #[prost(int32, tag = "2")]
-    pub permissionship: i32,
-}
-
-/// CheckBulkPermissionsResponse, only its pairs.
+/// CheckBulkPermissionsResponse, only its pairs (prost skips the other fields).
 #[derive(Clone, PartialEq, prost::Message)]
 pub(super) struct BulkAnswer {
     /// `pairs`, field 2.
@@ -354,15 +324,16 @@ mod tests {
         message(frame).expect("one uncompressed message")
     }
 
+    fn bulk_items_of(encoded: &Encoded, at: usize) -> Vec<pb::CheckBulkPermissionsRequestItem> {
+        pb::CheckBulkPermissionsRequest::decode(unframe(&encoded.bulk(at, 1)))
+            .unwrap()
+            .items
+    }
+
     #[test]
     fn requests_are_the_messages_tonic_would_send() {
         let checks = checks(3);
-        let encoded = Encoded::new(&checks, Some(5));
-        let single = pb::CheckPermissionRequest::decode(unframe(&encoded.check(1))).unwrap();
-        assert_eq!(single.resource.unwrap().object_id, "c1");
-        assert_eq!(single.subject.unwrap().object.unwrap().object_id, "u1");
-        assert_eq!(single.permission, "use");
-        assert!(single.consistency.is_some());
+        let encoded = Encoded::new(&checks, 5);
         // Five items from the last on wrap around: 2, 0, 1, 2, 0.
         let bulk = pb::CheckBulkPermissionsRequest::decode(unframe(&encoded.bulk(2, 5))).unwrap();
         let ids: Vec<String> = bulk
@@ -371,6 +342,19 @@ mod tests {
             .map(|item| item.resource.unwrap().object_id)
             .collect();
         assert_eq!(ids, ["c2", "c0", "c1", "c2", "c0"]);
+        let first = &bulk_items_of(&encoded, 1)[0];
+        assert_eq!(
+            first
+                .subject
+                .as_ref()
+                .unwrap()
+                .object
+                .as_ref()
+                .unwrap()
+                .object_id,
+            "u1"
+        );
+        assert_eq!(first.permission, "use");
         assert!(bulk.consistency.is_some());
     }
 
@@ -413,17 +397,6 @@ mod tests {
                     }))
                 },
             ]
-        );
-        let single = pb::CheckPermissionResponse {
-            checked_at: Some(pb::ZedToken {
-                token: "pb1.2".into(),
-            }),
-            permissionship: 1,
-            ..Default::default()
-        };
-        assert_eq!(
-            CheckAnswer::decode(&single.encode_to_vec()[..]).unwrap(),
-            CheckAnswer { permissionship: 1 }
         );
     }
 

@@ -54,15 +54,14 @@ enum Target {
     },
     Grpc {
         addr: SocketAddr,
-        /// The check path's HTTP/2 connections ([`super::grpc`]), opened up front, each
-        /// shared by the workers `index % len` picks.
+        /// With `--bulk`, the bulk checks' HTTP/2 connections ([`super::grpc`]), opened up
+        /// front, each shared by the workers `index % len` picks.
         h2: Vec<wire::Sender>,
-        /// tonic's channels, the same number, for lookups and writes; empty when the mix
-        /// has neither.
+        /// tonic's channels, the same number, for single checks, lookups and writes; empty
+        /// when the mix has none of them.
         channels: Vec<Channel>,
         auth: MetadataValue<Ascii>,
         auth_header: HeaderValue,
-        check_uri: hyper::Uri,
         bulk_uri: hyper::Uri,
     },
 }
@@ -228,11 +227,13 @@ async fn grpc_target(settings: &Settings) -> Result<Target, BenchError> {
         .map_err(|e| BenchError(format!("invalid gRPC endpoint `{text}`: {e}")))?
         .tcp_nodelay(true);
     let cannot = |e: String| BenchError(format!("cannot connect to the gRPC listener: {e}"));
+    let bulk_checks = settings.mix.check > 0 && settings.bulk.is_some();
+    let single_checks = settings.mix.check > 0 && settings.bulk.is_none();
     for _ in 0..connections {
-        if settings.mix.check > 0 {
+        if bulk_checks {
             h2.push(wire::connect(addr).await.map_err(cannot)?);
         }
-        if settings.mix.lookup > 0 || settings.mix.write > 0 {
+        if single_checks || settings.mix.lookup > 0 || settings.mix.write > 0 {
             channels.push(
                 endpoint
                     .connect()
@@ -247,7 +248,6 @@ async fn grpc_target(settings: &Settings) -> Result<Target, BenchError> {
         channels,
         auth,
         auth_header,
-        check_uri: uri(wire::CHECK_PATH)?,
         bulk_uri: uri(wire::BULK_PATH)?,
     })
 }
@@ -303,8 +303,10 @@ async fn prepare(settings: &Settings) -> Result<Plan, BenchError> {
             )
         })
         .collect();
-    let encoded =
-        (settings.protocol == Protocol::Grpc).then(|| Encoded::new(&checks, settings.bulk));
+    let encoded = settings
+        .bulk
+        .filter(|_| settings.protocol == Protocol::Grpc)
+        .map(|n| Encoded::new(&checks, n));
     Ok(Plan {
         target,
         checks,
@@ -819,7 +821,7 @@ async fn grpc_worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
     else {
         return stats;
     };
-    // The check path's connection: a shared one opened up front, or after one is lost a
+    // The bulk checks' connection: a shared one opened up front, or after one is lost a
     // new one of this worker's own.
     let mut connection = h2.get(index % h2.len().max(1)).cloned();
     // A tonic channel reconnects by itself, so a lost connection is one failed RPC.
@@ -831,16 +833,12 @@ async fn grpc_worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
         let (kind, expect) = pick(&plan, &mut rng, index, &mut writes);
         let start = Instant::now();
         let answer = tokio::time::timeout(REQUEST_TIMEOUT, async {
-            match &expect {
-                Expect::Check(_) | Expect::Bulk(_) => {
-                    grpc_check(&plan, &mut connection, *addr, &expect).await
-                }
-                Expect::Count(_) | Expect::Written(_) => match client.as_mut() {
-                    Some(client) => grpc_call(&plan, client, &expect).await,
-                    None => Err(tonic::Status::internal(
-                        "no gRPC channel for lookups and writes",
-                    )),
-                },
+            match (&expect, client.as_mut()) {
+                (Expect::Bulk(picked), _) => grpc_bulk(&plan, &mut connection, *addr, picked).await,
+                (_, Some(client)) => grpc_call(&plan, client, &expect).await,
+                (_, None) => Err(tonic::Status::internal(
+                    "no gRPC channel for checks, lookups and writes",
+                )),
             }
         })
         .await;
@@ -867,58 +865,47 @@ async fn grpc_worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
     stats
 }
 
-/// Sends the check or bulk check `expect` describes as its encoded request ([`super::grpc`])
-/// and reads its answer.
-async fn grpc_check(
+/// Sends the bulk check of the workload's checks `picked` (consecutive, from the first on)
+/// as its encoded request ([`super::grpc`]) and reads its answer.
+async fn grpc_bulk(
     plan: &Plan,
     connection: &mut Option<wire::Sender>,
     addr: SocketAddr,
-    expect: &Expect,
+    picked: &[usize],
 ) -> Result<Answer, tonic::Status> {
     let (
         Target::Grpc {
             auth_header,
-            check_uri,
             bulk_uri,
             ..
         },
         Some(encoded),
     ) = (&plan.target, &plan.encoded)
     else {
-        return Err(tonic::Status::internal("not a gRPC run"));
+        return Err(tonic::Status::internal("not a gRPC bulk run"));
     };
-    match expect {
-        Expect::Check(at) => {
-            let answer: wire::CheckAnswer =
-                wire::unary(connection, addr, check_uri, auth_header, encoded.check(*at)).await?;
-            Ok(Answer::Check(permissionship(answer.permissionship)))
-        }
-        Expect::Bulk(picked) => {
-            let at = picked.first().copied().unwrap_or_default();
-            let answer: wire::BulkAnswer = wire::unary(
-                connection,
-                addr,
-                bulk_uri,
-                auth_header,
-                encoded.bulk(at, picked.len()),
-            )
-            .await?;
-            Ok(Answer::Bulk(
-                answer
-                    .pairs
-                    .into_iter()
-                    .map(|pair| match pair.response {
-                        Some(BulkResponse::Item(item)) => Ok(permissionship(item.permissionship)),
-                        Some(BulkResponse::Error(error)) => {
-                            Err(format!("error {}: {}", error.code, error.message))
-                        }
-                        None => Err("nothing".to_string()),
-                    })
-                    .collect(),
-            ))
-        }
-        Expect::Count(_) | Expect::Written(_) => Err(tonic::Status::internal("not a check")),
-    }
+    let at = picked.first().copied().unwrap_or_default();
+    let answer: wire::BulkAnswer = wire::unary(
+        connection,
+        addr,
+        bulk_uri,
+        auth_header,
+        encoded.bulk(at, picked.len()),
+    )
+    .await?;
+    Ok(Answer::Bulk(
+        answer
+            .pairs
+            .into_iter()
+            .map(|pair| match pair.response {
+                Some(BulkResponse::Item(item)) => Ok(permissionship(item.permissionship)),
+                Some(BulkResponse::Error(error)) => {
+                    Err(format!("error {}: {}", error.code, error.message))
+                }
+                None => Err("nothing".to_string()),
+            })
+            .collect(),
+    ))
 }
 
 fn grpc_method(expect: &Expect) -> &'static str {
@@ -959,8 +946,8 @@ fn permissionship(value: i32) -> String {
     )
 }
 
-/// Sends the lookup or write `expect` describes over tonic's client, with the bearer key
-/// in `authorization`, and reads its answer (a lookup's whole stream).
+/// Sends the single check, lookup or write `expect` describes over tonic's client, with
+/// the bearer key in `authorization`, and reads its answer (a lookup's whole stream).
 async fn grpc_call(
     plan: &Plan,
     client: &mut PermissionsServiceClient<Channel>,
@@ -975,6 +962,27 @@ async fn grpc_call(
         return Err(tonic::Status::internal("not a gRPC run"));
     };
     match expect {
+        Expect::Check(at) => {
+            let (resource, permission, subject) = plan.checks.get(*at).map_or(("", "", ""), |c| {
+                (
+                    c.resource.as_str(),
+                    c.permission.as_str(),
+                    c.subject.as_str(),
+                )
+            });
+            let request = pb::CheckPermissionRequest {
+                consistency: minimize_latency(),
+                resource: Some(grpc_object(resource)),
+                permission: permission.to_string(),
+                subject: grpc_subject(subject),
+                context: None,
+                with_tracing: false,
+            };
+            let answer = client.check_permission(authorized(request, auth)).await?;
+            Ok(Answer::Check(permissionship(
+                answer.into_inner().permissionship,
+            )))
+        }
         Expect::Count(at) => {
             let (resource_type, permission, subject) =
                 plan.lookups.get(*at).map_or(("", "", ""), |l| {
@@ -1034,8 +1042,8 @@ async fn grpc_call(
                 .await?;
             Ok(Answer::Written)
         }
-        Expect::Check(_) | Expect::Bulk(_) => Err(tonic::Status::internal(
-            "checks go the encoded way (grpc_check)",
+        Expect::Bulk(_) => Err(tonic::Status::internal(
+            "bulk checks go the encoded way (grpc_bulk)",
         )),
     }
 }
