@@ -4,7 +4,7 @@
 //! published protos), which ships client stubs only. tonic-build's manual service builder
 //! writes the matching server side over those same types, so no `protoc` and no `.proto`
 //! files are needed here, and the server can only ever speak the messages the client
-//! crate speaks.
+//! crate speaks (CheckBulkPermissions' are wire-identical copies, `src/grpc/bulk.rs`).
 //!
 //! Server reflection needs the services' descriptors as well, which the crate does not
 //! export: `proto/` holds a copy of the `.proto` files it ships (the `authzed.api.v1`
@@ -48,21 +48,31 @@ impl Rpc {
     }
 }
 
+/// The Rust type of message `NAME{suffix}`: `spicedb-rs-proto`'s, except CheckBulkPermissions',
+/// which src/grpc/bulk.rs declares wire-identical with strings borrowed from the request.
+fn message_type(name: &str, suffix: &str) -> String {
+    if name == "CheckBulkPermissions" {
+        format!("crate::grpc::bulk::Bulk{suffix}")
+    } else {
+        format!("spicedb_rs_proto::authzed::api::v1::{name}{suffix}")
+    }
+}
+
 fn service(name: &str, rpcs: &[Rpc]) -> Service {
     let mut builder = Service::builder().name(name).package("authzed.api.v1");
     for rpc in rpcs {
         let mut method = Method::builder()
             .name(rpc.name)
             .route_name(rpc.route)
-            .input_type(format!(
-                "spicedb_rs_proto::authzed::api::v1::{}Request",
-                rpc.input
-            ))
-            .output_type(format!(
-                "spicedb_rs_proto::authzed::api::v1::{}Response",
-                rpc.output
-            ))
-            .codec_path("tonic_prost::ProstCodec");
+            .input_type(message_type(rpc.input, "Request"))
+            .output_type(message_type(rpc.output, "Response"))
+            .codec_path(match rpc.route {
+                // Buffers sized for its small messages (src/grpc/codec.rs).
+                "CheckPermission" => "crate::grpc::codec::SmallCodec",
+                // Strings as slices of the request (src/grpc/bulk.rs).
+                "CheckBulkPermissions" => "crate::grpc::bulk::BulkCodec",
+                _ => "tonic_prost::ProstCodec",
+            });
         if rpc.client_streaming {
             method = method.client_streaming();
         }

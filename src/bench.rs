@@ -3,7 +3,9 @@
 //! Over HTTP (`--protocol http`, the default) it opens `--concurrency` keep-alive HTTP/1.1
 //! connections to the one endpoint it is given; over gRPC (`--protocol grpc`) it runs
 //! `--concurrency` workers over one HTTP/2 connection per [`GRPC_WORKERS_PER_CONNECTION`]
-//! workers, each with one RPC in flight. Each worker sends requests back
+//! workers (or `--connections N`), each with one RPC in flight. Over gRPC, bulk checks
+//! are assembled from items encoded once per workload check (see `grpc.rs`); single
+//! checks, lookups and writes go through tonic's client. Each worker sends requests back
 //! to back, drawn from a mix of checks (single,
 //! or `checkbulk` batches with `--bulk N`), lookups and writes built from a generated
 //! workload (`pemba workload`). It stops by itself when `--duration` has passed or
@@ -30,6 +32,7 @@
 //! # Ok::<(), String>(())
 //! ```
 
+mod grpc;
 mod load;
 mod report;
 
@@ -46,9 +49,10 @@ pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8080";
 /// given (`pemba serve`'s default `--grpc-listen`).
 pub const DEFAULT_GRPC_ENDPOINT: &str = "grpc://127.0.0.1:50051";
 
-/// gRPC workers that share one HTTP/2 connection: enough streams per connection to
-/// exercise HTTP/2 multiplexing as SpiceDB clients do, enough connections that one
-/// connection's single server task is not the bottleneck at high concurrency.
+/// gRPC workers that share one HTTP/2 connection unless `--connections` says otherwise:
+/// enough streams per connection to exercise HTTP/2 multiplexing as SpiceDB clients do
+/// (their one channel is one connection), enough connections that one connection's
+/// single server task is not the bottleneck at high concurrency.
 pub const GRPC_WORKERS_PER_CONNECTION: usize = 8;
 
 /// The API a run loads.
@@ -85,7 +89,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub requests: Option<u64>,
     /// Number of workers, each with one request in flight: over HTTP one keep-alive
-    /// connection each, over gRPC one HTTP/2 connection per 8 workers.
+    /// connection each, over gRPC one HTTP/2 connection per 8 workers (`--connections`).
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// The API to load: `http` (the global `--endpoint`) or `grpc` (`--grpc-endpoint`).
@@ -119,6 +123,11 @@ pub struct BenchArgs {
     /// their N answers (checks and writes only: lookup answers are streamed).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub pipeline: usize,
+    /// HTTP/2 connections the workers share, with `--protocol grpc` or `--http2` (default
+    /// one per 8 workers; `--connections` equal to `--concurrency` gives each worker its
+    /// own, as HTTP/1.1 does).
+    #[arg(long, value_name = "N")]
+    pub connections: Option<usize>,
 }
 
 /// Relative weights of the request kinds.
@@ -254,6 +263,9 @@ pub struct Settings {
     /// Requests each HTTP/1.1 connection writes before reading their answers (default 1:
     /// no pipelining).
     pub pipeline: usize,
+    /// HTTP/2 connections (gRPC, or HTTP with [`Settings::http2`]); `None` opens one per
+    /// [`GRPC_WORKERS_PER_CONNECTION`] workers (default).
+    pub connections: Option<usize>,
 }
 
 impl Settings {
@@ -276,7 +288,16 @@ impl Settings {
             seed: 1,
             http2: false,
             pipeline: 1,
+            connections: None,
         }
+    }
+
+    /// How many HTTP/2 connections the workers share: [`Settings::connections`], or one
+    /// per [`GRPC_WORKERS_PER_CONNECTION`] workers.
+    fn http2_connections(&self) -> usize {
+        self.connections
+            .unwrap_or_else(|| self.concurrency.div_ceil(GRPC_WORKERS_PER_CONNECTION))
+            .clamp(1, self.concurrency.max(1))
     }
 }
 
@@ -319,6 +340,19 @@ pub fn run(settings: &Settings) -> Result<Report, BenchError> {
         return Err(BenchError(
             "`--pipeline` is for HTTP/1.1; HTTP/2 multiplexes instead (drop `--http2`)".into(),
         ));
+    }
+    if let Some(connections) = settings.connections {
+        if settings.protocol == Protocol::Http && !settings.http2 {
+            return Err(BenchError(
+                "`--connections` is for HTTP/2 (`--protocol grpc` or `--http2`); over HTTP/1.1 each worker has its own".into(),
+            ));
+        }
+        if connections == 0 || connections > settings.concurrency {
+            return Err(BenchError(format!(
+                "`--connections` must be between 1 and `--concurrency` ({}), got {connections}",
+                settings.concurrency
+            )));
+        }
     }
     if settings.pipeline > 1 && settings.mix.lookup > 0 {
         return Err(BenchError(
@@ -378,6 +412,7 @@ pub fn cli(args: BenchArgs, global: &crate::cli::GlobalArgs) -> ExitCode {
         seed: args.seed,
         http2: args.http2,
         pipeline: args.pipeline,
+        connections: args.connections,
     };
     match run(&settings) {
         Ok(report) => {

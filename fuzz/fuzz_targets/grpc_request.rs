@@ -1,11 +1,13 @@
 //! gRPC request decoding and conversion: the first byte picks a request message of
 //! `authzed.api.v1`, the rest is its protobuf encoding, decoded with prost and converted as
 //! the RPC converts it before calling the engine. Never panics; a refusal is a request
-//! fault (never `INTERNAL`) with a message.
+//! fault (never `INTERNAL`) with a message. CheckBulkPermissions' own decoding (strings read
+//! in place, `pemba_server::grpc::bulk::decode`) must read every input as prost's
+//! `spicedb-rs-proto` type reads it: the same request, or the same refusal word for word.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pemba_server::grpc::convert;
+use pemba_server::grpc::{bulk, convert};
 use prost::Message;
 use spicedb_rs_proto::authzed::api::v1 as pb;
 use tonic::{Code, Status};
@@ -61,11 +63,26 @@ fn watch(request: &pb::WatchRequest) -> Result<(), Status> {
     Ok(())
 }
 
+fn bulk(bytes: &[u8]) {
+    let ours = bulk::decode(prost::bytes::Bytes::copy_from_slice(bytes));
+    match pb::CheckBulkPermissionsRequest::decode(bytes) {
+        Ok(full) => {
+            let read = ours.expect("prost read it");
+            assert_eq!(read.encode_to_vec(), full.encode_to_vec());
+        }
+        Err(error) => {
+            let status = ours.expect_err("prost refused it");
+            assert_eq!(status.code(), Code::Internal);
+            assert_eq!(status.message(), error.to_string());
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, bytes)) = data.split_first() else {
         return;
     };
-    match selector % 5 {
+    match selector % 6 {
         0 => {
             if let Ok(request) = pb::WriteRelationshipsRequest::decode(bytes) {
                 refusal(write(&request));
@@ -86,10 +103,11 @@ fuzz_target!(|data: &[u8]| {
                 refusal(lookup(&request));
             }
         }
-        _ => {
+        4 => {
             if let Ok(request) = pb::WatchRequest::decode(bytes) {
                 refusal(watch(&request));
             }
         }
+        _ => bulk(bytes),
     }
 });

@@ -1,9 +1,10 @@
 //! The workers, one request in flight each: over HTTP on a keep-alive HTTP/1.1 connection
 //! of their own (or, with `--http2`, on an h2c connection shared by
-//! [`GRPC_WORKERS_PER_CONNECTION`](super::GRPC_WORKERS_PER_CONNECTION) workers), over gRPC
-//! on an HTTP/2 connection shared the same way. With `--pipeline N` an HTTP/1.1 worker has
-//! N requests in flight instead: it writes them at once and reads the N answers in order.
-//! All read answers into one [`Answer`] form that one [`verify`] judges.
+//! [`GRPC_WORKERS_PER_CONNECTION`](super::GRPC_WORKERS_PER_CONNECTION) workers unless
+//! `--connections` says otherwise), over gRPC on an HTTP/2 connection shared the same way.
+//! With `--pipeline N` an HTTP/1.1 worker has N requests in flight instead: it writes them
+//! at once and reads the N answers in order. All read answers into one [`Answer`] form
+//! that one [`verify`] judges.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,12 +24,12 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use pb::check_bulk_permissions_pair::Response;
 use pb::permissions_service_client::PermissionsServiceClient;
 use spicedb_rs_proto::authzed::api::v1 as pb;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
+use super::grpc::{self as wire, BulkResponse, Encoded};
 use super::report::{Kind, Report, WorkerStats};
 use super::{BenchError, Protocol, Settings};
 use crate::workload::{parse_checks, parse_lookups, ExpectedCheck, ExpectedLookup};
@@ -52,9 +53,16 @@ enum Target {
         h2: Vec<http2::SendRequest<Full<Bytes>>>,
     },
     Grpc {
-        /// One HTTP/2 connection per [`GRPC_WORKERS_PER_CONNECTION`] workers.
+        addr: SocketAddr,
+        /// With `--bulk`, the bulk checks' HTTP/2 connections ([`super::grpc`]), opened up
+        /// front, each shared by the workers `index % len` picks.
+        h2: Vec<wire::Sender>,
+        /// tonic's channels, the same number, for single checks, lookups and writes; empty
+        /// when the mix has none of them.
         channels: Vec<Channel>,
         auth: MetadataValue<Ascii>,
+        auth_header: HeaderValue,
+        bulk_uri: hyper::Uri,
     },
 }
 
@@ -68,6 +76,8 @@ struct Plan {
     bulk_items: Vec<String>,
     lookups: Vec<ExpectedLookup>,
     lookup_bodies: Vec<Bytes>,
+    /// Over gRPC, the checks as encoded requests.
+    encoded: Option<Encoded>,
     settings: Settings,
     deadline: Instant,
     /// Requests started, to enforce `max_requests` across workers.
@@ -155,10 +165,7 @@ async fn http_target(settings: &Settings) -> Result<Target, BenchError> {
         .map_err(|_| BenchError("the API key holds characters a header cannot carry".into()))?;
     let mut h2 = Vec::new();
     if settings.http2 {
-        let connections = settings
-            .concurrency
-            .div_ceil(super::GRPC_WORKERS_PER_CONNECTION);
-        for _ in 0..connections {
+        for _ in 0..settings.http2_connections() {
             h2.push(connect_h2(addr).await.map_err(BenchError)?);
         }
     }
@@ -202,24 +209,47 @@ async fn grpc_target(settings: &Settings) -> Result<Target, BenchError> {
         )));
     }
     let addr = resolve(settings, authority, 0).await?;
-    let auth: MetadataValue<Ascii> = format!("Bearer {}", settings.key)
+    let bearer = format!("Bearer {}", settings.key);
+    let auth: MetadataValue<Ascii> = bearer
         .parse()
         .map_err(|_| BenchError("the API key holds characters metadata cannot carry".into()))?;
+    let auth_header = HeaderValue::from_str(&bearer)
+        .map_err(|_| BenchError("the API key holds characters metadata cannot carry".into()))?;
+    let uri = |path: &str| {
+        format!("http://{addr}{path}")
+            .parse::<hyper::Uri>()
+            .map_err(|e| BenchError(format!("invalid gRPC endpoint `{text}`: {e}")))
+    };
+    let connections = settings.http2_connections();
+    let mut h2 = Vec::with_capacity(connections);
+    let mut channels = Vec::new();
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| BenchError(format!("invalid gRPC endpoint `{text}`: {e}")))?
         .tcp_nodelay(true);
-    let connections = settings
-        .concurrency
-        .div_ceil(super::GRPC_WORKERS_PER_CONNECTION);
-    let mut channels = Vec::with_capacity(connections);
+    let cannot = |e: String| BenchError(format!("cannot connect to the gRPC listener: {e}"));
+    let bulk_checks = settings.mix.check > 0 && settings.bulk.is_some();
+    let single_checks = settings.mix.check > 0 && settings.bulk.is_none();
     for _ in 0..connections {
-        channels.push(endpoint.connect().await.map_err(|e| {
-            BenchError(format!(
-                "cannot connect to the gRPC listener at {addr}: {e}"
-            ))
-        })?);
+        if bulk_checks {
+            h2.push(wire::connect(addr).await.map_err(cannot)?);
+        }
+        if single_checks || settings.mix.lookup > 0 || settings.mix.write > 0 {
+            channels.push(
+                endpoint
+                    .connect()
+                    .await
+                    .map_err(|e| cannot(format!("{addr}: {e}")))?,
+            );
+        }
     }
-    Ok(Target::Grpc { channels, auth })
+    Ok(Target::Grpc {
+        addr,
+        h2,
+        channels,
+        auth,
+        auth_header,
+        bulk_uri: uri(wire::BULK_PATH)?,
+    })
 }
 
 async fn prepare(settings: &Settings) -> Result<Plan, BenchError> {
@@ -273,6 +303,10 @@ async fn prepare(settings: &Settings) -> Result<Plan, BenchError> {
             )
         })
         .collect();
+    let encoded = settings
+        .bulk
+        .filter(|_| settings.protocol == Protocol::Grpc)
+        .map(|n| Encoded::new(&checks, n));
     Ok(Plan {
         target,
         checks,
@@ -280,6 +314,7 @@ async fn prepare(settings: &Settings) -> Result<Plan, BenchError> {
         bulk_items,
         lookups,
         lookup_bodies,
+        encoded,
         settings: settings.clone(),
         deadline: Instant::now() + settings.duration,
         started: AtomicU64::new(0),
@@ -404,7 +439,7 @@ async fn http_worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
     // Over h2c the worker's share of a connection opened up front (it does not reconnect:
     // a lost connection fails every later request, which the report shows).
     let mut connection: Option<Sender> = h2
-        .get(index / super::GRPC_WORKERS_PER_CONNECTION)
+        .get(index % h2.len().max(1))
         .map(|sender| Sender::H2(sender.clone()));
     let mut writes = 0u64;
     while may_start(&plan) {
@@ -780,23 +815,32 @@ fn http_answer(expect: &Expect, bytes: &[u8]) -> Answer {
 async fn grpc_worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
     let mut rng = ChaCha8Rng::seed_from_u64(plan.settings.seed ^ (index as u64).rotate_left(32));
     let mut stats = WorkerStats::new();
-    let Target::Grpc { channels, auth } = &plan.target else {
+    let Target::Grpc {
+        addr, h2, channels, ..
+    } = &plan.target
+    else {
         return stats;
     };
-    let Some(channel) = channels.get(index / super::GRPC_WORKERS_PER_CONNECTION) else {
-        stats.error("connect", format!("no gRPC connection for worker {index}"));
-        return stats;
-    };
+    // The bulk checks' connection: a shared one opened up front, or after one is lost a
+    // new one of this worker's own.
+    let mut connection = h2.get(index % h2.len().max(1)).cloned();
     // A tonic channel reconnects by itself, so a lost connection is one failed RPC.
-    let mut client = PermissionsServiceClient::new(channel.clone());
+    let mut client = channels
+        .get(index % channels.len().max(1))
+        .map(|channel| PermissionsServiceClient::new(channel.clone()));
     let mut writes = 0u64;
     while may_start(&plan) {
         let (kind, expect) = pick(&plan, &mut rng, index, &mut writes);
         let start = Instant::now();
-        let answer = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            grpc_call(&plan, &mut client, auth, &expect),
-        )
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            match (&expect, client.as_mut()) {
+                (Expect::Bulk(picked), _) => grpc_bulk(&plan, &mut connection, *addr, picked).await,
+                (_, Some(client)) => grpc_call(&plan, client, &expect).await,
+                (_, None) => Err(tonic::Status::internal(
+                    "no gRPC channel for checks, lookups and writes",
+                )),
+            }
+        })
         .await;
         let latency = start.elapsed();
         let answer = match answer {
@@ -819,6 +863,49 @@ async fn grpc_worker(plan: Arc<Plan>, index: usize) -> WorkerStats {
         );
     }
     stats
+}
+
+/// Sends the bulk check of the workload's checks `picked` (consecutive, from the first on)
+/// as its encoded request ([`super::grpc`]) and reads its answer.
+async fn grpc_bulk(
+    plan: &Plan,
+    connection: &mut Option<wire::Sender>,
+    addr: SocketAddr,
+    picked: &[usize],
+) -> Result<Answer, tonic::Status> {
+    let (
+        Target::Grpc {
+            auth_header,
+            bulk_uri,
+            ..
+        },
+        Some(encoded),
+    ) = (&plan.target, &plan.encoded)
+    else {
+        return Err(tonic::Status::internal("not a gRPC bulk run"));
+    };
+    let at = picked.first().copied().unwrap_or_default();
+    let answer: wire::BulkAnswer = wire::unary(
+        connection,
+        addr,
+        bulk_uri,
+        auth_header,
+        encoded.bulk(at, picked.len()),
+    )
+    .await?;
+    Ok(Answer::Bulk(
+        answer
+            .pairs
+            .into_iter()
+            .map(|pair| match pair.response {
+                Some(BulkResponse::Item(item)) => Ok(permissionship(item.permissionship)),
+                Some(BulkResponse::Error(error)) => {
+                    Err(format!("error {}: {}", error.code, error.message))
+                }
+                None => Err("nothing".to_string()),
+            })
+            .collect(),
+    ))
 }
 
 fn grpc_method(expect: &Expect) -> &'static str {
@@ -859,28 +946,11 @@ fn permissionship(value: i32) -> String {
     )
 }
 
-fn bulk_item(check: Option<&ExpectedCheck>) -> pb::CheckBulkPermissionsRequestItem {
-    let (resource, permission, subject) = check.map_or(("", "", ""), |c| {
-        (
-            c.resource.as_str(),
-            c.permission.as_str(),
-            c.subject.as_str(),
-        )
-    });
-    pb::CheckBulkPermissionsRequestItem {
-        resource: Some(grpc_object(resource)),
-        permission: permission.to_string(),
-        subject: grpc_subject(subject),
-        context: None,
-    }
-}
-
-/// Sends the RPC that asks what `expect` describes, with the bearer key in `authorization`,
-/// and reads its answer (a lookup's whole stream).
+/// Sends the single check, lookup or write `expect` describes over tonic's client, with
+/// the bearer key in `authorization`, and reads its answer (a lookup's whole stream).
 async fn grpc_call(
     plan: &Plan,
     client: &mut PermissionsServiceClient<Channel>,
-    auth: &MetadataValue<Ascii>,
     expect: &Expect,
 ) -> Result<Answer, tonic::Status> {
     fn authorized<T>(message: T, auth: &MetadataValue<Ascii>) -> tonic::Request<T> {
@@ -888,14 +958,23 @@ async fn grpc_call(
         request.metadata_mut().insert("authorization", auth.clone());
         request
     }
+    let Target::Grpc { auth, .. } = &plan.target else {
+        return Err(tonic::Status::internal("not a gRPC run"));
+    };
     match expect {
         Expect::Check(at) => {
-            let item = bulk_item(plan.checks.get(*at));
+            let (resource, permission, subject) = plan.checks.get(*at).map_or(("", "", ""), |c| {
+                (
+                    c.resource.as_str(),
+                    c.permission.as_str(),
+                    c.subject.as_str(),
+                )
+            });
             let request = pb::CheckPermissionRequest {
                 consistency: minimize_latency(),
-                resource: item.resource,
-                permission: item.permission,
-                subject: item.subject,
+                resource: Some(grpc_object(resource)),
+                permission: permission.to_string(),
+                subject: grpc_subject(subject),
                 context: None,
                 with_tracing: false,
             };
@@ -903,33 +982,6 @@ async fn grpc_call(
             Ok(Answer::Check(permissionship(
                 answer.into_inner().permissionship,
             )))
-        }
-        Expect::Bulk(picked) => {
-            let request = pb::CheckBulkPermissionsRequest {
-                consistency: minimize_latency(),
-                items: picked
-                    .iter()
-                    .map(|at| bulk_item(plan.checks.get(*at)))
-                    .collect(),
-                with_tracing: false,
-            };
-            let answer = client
-                .check_bulk_permissions(authorized(request, auth))
-                .await?;
-            Ok(Answer::Bulk(
-                answer
-                    .into_inner()
-                    .pairs
-                    .into_iter()
-                    .map(|pair| match pair.response {
-                        Some(Response::Item(item)) => Ok(permissionship(item.permissionship)),
-                        Some(Response::Error(error)) => {
-                            Err(format!("error {}: {}", error.code, error.message))
-                        }
-                        None => Err("nothing".to_string()),
-                    })
-                    .collect(),
-            ))
         }
         Expect::Count(at) => {
             let (resource_type, permission, subject) =
@@ -990,6 +1042,9 @@ async fn grpc_call(
                 .await?;
             Ok(Answer::Written)
         }
+        Expect::Bulk(_) => Err(tonic::Status::internal(
+            "bulk checks go the encoded way (grpc_bulk)",
+        )),
     }
 }
 

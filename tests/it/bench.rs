@@ -78,6 +78,63 @@ fn bench_verifies_every_answer_on_the_xs_workload() {
 }
 
 #[test]
+fn bench_grpc_spreads_workers_over_the_connections_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(&generate(Size::Xs, 1, |_| {}), 1, dir.path()).unwrap();
+    let server = TestServer::start();
+    let tuples = std::fs::read_to_string(dir.path().join("tuples.txt")).unwrap();
+    let relationships: Vec<Value> = tuples.lines().map(rel).collect();
+    server.ok(
+        "/v1/relationships/importbulk",
+        json!({ "relationships": relationships }),
+    );
+    // One connection for all (as one SpiceDB client channel), one per worker, and the
+    // largest bulk size (its items wrap around the workload's end).
+    for (connections, mix, bulk) in [
+        (1, "check=1", None),
+        (8, "check=90,lookup=5,write=5", None),
+        (1, "check=1", Some(1000)),
+    ] {
+        let settings = Settings {
+            endpoint: endpoint(&server, Protocol::Grpc),
+            protocol: Protocol::Grpc,
+            key: KEY.to_string(),
+            max_requests: Some(500),
+            concurrency: 8,
+            connections: Some(connections),
+            mix: Mix::parse(mix).unwrap(),
+            bulk,
+            verify: true,
+            ..Settings::new(dir.path())
+        };
+        let report = run(&settings).unwrap();
+        let text = report.render();
+        assert_eq!(report.error_count(), 0, "{connections} {mix}: {text}");
+        assert_eq!(report.wrong, 0, "{connections} {mix}: {text}");
+        assert!(report.verified > 0, "{text}");
+    }
+    // Over HTTP/1.1 every worker has its own connection; and there is no zeroth one.
+    for (protocol, connections, expected) in [
+        (Protocol::Http, 2, "is for HTTP/2"),
+        (Protocol::Grpc, 0, "between 1 and"),
+        (Protocol::Grpc, 9, "between 1 and"),
+    ] {
+        let settings = Settings {
+            endpoint: endpoint(&server, protocol),
+            protocol,
+            concurrency: 8,
+            connections: Some(connections),
+            ..Settings::new(dir.path())
+        };
+        let error = run(&settings).map(|r| r.render()).unwrap_err().to_string();
+        assert!(
+            error.contains(expected),
+            "{protocol} {connections}: {error}"
+        );
+    }
+}
+
+#[test]
 fn bench_counts_wrong_answers_and_refusals() {
     let dir = tempfile::tempdir().unwrap();
     write_files(&generate(Size::Xs, 1, |_| {}), 1, dir.path()).unwrap();

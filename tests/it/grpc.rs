@@ -309,6 +309,254 @@ async fn bulk_check_answers_each_item_or_its_error() {
     assert_eq!(answer.pairs[0].request.as_ref().unwrap().permission, "edit");
 }
 
+mod bulk_bytes {
+    //! CheckBulkPermissions sent as raw protobuf bytes, so a request can hold what the
+    //! generated client would never send (strings that are not UTF-8, fields given twice):
+    //! the server reads its strings in place (`server/src/grpc/bulk.rs`) and must answer
+    //! exactly as decoding into `spicedb-rs-proto`'s types answered.
+
+    use bytes::{Buf as _, BufMut as _};
+    use prost::Message as _;
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+    use tonic::codegen::http::uri::PathAndQuery;
+    use tonic::transport::Channel;
+    use tonic::{Code, Status};
+
+    use super::{check_request, fully_consistent, pb, touch, with_schema};
+    use crate::support::{TestServer, KEY};
+
+    /// Sends and receives messages as their bytes.
+    #[derive(Default)]
+    struct Raw;
+
+    impl Codec for Raw {
+        type Encode = Vec<u8>;
+        type Decode = Vec<u8>;
+        type Encoder = Raw;
+        type Decoder = Raw;
+
+        fn encoder(&mut self) -> Raw {
+            Raw
+        }
+
+        fn decoder(&mut self) -> Raw {
+            Raw
+        }
+    }
+
+    impl Encoder for Raw {
+        type Item = Vec<u8>;
+        type Error = Status;
+
+        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+            dst.put_slice(&item);
+            Ok(())
+        }
+    }
+
+    impl Decoder for Raw {
+        type Item = Vec<u8>;
+        type Error = Status;
+
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+            Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+        }
+    }
+
+    /// CheckBulkPermissions with `message` as its request.
+    async fn ask(
+        server: &TestServer,
+        message: Vec<u8>,
+    ) -> Result<pb::CheckBulkPermissionsResponse, Status> {
+        let channel = Channel::from_shared(server.grpc.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = tonic::client::Grpc::new(channel);
+        client.ready().await.unwrap();
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {KEY}").parse().unwrap());
+        let path =
+            PathAndQuery::from_static("/authzed.api.v1.PermissionsService/CheckBulkPermissions");
+        let answer = client.unary(request, path, Raw).await?.into_inner();
+        Ok(pb::CheckBulkPermissionsResponse::decode(&answer[..]).unwrap())
+    }
+
+    fn item(text: &str) -> pb::CheckBulkPermissionsRequestItem {
+        let request = check_request(text, None);
+        pb::CheckBulkPermissionsRequestItem {
+            resource: request.resource,
+            permission: request.permission,
+            subject: request.subject,
+            context: None,
+        }
+    }
+
+    fn request(items: Vec<pb::CheckBulkPermissionsRequestItem>) -> Vec<u8> {
+        pb::CheckBulkPermissionsRequest {
+            consistency: fully_consistent(),
+            items,
+            with_tracing: false,
+        }
+        .encode_to_vec()
+    }
+
+    /// `message` with its first `from` overwritten by `to`.
+    fn patched(message: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let at = message.windows(from.len()).position(|w| w == from).unwrap();
+        let mut out = message.to_vec();
+        out[at..at + to.len()].copy_from_slice(to);
+        out
+    }
+
+    /// What decoding into `spicedb-rs-proto`'s type answers (tonic-prost's status).
+    fn prost_refusal(message: &[u8]) -> String {
+        pb::CheckBulkPermissionsRequest::decode(message)
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn refused_as_prost_refuses(
+        answer: Result<pb::CheckBulkPermissionsResponse, Status>,
+        message: &[u8],
+    ) {
+        let status = answer.unwrap_err();
+        assert_eq!(status.code(), Code::Internal, "{status:?}");
+        assert_eq!(status.message(), prost_refusal(message));
+        assert!(status.message().contains("not UTF-8"), "{status:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn strings_that_are_not_utf8_are_refused_whole_as_before() {
+        let server = TestServer::start();
+        let mut clients = with_schema(&server).await;
+        clients
+            .permissions
+            .write_relationships(touch(&["doc:a#owner@user:alice"]))
+            .await
+            .unwrap();
+        let valid = request(vec![
+            item("doc:a#edit@user:alice"),
+            item("doc:QQ#edit@user:bob"),
+        ]);
+        for (from, to) in [
+            (&b"QQ"[..], &b"\xff\xfe"[..]),
+            (b"alice", b"al\xc3ce"),
+            (b"edit", b"\x80dit"),
+        ] {
+            let message = patched(&valid, from, to);
+            refused_as_prost_refuses(ask(&server, message.clone()).await, &message);
+        }
+
+        // An invalid permission overwritten by a later occurrence of the field: prost
+        // refuses it all the same.
+        let mut twice = item("doc:a#edit@user:alice").encode_to_vec();
+        prost::encoding::bytes::encode(2, &b"\xff".to_vec(), &mut twice);
+        prost::encoding::string::encode(2, &"edit".to_string(), &mut twice);
+        let mut message = request(Vec::new());
+        prost::encoding::bytes::encode(2, &twice, &mut message);
+        refused_as_prost_refuses(ask(&server, message.clone()).await, &message);
+
+        // The decode fails before any limit is applied: too many items, one not UTF-8.
+        let mut many: Vec<_> = (0..1001).map(|_| item("doc:a#edit@user:alice")).collect();
+        many[500] = item("doc:QQ#edit@user:bob");
+        let message = patched(&request(many), b"QQ", b"\xff\xff");
+        refused_as_prost_refuses(ask(&server, message.clone()).await, &message);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn the_largest_bulk_and_unusual_encodings_are_answered_as_before() {
+        let server = TestServer::start();
+        let mut clients = with_schema(&server).await;
+        clients
+            .permissions
+            .write_relationships(touch(&["doc:a#owner@user:alice"]))
+            .await
+            .unwrap();
+        let has = pb::check_permission_response::Permissionship::HasPermission as i32;
+        let no = pb::check_permission_response::Permissionship::NoPermission as i32;
+        use pb::check_bulk_permissions_pair::Response;
+
+        // The limit's 1000 items, each echoed and answered; one more is refused.
+        let items: Vec<_> = (0..1000)
+            .map(|i| {
+                item(&format!(
+                    "doc:{}#edit@user:alice",
+                    if i % 2 == 0 { "a" } else { "b" }
+                ))
+            })
+            .collect();
+        let answer = ask(&server, request(items.clone())).await.unwrap();
+        assert_eq!(answer.pairs.len(), 1000);
+        for (i, pair) in answer.pairs.iter().enumerate() {
+            assert_eq!(pair.request.as_ref(), Some(&items[i]));
+            let expected = if i % 2 == 0 { has } else { no };
+            assert!(
+                matches!(pair.response, Some(Response::Item(ref item)) if item.permissionship == expected),
+                "{i}: {pair:?}"
+            );
+        }
+        let mut too_many = items;
+        too_many.push(item("doc:a#edit@user:alice"));
+        let status = ask(&server, request(too_many)).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains("1000"), "{status:?}");
+
+        // An unknown field, a permission given twice (the last counts), an explicitly empty
+        // relation: read as prost reads them, and echoed as prost re-encodes them.
+        let mut unusual = item("doc:a#nope@user:alice").encode_to_vec();
+        prost::encoding::string::encode(9, &"unknown".to_string(), &mut unusual);
+        prost::encoding::string::encode(2, &"edit".to_string(), &mut unusual);
+        let mut message = request(vec![item("doc:b#edit@user:alice")]);
+        prost::encoding::bytes::encode(2, &unusual, &mut message);
+        let full = pb::CheckBulkPermissionsRequest::decode(&message[..]).unwrap();
+        let answer = ask(&server, message).await.unwrap();
+        assert_eq!(answer.pairs.len(), 2);
+        assert_eq!(answer.pairs[1].request.as_ref(), Some(&full.items[1]));
+        assert_eq!(full.items[1].permission, "edit");
+        assert!(
+            matches!(answer.pairs[1].response, Some(Response::Item(ref item)) if item.permissionship == has),
+            "{answer:?}"
+        );
+        // A per-item error is still the item's.
+        let answer = ask(&server, request(vec![item("doc:a#nope@user:alice")]))
+            .await
+            .unwrap();
+        assert!(
+            matches!(answer.pairs[0].response, Some(Response::Error(ref error)) if error.code == Code::FailedPrecondition as i32),
+            "{answer:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn checks_larger_than_the_codec_buffer_are_read_whole() {
+    // CheckPermission's codec starts its buffers at 512 bytes (server/src/grpc/codec.rs):
+    // a request with ids near their 1024-character limit must still be read whole.
+    let server = TestServer::start();
+    let mut clients = with_schema(&server).await;
+    let long = "x".repeat(1000);
+    let user = "u".repeat(1000);
+    clients
+        .permissions
+        .write_relationships(touch(&[&format!("doc:{long}#owner@user:{user}")]))
+        .await
+        .unwrap();
+    let request = check_request(&format!("doc:{long}#edit@user:{user}"), fully_consistent());
+    assert!(prost::Message::encoded_len(&request) > 2000);
+    assert!(allowed(&mut clients, &format!("doc:{long}#edit@user:{user}")).await);
+    assert!(
+        !allowed(
+            &mut clients,
+            &format!("doc:{long}#edit@user:{}", "v".repeat(1000))
+        )
+        .await
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn lookups_expand_and_cursors_over_many_results() {
     let server = TestServer::start();

@@ -16,6 +16,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt as _;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::bulk::{
+    BulkItem, BulkPair, BulkRequest, BulkResponse, ItemView, ObjectView, PairResponse,
+};
 use super::convert;
 use super::generated::permissions_service_server::PermissionsService;
 use super::status::{self, reason};
@@ -40,18 +43,23 @@ fn permissionship(allowed: bool) -> i32 {
     }
 }
 
-/// The engine's view of bulk item `i`, borrowed from it (see [`borrowed_args`]).
-fn bulk_item_args(
-    i: usize,
-    item: &pb::CheckBulkPermissionsRequestItem,
-) -> Result<CheckArgs<'_>, Status> {
-    borrowed_args(
-        item.resource.as_ref(),
-        &item.permission,
-        item.subject.as_ref(),
-        item.context.as_ref(),
-        |name| format!("items[{i}].{name}"),
-    )
+/// The engine's view of bulk item `i`, borrowed from it (see [`borrowed_args`]). Its
+/// strings are UTF-8: the codec refused the request otherwise (`bulk::decode`), so the
+/// `INTERNAL` here is never given.
+fn bulk_item_args(i: usize, item: &BulkItem) -> Result<CheckArgs<'_>, Status> {
+    let view = item
+        .view()
+        .ok_or_else(|| Status::internal(format!("items[{i}]: a string is not UTF-8")))?;
+    borrowed_args(view, item.context.as_ref(), |name| {
+        format!("items[{i}].{name}")
+    })
+}
+
+fn object_view(object: &pb::ObjectReference) -> ObjectView<'_> {
+    ObjectView {
+        object_type: &object.object_type,
+        object_id: &object.object_id,
+    }
 }
 
 /// The engine's view of one check, borrowed from its message; `field` names a part of it
@@ -59,37 +67,39 @@ fn bulk_item_args(
 /// syntax check costs no allocation; anything else (a userset subject, or a check that
 /// fails a test) goes through the owned conversions, which word the error.
 fn borrowed_args<'a>(
-    resource: Option<&'a pb::ObjectReference>,
-    permission: &'a str,
-    subject: Option<&'a pb::SubjectReference>,
+    view: ItemView<'a>,
     context: Option<&prost_types::Struct>,
     field: impl Fn(&str) -> String,
 ) -> Result<CheckArgs<'a>, Status> {
-    let subject_object = subject.and_then(|s| s.object.as_ref());
-    let relation = subject
-        .map(|s| s.optional_relation.as_str())
-        .filter(|r| !r.is_empty() && *r != "...");
+    let relation = Some(view.subject_relation).filter(|r| !r.is_empty() && *r != "...");
     let plain_and_valid = relation.is_none()
         && context.is_none_or(|c| c.fields.is_empty())
-        && resource.is_some_and(|r| {
-            pemba_engine::validate_object(&r.object_type, &r.object_id, false).is_ok()
+        && view.resource.is_some_and(|r| {
+            pemba_engine::validate_object(r.object_type, r.object_id, false).is_ok()
         })
-        && subject_object.is_some_and(|o| {
-            pemba_engine::validate_object(&o.object_type, &o.object_id, true).is_ok()
+        && view.subject_object.is_some_and(|o| {
+            pemba_engine::validate_object(o.object_type, o.object_id, true).is_ok()
         });
     if !plain_and_valid {
         convert::refuse_context(context, &field("context"))?;
-        convert::object(resource, &field("resource"))?;
-        convert::subject(subject, &field("subject"))?;
+        let resource = view.resource.map(ObjectView::to_message);
+        convert::object(resource.as_ref(), &field("resource"))?;
+        let subject = view.has_subject.then(|| pb::SubjectReference {
+            object: view.subject_object.map(ObjectView::to_message),
+            optional_relation: view.subject_relation.to_string(),
+        });
+        convert::subject(subject.as_ref(), &field("subject"))?;
     }
-    let (resource_type, resource_id) =
-        resource.map_or(("", ""), |r| (r.object_type.as_str(), r.object_id.as_str()));
-    let (subject_type, subject_id) =
-        subject_object.map_or(("", ""), |o| (o.object_type.as_str(), o.object_id.as_str()));
+    let (resource_type, resource_id) = view
+        .resource
+        .map_or(("", ""), |r| (r.object_type, r.object_id));
+    let (subject_type, subject_id) = view
+        .subject_object
+        .map_or(("", ""), |o| (o.object_type, o.object_id));
     Ok(CheckArgs {
         resource_type,
         resource_id,
-        permission,
+        permission: view.permission,
         subject_type,
         subject_id,
         subject_relation: relation,
@@ -348,13 +358,21 @@ impl PermissionsService for Permissions {
         let body = request.into_inner();
         convert::refuse_context(body.context.as_ref(), "context")?;
         let consistency = convert::consistency(body.consistency.as_ref())?;
-        let args = borrowed_args(
-            body.resource.as_ref(),
-            &body.permission,
-            body.subject.as_ref(),
-            None,
-            str::to_string,
-        )?;
+        let view = ItemView {
+            resource: body.resource.as_ref().map(object_view),
+            permission: &body.permission,
+            subject_object: body
+                .subject
+                .as_ref()
+                .and_then(|s| s.object.as_ref())
+                .map(object_view),
+            has_subject: body.subject.is_some(),
+            subject_relation: body
+                .subject
+                .as_ref()
+                .map_or("", |s| s.optional_relation.as_str()),
+        };
+        let args = borrowed_args(view, None, str::to_string)?;
         let answer = self
             .0
             .engine
@@ -369,8 +387,8 @@ impl PermissionsService for Permissions {
 
     async fn check_bulk_permissions(
         &self,
-        request: Request<pb::CheckBulkPermissionsRequest>,
-    ) -> Result<Response<pb::CheckBulkPermissionsResponse>, Status> {
+        request: Request<BulkRequest>,
+    ) -> Result<Response<BulkResponse>, Status> {
         let body = request.into_inner();
         let max = self.0.limits.max_checkbulk_items;
         if body.items.len() > max {
@@ -404,25 +422,24 @@ impl PermissionsService for Permissions {
             .into_iter()
             .zip(answered.value)
             .map(|(item, answer)| {
-                use pb::check_bulk_permissions_pair::Response as Answer;
                 let response = match answer {
-                    Ok(allowed) => Answer::Item(pb::CheckBulkPermissionsResponseItem {
+                    Ok(allowed) => PairResponse::Item(pb::CheckBulkPermissionsResponseItem {
                         permissionship: permissionship(allowed),
                         ..Default::default()
                     }),
-                    Err(error) => Answer::Error(spicedb_rs_proto::google::rpc::Status {
+                    Err(error) => PairResponse::Error(spicedb_rs_proto::google::rpc::Status {
                         code: error.code() as i32,
                         message: error.message().to_string(),
                         details: Vec::new(),
                     }),
                 };
-                pb::CheckBulkPermissionsPair {
+                BulkPair {
                     request: Some(item),
                     response: Some(response),
                 }
             })
             .collect();
-        Ok(Response::new(pb::CheckBulkPermissionsResponse {
+        Ok(Response::new(BulkResponse {
             checked_at: convert::token(revision),
             pairs,
         }))
