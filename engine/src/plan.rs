@@ -25,10 +25,10 @@ use crate::eval::{Evaluator, Subject, ITERATE_BELOW};
 use crate::index::{Index, SubjectRel};
 use crate::posting::Rows;
 
-/// The most nodes one member's plan for one subject kind may hold; past it, that pair is
-/// left to the evaluator. Permissions that name the same member several times are copied
-/// into the plan at each use, so a plan can be larger than its expression; real schemas
-/// stay in the tens.
+/// The budget of one member's plan for one subject kind, in nodes held plus members
+/// visited while compiling it; past it, that pair is left to the evaluator. Permissions
+/// that name the same member several times are copied into the plan (and visited) at each
+/// use, so a plan can be larger than its expression; real schemas stay in the tens.
 const MAX_NODES: usize = 256;
 
 /// The plans of one schema, with its names behind hash tables; built with the index
@@ -262,6 +262,9 @@ impl Compiler<'_> {
     }
 
     fn member(&self, member: MemberId, key: SubjectKey, budget: &mut usize) -> Compiled {
+        // Every visit costs, matched or not: permissions sharing members form a DAG whose
+        // walk, unbounded, is exponential in its depth.
+        spend(budget)?;
         match &self.schema.member(member).kind {
             MemberKind::Relation(_) => self.relation(member, key, budget),
             MemberKind::Permission(expr) => self.expr(expr, key, budget),

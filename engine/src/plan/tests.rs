@@ -1,6 +1,8 @@
 //! Check plans answer as the evaluator does; schema names resolve as the schema's own
 //! look-ups do.
 
+use std::fmt::Write as _;
+
 use pemba_schema::{AllowedSubject, CompiledSchema, MemberKind};
 use proptest::prelude::*;
 
@@ -272,4 +274,36 @@ fn a_plan_too_large_is_left_to_the_evaluator() {
         [(_, Plan::Probe(_))]
     ));
     agree(&schema, &index, &|| text.clone());
+}
+
+/// Permissions sharing members form a DAG: `perm_64` names `perm_0` 2^64 times over. Compiling
+/// a plan for a subject none of them can reach must still visit a bounded number of
+/// members (each visit is charged to the budget), or a schema write would never finish.
+#[test]
+fn a_plan_over_shared_members_compiles_in_bounded_time() {
+    let mut text = String::from(
+        "definition user {}
+definition team {}
+definition doc {
+    relation owner: user
+    relation team: team
+    permission perm_0 = team
+",
+    );
+    for k in 1..=64 {
+        let below = k - 1;
+        writeln!(
+            text,
+            "    permission perm_{k} = perm_{below} + perm_{below}"
+        )
+        .unwrap();
+    }
+    text.push_str("    permission view = owner + perm_64\n}\n");
+    let schema = pemba_schema::compile(&text).unwrap();
+    let index = Index::new(&schema);
+    let plans = Plans::new(&schema, &index);
+    let view = schema
+        .member_by_name(schema.type_by_name("doc").unwrap(), "view")
+        .unwrap();
+    assert!(!plans.by_member[view.0 as usize].plans.is_empty());
 }
