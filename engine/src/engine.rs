@@ -25,6 +25,7 @@ pub use query::{
 use crate::error::{QueryError, SchemaWriteError, StorageError, TokenError, WriteError};
 use crate::group_commit::GroupCommit;
 use crate::index::Index;
+use crate::plan::Plans;
 use crate::revision::{Answer, Consistency, Revision};
 use crate::store::{RedbStore, Store};
 use crate::validate::orphans;
@@ -40,10 +41,14 @@ pub struct LoadedSchema {
 }
 
 /// What readers see: one revision's schema and index, swapped as a whole.
+///
+/// INVARIANT: `plans` were compiled from `schema` and the layout of `index` (which the
+/// schema alone decides); the three are replaced together.
 struct State {
     revision: Revision,
     schema: Option<Arc<LoadedSchema>>,
     index: Index,
+    plans: Plans,
 }
 
 /// A transaction waiting in group commit, with the schema it was validated against (a
@@ -110,6 +115,7 @@ impl Engine {
                 revision: head.revision,
                 schema: None,
                 index: Index::new(&follow::no_schema()),
+                plans: Plans::default(),
             },
             Some(text) => {
                 let compiled = pemba_schema::compile(&text).map_err(|errors| {
@@ -119,6 +125,7 @@ impl Engine {
                 let built = build::build_index(store.as_ref(), &schema.compiled)?;
                 State {
                     revision: built.revision,
+                    plans: Plans::new(&schema.compiled, &built.value),
                     schema: Some(schema),
                     index: built.value,
                 }
@@ -210,11 +217,13 @@ impl Engine {
             compiled,
         });
         let built = build::build_index(self.store.as_ref(), &schema.compiled)?;
+        let plans = Plans::new(&schema.compiled, &built.value);
         {
             let mut state = self.state.write();
             // Another replica's write may follow the schema in the scanned snapshot.
             state.schema = Some(schema);
             state.index = built.value;
+            state.plans = plans;
             state.revision = built.revision.max(revision);
         }
         self.revisions.send_replace(revision);

@@ -11,7 +11,7 @@ use crate::posting::Posting;
 
 /// Below this many candidate objects, check them one by one; above it, compute the
 /// subject's reachable set once and intersect.
-const ITERATE_BELOW: u64 = 8;
+pub(crate) const ITERATE_BELOW: u64 = 8;
 
 /// A subject resolved against the index.
 #[derive(Clone, Copy, Debug)]
@@ -177,7 +177,7 @@ impl Evaluator<'_> {
     }
 
     /// Whether the subject is in `member` of any of `objects`.
-    fn any_contains(&self, member: MemberId, objects: &Posting, s: &Subject) -> bool {
+    pub(crate) fn any_contains(&self, member: MemberId, objects: &Posting, s: &Subject) -> bool {
         if objects.len() < ITERATE_BELOW {
             return objects.iter().any(|object| self.check(member, object, s));
         }

@@ -529,6 +529,22 @@ impl Index {
     }
 }
 
+// Read accessors for check plans (`plan.rs`), which probe rows by column directly.
+impl KindIndex {
+    /// This kind's column in its relation's type's forward rows.
+    pub(crate) fn column(&self) -> usize {
+        self.column
+    }
+}
+
+impl Index {
+    /// The forward rows of type `ty`: one row per object, one column per relation and
+    /// subject kind of the type.
+    pub(crate) fn rows(&self, ty: TypeId) -> Option<&Rows> {
+        self.forward.get(ty.0 as usize)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,7 @@ mod expand;
 mod filter;
 mod group_commit;
 mod index;
+mod plan;
 mod posting;
 #[cfg(test)]
 mod reference;

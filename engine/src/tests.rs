@@ -91,5 +91,5 @@ macro_rules! on_both_stores {
 
 // After the macro, so its textual scope covers them.
 mod operations;
-mod reference_model;
+pub(crate) mod reference_model;
 mod transactions;

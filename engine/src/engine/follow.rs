@@ -10,6 +10,7 @@ use pemba_schema::CompiledSchema;
 
 use super::{build, Engine, LoadedSchema};
 use crate::error::{QueryError, StorageError, TokenError};
+use crate::plan::Plans;
 use crate::revision::{Consistency, Revision};
 use crate::store::{LogEntry, RawTuple};
 use crate::write::Operation;
@@ -101,9 +102,11 @@ impl Engine {
             if self.store.head()?.schema.as_deref() != Some(text.as_str()) {
                 continue;
             }
+            let plans = Plans::new(&compiled, &built.value);
             let mut state = self.state.write();
             state.schema = Some(Arc::new(LoadedSchema { text, compiled }));
             state.index = built.value;
+            state.plans = plans;
             state.revision = built.revision.max(state.revision);
             return Ok(());
         }

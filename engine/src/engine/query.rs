@@ -788,34 +788,83 @@ fn resolve_subject(
 }
 
 /// One check against one locked state.
+///
+/// Names resolve through the plans' hash table and the check runs the compiled plan; the
+/// errors and their order are those of resolving with the schema's own look-ups (the
+/// resource type, the resource id, the permission, then the subject). An id the interner
+/// finds was validated when it was stored, so only an id it does not know is checked for
+/// syntax.
 pub(super) fn check_in(state: &State, args: &CheckArgs<'_>) -> Result<bool, QueryError> {
     let schema = &state.schema.as_ref().ok_or(QueryError::NoSchema)?.compiled;
-    let ty = known_type(schema, args.resource_type)?;
-    if !is_valid_object_id(args.resource_id) {
+    let names = &state.plans.names;
+    let ty = match names.type_id(args.resource_type) {
+        Some(ty) => Some(ty),
+        None => known_type(schema, args.resource_type)?,
+    };
+    let resource_idx = ty.and_then(|ty| state.index.interner(ty).get(args.resource_id));
+    if resource_idx.is_none() && !is_valid_object_id(args.resource_id) {
         return Err(SyntaxError::ObjectId(args.resource_id.to_string()).into());
     }
     let ty = ty.ok_or_else(|| InvalidError::UnknownType {
         name: args.resource_type.to_string(),
     })?;
-    let member = resolve_member(schema, ty, args.permission)?;
-    let Some(s) = resolve_subject(
-        schema,
-        &state.index,
-        args.subject_type,
-        args.subject_id,
-        args.subject_relation,
-    )?
-    else {
+    let member = match names.member(ty, args.permission) {
+        Some(member) => member,
+        None => resolve_member(schema, ty, args.permission)?,
+    };
+    let Some(s) = resolve_subject_fast(state, schema, args)? else {
         return Ok(false);
     };
-    let Some(resource_idx) = state.index.interner(ty).get(args.resource_id) else {
+    let Some(resource_idx) = resource_idx else {
         return Ok(false);
     };
-    Ok(Evaluator {
+    let evaluator = Evaluator {
         schema,
         index: &state.index,
+    };
+    Ok(state.plans.check(&evaluator, member, resource_idx.0, &s))
+}
+
+/// [`resolve_subject`] with names from the plans' table and the id's syntax checked only
+/// when the interner does not know it; the same answers and errors, in the same order.
+fn resolve_subject_fast(
+    state: &State,
+    schema: &CompiledSchema,
+    args: &CheckArgs<'_>,
+) -> Result<Option<Subject>, InvalidError> {
+    let names = &state.plans.names;
+    let Some(ty) = names.type_id(args.subject_type) else {
+        // Unknown type: the slow path finds the error to report.
+        return resolve_subject(
+            schema,
+            &state.index,
+            args.subject_type,
+            args.subject_id,
+            args.subject_relation,
+        );
+    };
+    let wildcard = args.subject_id == "*" && args.subject_relation.is_none();
+    let idx = if wildcard {
+        None
+    } else {
+        let idx = state.index.interner(ty).get(args.subject_id).map(|i| i.0);
+        if idx.is_none() && !is_valid_object_id(args.subject_id) {
+            return Err(SyntaxError::ObjectId(args.subject_id.to_string()).into());
+        }
+        idx
+    };
+    let rel = match args.subject_relation {
+        None if wildcard => SubjectRel::Wildcard,
+        None => SubjectRel::Object,
+        Some(relation) => SubjectRel::Member(match names.member(ty, relation) {
+            Some(member) => member,
+            None => resolve_member(schema, ty, relation)?,
+        }),
+    };
+    if idx.is_none() && matches!(rel, SubjectRel::Member(_)) {
+        return Ok(None);
     }
-    .check(member, resource_idx.0, &s))
+    Ok(Some(Subject { ty, idx, rel }))
 }
 
 #[cfg(test)]

@@ -36,9 +36,10 @@ const TYPES: [&str; 4] = ["user", "team", "folder", "doc"];
 const USERS: [&str; 5] = ["u0", "u1", "u2", "u3", "u4"];
 const OBJECTS: [&str; 3] = ["o0", "o1", "o2"];
 
-struct Generated {
-    schema: String,
-    tuples: Vec<Tuple>,
+/// A random flat schema and relationships it allows (also the check plans' test input).
+pub(crate) struct Generated {
+    pub(crate) schema: String,
+    pub(crate) tuples: Vec<Tuple>,
 }
 
 #[derive(Clone)]
@@ -50,7 +51,7 @@ struct MemberInfo {
     allowed: Vec<(usize, String)>,
 }
 
-fn generate(seed: u64) -> Generated {
+pub(crate) fn generate(seed: u64) -> Generated {
     let mut rng = Rng(seed | 1);
     let mut members: Vec<Vec<MemberInfo>> = vec![Vec::new()];
     let mut schema = String::from("definition user {}\n");
