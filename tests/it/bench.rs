@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use pemba::bench::{run, Mix, Protocol, Settings};
 use pemba::workload::{generate, write_files, Size};
-use serde_json::{json, Value};
 
-use crate::support::{rel, TestServer, KEY};
+use crate::support::{xs_workload_server, TestServer, KEY};
 
 const PROTOCOLS: [Protocol; 2] = [Protocol::Http, Protocol::Grpc];
 
@@ -53,16 +52,7 @@ fn check(
 
 #[test]
 fn bench_verifies_every_answer_on_the_xs_workload() {
-    let dir = tempfile::tempdir().unwrap();
-    write_files(&generate(Size::Xs, 1, |_| {}), 1, dir.path()).unwrap();
-    // A fresh store has the user-groups schema the workload is written for.
-    let server = TestServer::start();
-    let tuples = std::fs::read_to_string(dir.path().join("tuples.txt")).unwrap();
-    let relationships: Vec<Value> = tuples.lines().map(rel).collect();
-    server.ok(
-        "/v1/relationships/importbulk",
-        json!({ "relationships": relationships }),
-    );
+    let (dir, server) = xs_workload_server();
 
     // Writes touch bench-only objects, so checks and lookups keep their expected answers.
     for protocol in PROTOCOLS {
@@ -79,15 +69,7 @@ fn bench_verifies_every_answer_on_the_xs_workload() {
 
 #[test]
 fn bench_grpc_spreads_workers_over_the_connections_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    write_files(&generate(Size::Xs, 1, |_| {}), 1, dir.path()).unwrap();
-    let server = TestServer::start();
-    let tuples = std::fs::read_to_string(dir.path().join("tuples.txt")).unwrap();
-    let relationships: Vec<Value> = tuples.lines().map(rel).collect();
-    server.ok(
-        "/v1/relationships/importbulk",
-        json!({ "relationships": relationships }),
-    );
+    let (dir, server) = xs_workload_server();
     // One connection for all (as one SpiceDB client channel), one per worker, and the
     // largest bulk size (its items wrap around the workload's end).
     for (connections, mix, bulk) in [

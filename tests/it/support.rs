@@ -293,6 +293,23 @@ pub fn rel(text: &str) -> Value {
     json!({ "resource": obj(object), "relation": relation, "subject": subj(subject) })
 }
 
+/// The xs workload written into a temporary directory, and a fresh server (which has the
+/// user-groups schema the workload is written for) with its relationships imported: what
+/// `pemba bench` runs against. Keep the directory: the workload's files are read from it.
+pub fn xs_workload_server() -> (tempfile::TempDir, TestServer) {
+    use pemba::workload::{generate, write_files, Size};
+    let dir = tempfile::tempdir().unwrap();
+    write_files(&generate(Size::Xs, 1, |_| {}), 1, dir.path()).unwrap();
+    let server = TestServer::start();
+    let tuples = std::fs::read_to_string(dir.path().join("tuples.txt")).unwrap();
+    let relationships: Vec<Value> = tuples.lines().map(rel).collect();
+    server.ok(
+        "/v1/relationships/importbulk",
+        json!({ "relationships": relationships }),
+    );
+    (dir, server)
+}
+
 /// `resource#permission@subject` as (resource, permission, subject) references.
 pub fn split_check(text: &str) -> (Value, String, Value) {
     let (resource, subject) = text.split_once('@').unwrap();

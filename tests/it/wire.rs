@@ -12,11 +12,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use pemba::bench::{run, Mix, Settings};
-use pemba::workload::{generate, write_files, Size};
 use pemba_server::Limits;
 use serde_json::{json, Value};
 
-use crate::support::{rel, split_check, TestServer, KEY};
+use crate::support::{split_check, xs_workload_server, TestServer, KEY};
 
 fn address(server: &TestServer) -> String {
     server.base.trim_start_matches("http://").to_string()
@@ -347,15 +346,7 @@ fn a_pipelined_request_over_the_body_limit_is_refused_alone() {
 
 #[test]
 fn bench_drives_h2c_and_pipelined_http1_with_every_answer_verified() {
-    let dir = tempfile::tempdir().unwrap();
-    write_files(&generate(Size::Xs, 1, |_| {}), 1, dir.path()).unwrap();
-    let server = TestServer::start();
-    let tuples = std::fs::read_to_string(dir.path().join("tuples.txt")).unwrap();
-    let relationships: Vec<Value> = tuples.lines().map(rel).collect();
-    server.ok(
-        "/v1/relationships/importbulk",
-        json!({ "relationships": relationships }),
-    );
+    let (dir, server) = xs_workload_server();
     let runs = [
         (true, 1, "check=80,lookup=10,write=10", None),
         (true, 1, "check=1", Some(50)),
