@@ -8,27 +8,12 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::store::RawTuple;
-use crate::tests::reference_model::generate;
+use crate::tests::reference_model::{generate, Rng};
 use crate::{ObjectRef, SubjectRef, Tuple};
 
 /// Ids per type in the dense stores: enough for a posting to pass [`ITERATE_BELOW`], so
 /// plans hand large columns to the evaluator as well as probing small ones.
 const IDS: u32 = 12;
-
-/// xorshift64*, as the reference model's generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u32) -> u32 {
-        (self.next() % u64::from(n)) as u32
-    }
-}
 
 fn index_of(schema: &CompiledSchema, tuples: &[Tuple]) -> Index {
     let mut index = Index::new(schema);
@@ -59,11 +44,11 @@ fn dense_tuples(schema: &CompiledSchema, seed: u64, count: usize) -> Vec<Tuple> 
         return tuples;
     }
     for _ in 0..count {
-        let (ty, relation, allowed) = relations[rng.below(relations.len() as u32) as usize];
-        let allowed = allowed[rng.below(allowed.len() as u32) as usize];
+        let (ty, relation, allowed) = *rng.pick(&relations);
+        let allowed = *rng.pick(allowed);
         let resource = ObjectRef::new(ty, format!("i{}", rng.below(3)));
         let name = |t| schema.definition(t).name.clone();
-        let id = format!("i{}", rng.below(IDS));
+        let id = format!("i{}", rng.below(IDS as usize));
         let subject = match allowed {
             AllowedSubject::Object(t) => SubjectRef::object(name(t), id),
             AllowedSubject::Wildcard(t) => SubjectRef::object(name(t), "*"),
