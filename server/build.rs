@@ -4,7 +4,7 @@
 //! published protos), which ships client stubs only. tonic-build's manual service builder
 //! writes the matching server side over those same types, so no `protoc` and no `.proto`
 //! files are needed here, and the server can only ever speak the messages the client
-//! crate speaks (CheckBulkPermissions' are wire-identical copies, `src/grpc/bulk.rs`).
+//! crate speaks (CheckBulkPermissions' are its encoded bytes, read in place, `src/grpc/bulk.rs`).
 //!
 //! Server reflection needs the services' descriptors as well, which the crate does not
 //! export: `proto/` holds a copy of the `.proto` files it ships (the `authzed.api.v1`
@@ -49,7 +49,7 @@ impl Rpc {
 }
 
 /// The Rust type of message `NAME{suffix}`: `spicedb-rs-proto`'s, except CheckBulkPermissions',
-/// which src/grpc/bulk.rs declares wire-identical with strings borrowed from the request.
+/// which src/grpc/bulk.rs declares as the encoded request and answer, read and written in place.
 fn message_type(name: &str, suffix: &str) -> String {
     if name == "CheckBulkPermissions" {
         format!("crate::grpc::bulk::Bulk{suffix}")

@@ -2,8 +2,9 @@
 //! `authzed.api.v1`, the rest is its protobuf encoding, decoded with prost and converted as
 //! the RPC converts it before calling the engine. Never panics; a refusal is a request
 //! fault (never `INTERNAL`) with a message. CheckBulkPermissions' own decoding (strings read
-//! in place, `pemba_server::grpc::bulk::decode`) must read every input as prost's
-//! `spicedb-rs-proto` type reads it: the same request, or the same refusal word for word.
+//! in place, `pemba_server::grpc::bulk::read`) must read every input as prost's
+//! `spicedb-rs-proto` type reads it: the same request, each item echoed as the same item,
+//! or the same refusal word for word.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -64,11 +65,17 @@ fn watch(request: &pb::WatchRequest) -> Result<(), Status> {
 }
 
 fn bulk(bytes: &[u8]) {
-    let ours = bulk::decode(prost::bytes::Bytes::copy_from_slice(bytes));
+    let mut canonical = Vec::new();
+    let ours = bulk::read(bytes, &mut canonical);
     match pb::CheckBulkPermissionsRequest::decode(bytes) {
         Ok(full) => {
             let read = ours.expect("prost read it");
-            assert_eq!(read.encode_to_vec(), full.encode_to_vec());
+            assert_eq!(read.to_message(), full);
+            // Each item echoed as read reads as prost's item.
+            for (item, expected) in read.items.iter().zip(&full.items) {
+                let echoed = pb::CheckBulkPermissionsRequestItem::decode(item.encoded);
+                assert_eq!(echoed.as_ref(), Ok(expected));
+            }
         }
         Err(error) => {
             let status = ours.expect_err("prost refused it");

@@ -1,116 +1,59 @@
-//! CheckBulkPermissions' request and answer as prost types of our own, wire-identical to
-//! `authzed.api.v1`'s (same field numbers and wire types), whose strings are [`Bytes`]
-//! slices of the received message instead of owned `String`s, and the codec that reads
-//! them.
+//! CheckBulkPermissions' request read in place and its answer written without building
+//! messages: the request is tonic's received buffer ([`BulkRequest`]), which [`read`]
+//! turns into borrowed item views, checking each string's UTF-8 once; the answer
+//! ([`BulkResponse`]) is encoded straight from the engine's results by [`answer`], each
+//! pair's `request` being the item's bytes as received.
 //!
-//! A bulk check of 100 items decoded into `spicedb-rs-proto`'s types allocated 400
-//! strings, copied them, and freed them after the answer echoed each item back: about an
-//! eighth of the server's CPU per item, beside the engine's half. protobuf's `string` and
-//! `bytes` are the same on the wire (a length-delimited field), so declaring them `bytes`
-//! here decodes each as a reference into the buffer tonic received, and the echo encodes
-//! the same bytes back.
+//! Decoded into `spicedb-rs-proto`'s types, a bulk check of 100 items allocated 400
+//! strings, copied them, and freed them after the answer echoed each item back. Read as
+//! [`Bytes`] slices (the previous step), each string still cost an atomic increment and
+//! decrement, and a second UTF-8 check when the handler viewed it: together about a tenth
+//! of the server's CPU per item in a profile. Here an item costs neither.
 //!
-//! What `string` adds is UTF-8, which prost checks on every occurrence of a field as it
-//! decodes, refusing the whole message (tonic answers `INTERNAL`, with prost's words).
-//! [`decode`] keeps that answer exactly: the fast path is taken only when it provably
-//! reads what `spicedb-rs-proto`'s types would, and anything else is decoded again with
-//! them, whose answer (its refusal, word for word) is the one given.
+//! What the request means must be what prost reads. [`read`] takes the fast path only for
+//! the plain shape a client sends (each known field once, with its wire type, strings
+//! UTF-8, no unknown fields, no `context`); anything else is decoded by prost with
+//! `spicedb-rs-proto`'s type, whose refusal (word for word, as tonic answers it:
+//! `INTERNAL`) is the one given, and whose canonical re-encoding is then read instead.
+//! Field order is free on the fast path, since prost's reading does not depend on it; an
+//! echoed item keeps the client's order, which any protobuf reader reads the same.
 
-use bytes::{Buf as _, Bytes};
+use bytes::{Buf as _, BufMut as _, Bytes};
+use prost::encoding::{self, WireType};
 use prost::Message as _;
 use spicedb_rs_proto::authzed::api::v1 as pb;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
-use tonic_prost::{ProstCodec, ProstEncoder};
 
-/// `CheckBulkPermissionsRequest`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct BulkRequest {
-    /// `consistency`, field 1.
-    #[prost(message, optional, tag = "1")]
+/// `CheckBulkPermissionsRequest` as received: its encoding, a slice of tonic's receive
+/// buffer, read by [`read`] in the handler.
+#[derive(Clone, Debug, Default)]
+pub struct BulkRequest(pub Bytes);
+
+/// `CheckBulkPermissionsResponse`, encoded by [`answer`].
+#[derive(Clone, Debug, Default)]
+pub struct BulkResponse(pub Vec<u8>);
+
+/// A request read by [`read`], its strings borrowed from the bytes read.
+#[derive(Clone, Debug)]
+pub struct Read<'a> {
+    /// `consistency`, if given.
     pub consistency: Option<pb::Consistency>,
-    /// `items`, field 2.
-    #[prost(message, repeated, tag = "2")]
-    pub items: Vec<BulkItem>,
-    /// `with_tracing`, field 3.
-    #[prost(bool, tag = "3")]
+    /// `items`, in order.
+    pub items: Vec<ReadItem<'a>>,
+    /// `with_tracing`.
     pub with_tracing: bool,
 }
 
-/// `CheckBulkPermissionsRequestItem`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct BulkItem {
-    /// `resource`, field 1.
-    #[prost(message, optional, tag = "1")]
-    pub resource: Option<ObjectReference>,
-    /// `permission`, field 2 (a `string`).
-    #[prost(bytes = "bytes", tag = "2")]
-    pub permission: Bytes,
-    /// `subject`, field 3.
-    #[prost(message, optional, tag = "3")]
-    pub subject: Option<SubjectReference>,
-    /// `context`, field 4.
-    #[prost(message, optional, tag = "4")]
+/// One item of a [`Read`] request.
+#[derive(Clone, Debug)]
+pub struct ReadItem<'a> {
+    /// The item's encoding, echoed as its pair's `request`.
+    pub encoded: &'a [u8],
+    /// Its strings.
+    pub view: ItemView<'a>,
+    /// `context`, if given.
     pub context: Option<prost_types::Struct>,
-}
-
-/// `ObjectReference`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ObjectReference {
-    /// `object_type`, field 1 (a `string`).
-    #[prost(bytes = "bytes", tag = "1")]
-    pub object_type: Bytes,
-    /// `object_id`, field 2 (a `string`).
-    #[prost(bytes = "bytes", tag = "2")]
-    pub object_id: Bytes,
-}
-
-/// `SubjectReference`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SubjectReference {
-    /// `object`, field 1.
-    #[prost(message, optional, tag = "1")]
-    pub object: Option<ObjectReference>,
-    /// `optional_relation`, field 2 (a `string`).
-    #[prost(bytes = "bytes", tag = "2")]
-    pub optional_relation: Bytes,
-}
-
-/// `CheckBulkPermissionsResponse`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct BulkResponse {
-    /// `checked_at`, field 1.
-    #[prost(message, optional, tag = "1")]
-    pub checked_at: Option<pb::ZedToken>,
-    /// `pairs`, field 2.
-    #[prost(message, repeated, tag = "2")]
-    pub pairs: Vec<BulkPair>,
-}
-
-/// `CheckBulkPermissionsPair`: the item asked, echoed, and its answer.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct BulkPair {
-    /// `request`, field 1.
-    #[prost(message, optional, tag = "1")]
-    pub request: Option<BulkItem>,
-    /// The `response` oneof, fields 2 and 3.
-    #[prost(oneof = "PairResponse", tags = "2, 3")]
-    pub response: Option<PairResponse>,
-}
-
-/// `CheckBulkPermissionsPair.response`.
-#[derive(Clone, PartialEq, prost::Oneof)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "the layout of spicedb-rs-proto's own oneof; boxing would allocate per item"
-)]
-pub enum PairResponse {
-    /// `item`, field 2.
-    #[prost(message, tag = "2")]
-    Item(pb::CheckBulkPermissionsResponseItem),
-    /// `error`, field 3.
-    #[prost(message, tag = "3")]
-    Error(spicedb_rs_proto::google::rpc::Status),
 }
 
 /// An object reference's two names, as text.
@@ -137,38 +80,6 @@ pub struct ItemView<'a> {
     pub subject_relation: &'a str,
 }
 
-fn text(bytes: &Bytes) -> Option<&str> {
-    std::str::from_utf8(bytes).ok()
-}
-
-fn object_view(object: Option<&ObjectReference>) -> Option<Option<ObjectView<'_>>> {
-    match object {
-        None => Some(None),
-        Some(object) => Some(Some(ObjectView {
-            object_type: text(&object.object_type)?,
-            object_id: text(&object.object_id)?,
-        })),
-    }
-}
-
-impl BulkItem {
-    /// The item's strings as text, or `None` when one is not UTF-8 (never for an item of a
-    /// request [`decode`] read).
-    pub fn view(&self) -> Option<ItemView<'_>> {
-        let relation = self
-            .subject
-            .as_ref()
-            .map_or(Some(""), |s| text(&s.optional_relation))?;
-        Some(ItemView {
-            resource: object_view(self.resource.as_ref())?,
-            permission: text(&self.permission)?,
-            subject_object: object_view(self.subject.as_ref().and_then(|s| s.object.as_ref()))?,
-            has_subject: self.subject.is_some(),
-            subject_relation: relation,
-        })
-    }
-}
-
 impl ObjectView<'_> {
     /// The owned message, for the conversions that word a refusal.
     pub fn to_message(self) -> pb::ObjectReference {
@@ -179,47 +90,270 @@ impl ObjectView<'_> {
     }
 }
 
-/// Reads a CheckBulkPermissionsRequest as `spicedb-rs-proto`'s type reads it, into
-/// [`BulkRequest`], or refuses it with the status tonic's prost codec gives.
-///
-/// The fast path decodes `message` straight into [`BulkRequest`]. It stands when every
-/// string is UTF-8 and re-encoding gives back exactly `message.len()` bytes: every field of
-/// these messages re-encodes in at most the bytes it was read from, so the same length
-/// means no occurrence was dropped (a repeated field overwritten, an unknown field
-/// skipped), and so every occurrence prost would have checked was checked here. Items
-/// with a `context` are left to the slow path, since a `google.protobuf.Struct` may hold an
-/// enum whose negative value re-encodes longer. The slow path decodes with
-/// `spicedb-rs-proto`'s type and converts its canonical encoding.
-pub fn decode(message: Bytes) -> Result<BulkRequest, Status> {
-    if let Ok(request) = BulkRequest::decode(message.clone()) {
-        if request.encoded_len() == message.len()
-            && request
-                .items
-                .iter()
-                .all(|item| item.context.is_none() && item.view().is_some())
-        {
-            return Ok(request);
-        }
+/// Reads a CheckBulkPermissionsRequest as `spicedb-rs-proto`'s type reads it, or refuses it
+/// with the status tonic's prost codec gives. `canonical` holds prost's re-encoding when
+/// the fast path does not stand, so that the items can borrow from it.
+pub fn read<'a>(message: &'a [u8], canonical: &'a mut Vec<u8>) -> Result<Read<'a>, Status> {
+    if let Some(read) = request(message, Contexts::Refuse) {
+        return Ok(read);
     }
     // tonic-prost's words for a message prost refuses.
-    let refused = |error: prost::DecodeError| Status::internal(error.to_string());
-    let full = pb::CheckBulkPermissionsRequest::decode(message).map_err(refused)?;
-    BulkRequest::decode(Bytes::from(full.encode_to_vec())).map_err(refused)
+    let full = pb::CheckBulkPermissionsRequest::decode(message)
+        .map_err(|error| Status::internal(error.to_string()))?;
+    *canonical = full.encode_to_vec();
+    let canonical: &'a Vec<u8> = canonical;
+    request(canonical, Contexts::Decode)
+        .ok_or_else(|| Status::internal("a bulk check request prost read could not be read again"))
 }
 
-/// tonic's codec for CheckBulkPermissions (`build.rs` names it): prost's encoder for the
-/// answer, [`decode`] for the request.
+/// Whether [`request`] decodes an item's `context` or leaves the whole request to prost.
+/// Only a request prost has already read is given [`Contexts::Decode`]: a `Struct` decoded
+/// on its own starts prost's nesting limit afresh, so it could accept one nested too deep
+/// for the whole message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Contexts {
+    Refuse,
+    Decode,
+}
+
+/// The fast path: `None` for anything but the plain shape (see the module's notes).
+fn request(mut buf: &[u8], contexts: Contexts) -> Option<Read<'_>> {
+    let mut consistency = None;
+    let mut items = Vec::new();
+    let mut with_tracing = None;
+    while !buf.is_empty() {
+        let (tag, wire_type) = encoding::decode_key(&mut buf).ok()?;
+        match (tag, wire_type) {
+            (1, WireType::LengthDelimited) if consistency.is_none() => {
+                let field = delimited(&mut buf)?;
+                let read = pb::Consistency::decode(field).ok()?;
+                // Re-encoding in fewer bytes means prost dropped something (an unknown
+                // field, an overwritten oneof): leave that to the slow path.
+                if read.encoded_len() != field.len() {
+                    return None;
+                }
+                consistency = Some(read);
+            }
+            (2, WireType::LengthDelimited) => items.push(item(delimited(&mut buf)?, contexts)?),
+            (3, WireType::Varint) if with_tracing.is_none() => {
+                with_tracing = Some(encoding::decode_varint(&mut buf).ok()? != 0);
+            }
+            _ => return None,
+        }
+    }
+    Some(Read {
+        consistency,
+        items,
+        with_tracing: with_tracing.unwrap_or(false),
+    })
+}
+
+/// A length-delimited field's bytes, `buf` moved past them.
+fn delimited<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = usize::try_from(encoding::decode_varint(buf).ok()?).ok()?;
+    let (field, rest) = buf.split_at_checked(len)?;
+    *buf = rest;
+    Some(field)
+}
+
+/// Each field of a message made only of length-delimited fields, by tag, each tag at most
+/// once and below 5; `None` otherwise.
+fn fields(mut buf: &[u8]) -> Option<[Option<&[u8]>; 5]> {
+    let mut found = [None; 5];
+    while !buf.is_empty() {
+        let (tag, wire_type) = encoding::decode_key(&mut buf).ok()?;
+        if wire_type != WireType::LengthDelimited {
+            return None;
+        }
+        let field = delimited(&mut buf)?;
+        let slot = found.get_mut(usize::try_from(tag).ok()?)?;
+        if slot.replace(field).is_some() {
+            return None;
+        }
+    }
+    Some(found)
+}
+
+fn text(field: Option<&[u8]>) -> Option<&str> {
+    field.map_or(Some(""), |bytes| std::str::from_utf8(bytes).ok())
+}
+
+/// `ObjectReference`: `object_type` 1, `object_id` 2.
+fn object(field: &[u8]) -> Option<ObjectView<'_>> {
+    let [None, object_type, object_id, None, None] = fields(field)? else {
+        return None;
+    };
+    Some(ObjectView {
+        object_type: text(object_type)?,
+        object_id: text(object_id)?,
+    })
+}
+
+/// An optional `ObjectReference`: `Some(None)` when absent, `None` when unreadable.
+fn optional_object(field: Option<&[u8]>) -> Option<Option<ObjectView<'_>>> {
+    match field {
+        None => Some(None),
+        Some(field) => object(field).map(Some),
+    }
+}
+
+/// `CheckBulkPermissionsRequestItem`: `resource` 1, `permission` 2, `subject` 3 (a
+/// `SubjectReference`: `object` 1, `optional_relation` 2), `context` 4.
+fn item(encoded: &[u8], contexts: Contexts) -> Option<ReadItem<'_>> {
+    let [None, resource, permission, subject, context] = fields(encoded)? else {
+        return None;
+    };
+    let (subject_object, subject_relation) = match subject {
+        None => (None, ""),
+        Some(subject) => {
+            let [None, object_field, relation, None, None] = fields(subject)? else {
+                return None;
+            };
+            (optional_object(object_field)?, text(relation)?)
+        }
+    };
+    let context = match (context, contexts) {
+        (None, _) => None,
+        (Some(context), Contexts::Decode) => Some(prost_types::Struct::decode(context).ok()?),
+        (Some(_), Contexts::Refuse) => return None,
+    };
+    Some(ReadItem {
+        encoded,
+        view: ItemView {
+            resource: optional_object(resource)?,
+            permission: text(permission)?,
+            subject_object,
+            has_subject: subject.is_some(),
+            subject_relation,
+        },
+        context,
+    })
+}
+
+impl Read<'_> {
+    /// The request as `spicedb-rs-proto`'s message, to compare with prost's reading.
+    pub fn to_message(&self) -> pb::CheckBulkPermissionsRequest {
+        pb::CheckBulkPermissionsRequest {
+            consistency: self.consistency.clone(),
+            items: self
+                .items
+                .iter()
+                .map(|item| pb::CheckBulkPermissionsRequestItem {
+                    resource: item.view.resource.map(ObjectView::to_message),
+                    permission: item.view.permission.to_string(),
+                    subject: item.view.has_subject.then(|| pb::SubjectReference {
+                        object: item.view.subject_object.map(ObjectView::to_message),
+                        optional_relation: item.view.subject_relation.to_string(),
+                    }),
+                    context: item.context.clone(),
+                })
+                .collect(),
+            with_tracing: self.with_tracing,
+        }
+    }
+}
+
+/// The `response` of one pair: `item` (field 2), a CheckBulkPermissionsResponseItem with
+/// only its `permissionship` (field 1), or `error` (field 3). Written field by field because
+/// prost's CheckBulkPermissionsResponseItem is 440 bytes to build per item.
+enum PairResponse {
+    Permissionship(i32),
+    Error(spicedb_rs_proto::google::rpc::Status),
+}
+
+impl PairResponse {
+    fn of(answer: &Result<bool, Status>) -> Self {
+        use pb::check_permission_response::Permissionship;
+        match answer {
+            Ok(true) => PairResponse::Permissionship(Permissionship::HasPermission as i32),
+            Ok(false) => PairResponse::Permissionship(Permissionship::NoPermission as i32),
+            Err(error) => PairResponse::Error(spicedb_rs_proto::google::rpc::Status {
+                code: error.code() as i32,
+                message: error.message().to_string(),
+                details: Vec::new(),
+            }),
+        }
+    }
+
+    /// The item message's length: its one field, left out when zero as prost leaves it.
+    fn item_len(permissionship: i32) -> usize {
+        if permissionship == 0 {
+            0
+        } else {
+            encoding::int32::encoded_len(1, &permissionship)
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            PairResponse::Permissionship(permissionship) => {
+                let len = Self::item_len(*permissionship);
+                encoding::key_len(2) + encoding::encoded_len_varint(len as u64) + len
+            }
+            PairResponse::Error(error) => encoding::message::encoded_len(3, error),
+        }
+    }
+
+    fn encode(&self, buf: &mut Vec<u8>) {
+        match self {
+            PairResponse::Permissionship(permissionship) => {
+                encoding::encode_key(2, WireType::LengthDelimited, buf);
+                encoding::encode_varint(Self::item_len(*permissionship) as u64, buf);
+                if *permissionship != 0 {
+                    encoding::int32::encode(1, permissionship, buf);
+                }
+            }
+            PairResponse::Error(error) => encoding::message::encode(3, error, buf),
+        }
+    }
+}
+
+/// The CheckBulkPermissionsResponse for `items` answered by `answers` (one each, in
+/// order) at `checked_at`: what prost writes for the same message, with each pair's
+/// `request` the item's bytes as read.
+pub fn answer(
+    checked_at: Option<&pb::ZedToken>,
+    items: &[ReadItem<'_>],
+    answers: &[Result<bool, Status>],
+) -> BulkResponse {
+    let mut buf = Vec::with_capacity(
+        checked_at.map_or(0, |token| encoding::message::encoded_len(1, token))
+            + items
+                .iter()
+                .map(|item| item.encoded.len() + 16)
+                .sum::<usize>(),
+    );
+    if let Some(token) = checked_at {
+        encoding::message::encode(1, token, &mut buf);
+    }
+    for (item, answer) in items.iter().zip(answers) {
+        let response = PairResponse::of(answer);
+        let request_len = encoding::key_len(1)
+            + encoding::encoded_len_varint(item.encoded.len() as u64)
+            + item.encoded.len();
+        encoding::encode_key(2, WireType::LengthDelimited, &mut buf);
+        encoding::encode_varint((request_len + response.encoded_len()) as u64, &mut buf);
+        encoding::encode_key(1, WireType::LengthDelimited, &mut buf);
+        encoding::encode_varint(item.encoded.len() as u64, &mut buf);
+        buf.extend_from_slice(item.encoded);
+        response.encode(&mut buf);
+    }
+    BulkResponse(buf)
+}
+
+/// tonic's codec for CheckBulkPermissions (`build.rs` names it): the request's bytes as
+/// they came, the answer's as [`answer`] wrote them.
 #[derive(Debug, Default)]
 pub struct BulkCodec;
 
 impl Codec for BulkCodec {
     type Encode = BulkResponse;
     type Decode = BulkRequest;
-    type Encoder = ProstEncoder<BulkResponse>;
+    type Encoder = BulkEncoder;
     type Decoder = BulkDecoder;
 
     fn encoder(&mut self) -> Self::Encoder {
-        ProstCodec::<BulkResponse, BulkRequest>::raw_encoder(BufferSettings::default())
+        BulkEncoder
     }
 
     fn decoder(&mut self) -> Self::Decoder {
@@ -227,7 +361,7 @@ impl Codec for BulkCodec {
     }
 }
 
-/// [`BulkCodec`]'s decoder: the received message as one [`Bytes`], given to [`decode`].
+/// [`BulkCodec`]'s decoder: the received message as one [`Bytes`].
 #[derive(Debug)]
 pub struct BulkDecoder;
 
@@ -237,8 +371,21 @@ impl Decoder for BulkDecoder {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<BulkRequest>, Status> {
         // A slice of tonic's receive buffer, not a copy.
-        let message = buf.copy_to_bytes(buf.remaining());
-        decode(message).map(Some)
+        Ok(Some(BulkRequest(buf.copy_to_bytes(buf.remaining()))))
+    }
+}
+
+/// [`BulkCodec`]'s encoder: the encoded answer, copied into tonic's send buffer.
+#[derive(Debug)]
+pub struct BulkEncoder;
+
+impl Encoder for BulkEncoder {
+    type Item = BulkResponse;
+    type Error = Status;
+
+    fn encode(&mut self, item: BulkResponse, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item.0);
+        Ok(())
     }
 }
 
@@ -266,89 +413,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_request_reads_and_the_answer_writes_as_spicedbs_messages() {
-        let full = pb::CheckBulkPermissionsRequest {
-            consistency: Some(pb::Consistency {
-                requirement: Some(pb::consistency::Requirement::FullyConsistent(true)),
-            }),
-            items: vec![full_item("a"), full_item("b")],
-            with_tracing: true,
-        };
-        let ours = BulkRequest::decode(&full.encode_to_vec()[..]).unwrap();
-        assert_eq!(ours.encode_to_vec(), full.encode_to_vec());
-        let view = ours.items[1].view().unwrap();
-        assert_eq!(view.resource.unwrap().object_id, "b");
-        assert_eq!(view.subject_object.unwrap().object_id, "ü");
-        assert_eq!((view.permission, view.subject_relation), ("view", "member"));
-
-        let answer = BulkResponse {
-            checked_at: Some(pb::ZedToken {
-                token: "pb1.2".into(),
-            }),
-            pairs: vec![
-                BulkPair {
-                    request: ours.items.first().cloned(),
-                    response: Some(PairResponse::Item(pb::CheckBulkPermissionsResponseItem {
-                        permissionship: 2,
-                        ..Default::default()
-                    })),
-                },
-                BulkPair {
-                    request: ours.items.get(1).cloned(),
-                    response: Some(PairResponse::Error(spicedb_rs_proto::google::rpc::Status {
-                        code: 3,
-                        message: "no".into(),
-                        details: Vec::new(),
-                    })),
-                },
-            ],
-        };
-        let read = pb::CheckBulkPermissionsResponse::decode(&answer.encode_to_vec()[..]).unwrap();
-        use pb::check_bulk_permissions_pair::Response;
-        assert_eq!(read.checked_at.unwrap().token, "pb1.2");
-        assert_eq!(read.pairs.len(), 2);
-        assert_eq!(read.pairs[0].request, Some(full_item("a")));
-        assert!(matches!(
-            read.pairs[0].response,
-            Some(Response::Item(ref item)) if item.permissionship == 2
-        ));
-        assert_eq!(read.pairs[1].request, Some(full_item("b")));
-        assert!(matches!(
-            read.pairs[1].response,
-            Some(Response::Error(ref error)) if error.code == 3 && error.message == "no"
-        ));
-    }
-
-    #[test]
-    fn a_string_that_is_not_utf8_has_no_view() {
-        let mut item = BulkItem::decode(&full_item("a").encode_to_vec()[..]).unwrap();
-        assert!(item.view().is_some());
-        item.permission = Bytes::from_static(b"\xff");
-        assert!(item.view().is_none());
-        let mut item = BulkItem::decode(&full_item("a").encode_to_vec()[..]).unwrap();
-        if let Some(object) = item.subject.as_mut().and_then(|s| s.object.as_mut()) {
-            object.object_id = Bytes::from_static(b"\xc3");
+    fn plain_item(id: &str) -> pb::CheckBulkPermissionsRequestItem {
+        pb::CheckBulkPermissionsRequestItem {
+            context: None,
+            ..full_item(id)
         }
-        assert!(item.view().is_none());
-    }
-
-    /// `message` read by [`decode`] as `spicedb-rs-proto`'s type reads it: the same
-    /// request, or the same refusal word for word.
-    fn same_as_prost(message: &[u8]) -> Result<BulkRequest, Status> {
-        let ours = decode(Bytes::copy_from_slice(message));
-        match pb::CheckBulkPermissionsRequest::decode(message) {
-            Ok(full) => {
-                let read = ours.as_ref().expect("prost read it");
-                assert_eq!(read.encode_to_vec(), full.encode_to_vec());
-            }
-            Err(error) => {
-                let status = ours.as_ref().expect_err("prost refused it");
-                assert_eq!(status.code(), tonic::Code::Internal);
-                assert_eq!(status.message(), error.to_string());
-            }
-        }
-        ours
     }
 
     fn request(items: Vec<pb::CheckBulkPermissionsRequestItem>) -> Vec<u8> {
@@ -362,11 +431,93 @@ mod tests {
         .encode_to_vec()
     }
 
-    fn plain_item(id: &str) -> pb::CheckBulkPermissionsRequestItem {
-        pb::CheckBulkPermissionsRequestItem {
-            context: None,
-            ..full_item(id)
+    /// `message` read by [`read`] as `spicedb-rs-proto`'s type reads it: the same request,
+    /// with each item's echoed bytes reading as that item, or the same refusal word for
+    /// word.
+    fn same_as_prost(message: &[u8]) -> Result<pb::CheckBulkPermissionsRequest, Status> {
+        let mut canonical = Vec::new();
+        let ours = read(message, &mut canonical).map(|read| {
+            let echoed: Vec<_> = read
+                .items
+                .iter()
+                .map(|item| pb::CheckBulkPermissionsRequestItem::decode(item.encoded).unwrap())
+                .collect();
+            (read.to_message(), echoed)
+        });
+        match pb::CheckBulkPermissionsRequest::decode(message) {
+            Ok(full) => {
+                let (read, echoed) = ours.expect("prost read it");
+                assert_eq!(read, full);
+                assert_eq!(echoed, full.items);
+                Ok(read)
+            }
+            Err(error) => {
+                let status = ours.expect_err("prost refused it");
+                assert_eq!(status.code(), tonic::Code::Internal);
+                assert_eq!(status.message(), error.to_string());
+                Err(status)
+            }
         }
+    }
+
+    #[test]
+    fn the_answer_is_what_prost_writes() {
+        let full = pb::CheckBulkPermissionsRequest {
+            consistency: Some(pb::Consistency {
+                requirement: Some(pb::consistency::Requirement::FullyConsistent(true)),
+            }),
+            items: vec![full_item("a"), plain_item("b")],
+            with_tracing: true,
+        };
+        let message = full.encode_to_vec();
+        same_as_prost(&message).unwrap();
+        let mut canonical = Vec::new();
+        let read = read(&message, &mut canonical).unwrap();
+        let view = read.items[1].view;
+        assert_eq!(view.resource.unwrap().object_id, "b");
+        assert_eq!(view.subject_object.unwrap().object_id, "ü");
+        assert_eq!((view.permission, view.subject_relation), ("view", "member"));
+
+        let token = pb::ZedToken {
+            token: "pb1.2".into(),
+        };
+        let answers = [Ok(true), Err(Status::invalid_argument("no"))];
+        let ours = answer(Some(&token), &read.items, &answers).0;
+        use pb::check_bulk_permissions_pair::Response;
+        let prost = pb::CheckBulkPermissionsResponse {
+            checked_at: Some(token.clone()),
+            pairs: vec![
+                pb::CheckBulkPermissionsPair {
+                    request: Some(full_item("a")),
+                    response: Some(Response::Item(pb::CheckBulkPermissionsResponseItem {
+                        permissionship: 2,
+                        ..Default::default()
+                    })),
+                },
+                pb::CheckBulkPermissionsPair {
+                    request: Some(plain_item("b")),
+                    response: Some(Response::Error(spicedb_rs_proto::google::rpc::Status {
+                        code: 3,
+                        message: "no".into(),
+                        details: Vec::new(),
+                    })),
+                },
+            ],
+        };
+        // The request was canonical, so its items' bytes are prost's too.
+        assert_eq!(ours, prost.encode_to_vec());
+        let denied = answer(None, &read.items[..1], &[Ok(false)]).0;
+        let prost = pb::CheckBulkPermissionsResponse {
+            checked_at: None,
+            pairs: vec![pb::CheckBulkPermissionsPair {
+                request: Some(full_item("a")),
+                response: Some(Response::Item(pb::CheckBulkPermissionsResponseItem {
+                    permissionship: 1,
+                    ..Default::default()
+                })),
+            }],
+        };
+        assert_eq!(denied, prost.encode_to_vec());
     }
 
     /// `message` with the first `from` replaced by `to` (of the same length).
@@ -382,13 +533,44 @@ mod tests {
 
     #[test]
     fn a_plain_request_is_read_in_place() {
-        let message = Bytes::from(request(vec![plain_item("a"), plain_item("bb")]));
+        let message = request(vec![plain_item("a"), plain_item("bb")]);
         same_as_prost(&message).unwrap();
-        let read = decode(message.clone()).unwrap();
-        let id = &read.items[1].resource.as_ref().unwrap().object_id;
-        assert_eq!(&id[..], b"bb");
+        let mut canonical = Vec::new();
+        let read = read(&message, &mut canonical).unwrap();
+        let id = read.items[1].view.resource.unwrap().object_id;
+        assert_eq!(id, "bb");
         // A slice of the received message, not a copy of it.
         assert!(message.as_ptr_range().contains(&id.as_ptr()));
+    }
+
+    #[test]
+    fn fields_in_any_order_are_read_in_place() {
+        // The item's subject and permission before its resource, the request's items
+        // before its consistency.
+        let item = plain_item("a");
+        let mut encoded = Vec::new();
+        encoding::message::encode(3, item.subject.as_ref().unwrap(), &mut encoded);
+        encoding::string::encode(2, &item.permission, &mut encoded);
+        encoding::message::encode(1, item.resource.as_ref().unwrap(), &mut encoded);
+        let mut message = Vec::new();
+        encoding::bytes::encode(2, &encoded, &mut message);
+        encoding::bool::encode(3, &true, &mut message);
+        encoding::message::encode(
+            1,
+            &pb::Consistency {
+                requirement: Some(pb::consistency::Requirement::MinimizeLatency(true)),
+            },
+            &mut message,
+        );
+        let read_back = same_as_prost(&message).unwrap();
+        assert!(read_back.with_tracing);
+        let mut canonical = Vec::new();
+        let read = read(&message, &mut canonical).unwrap();
+        // The fast path stood: the item is the client's bytes, in the client's order.
+        assert_eq!(read.items[0].encoded, &encoded[..]);
+        assert!(message
+            .as_ptr_range()
+            .contains(&read.items[0].encoded.as_ptr()));
     }
 
     #[test]
@@ -400,6 +582,7 @@ mod tests {
             (b"view", b"vi\xc3w"),
             (b"member", b"\x80ember"),
             ("ü".as_bytes(), b"\xc3\x28"),
+            (b"doc", b"d\xffc"),
         ] {
             let status = same_as_prost(&patched(&message, from, to)).unwrap_err();
             assert!(
@@ -411,10 +594,10 @@ mod tests {
         // An invalid permission that a later occurrence of the field overwrites: prost
         // refuses the first one all the same.
         let mut item = plain_item("a").encode_to_vec();
-        prost::encoding::bytes::encode(2, &b"\xff".to_vec(), &mut item);
-        prost::encoding::string::encode(2, &"view".to_string(), &mut item);
+        encoding::bytes::encode(2, &b"\xff".to_vec(), &mut item);
+        encoding::string::encode(2, &"view".to_string(), &mut item);
         let mut message = request(Vec::new());
-        prost::encoding::bytes::encode(2, &item, &mut message);
+        encoding::bytes::encode(2, &item, &mut message);
         let status = same_as_prost(&message).unwrap_err();
         assert!(status.message().contains("not UTF-8"), "{status:?}");
     }
@@ -424,24 +607,48 @@ mod tests {
         let plain = plain_item("a").encode_to_vec();
         let mut items = Vec::new();
         // An item with an unknown field 9, one with its permission given twice, one with a
-        // context, one with an explicitly empty permission.
+        // context, one with an explicitly empty permission, one with a resource of a
+        // wrong wire type, an empty one.
         let mut unknown = plain.clone();
-        prost::encoding::string::encode(9, &"x".to_string(), &mut unknown);
+        encoding::string::encode(9, &"x".to_string(), &mut unknown);
         let mut twice = plain.clone();
-        prost::encoding::string::encode(2, &"edit".to_string(), &mut twice);
+        encoding::string::encode(2, &"edit".to_string(), &mut twice);
         let context = full_item("c").encode_to_vec();
-        let mut empty = plain.clone();
-        prost::encoding::string::encode(2, &String::new(), &mut empty);
-        for item in [&plain, &unknown, &twice, &context, &empty] {
-            prost::encoding::bytes::encode(2, item, &mut items);
+        let mut empty_permission = plain.clone();
+        encoding::string::encode(2, &String::new(), &mut empty_permission);
+        for item in [
+            &plain,
+            &unknown,
+            &twice,
+            &context,
+            &empty_permission,
+            &Vec::new(),
+        ] {
+            encoding::bytes::encode(2, item, &mut items);
         }
         let mut message = request(Vec::new());
         message.extend_from_slice(&items);
+        // Consistency given twice (prost merges the two), with_tracing as 2.
+        encoding::message::encode(
+            1,
+            &pb::Consistency {
+                requirement: Some(pb::consistency::Requirement::FullyConsistent(true)),
+            },
+            &mut message,
+        );
+        encoding::uint64::encode(3, &2, &mut message);
         let read = same_as_prost(&message).unwrap();
-        assert_eq!(read.items.len(), 5);
-        assert_eq!(&read.items[2].permission[..], b"edit");
+        assert_eq!(read.items.len(), 6);
+        assert_eq!(read.items[2].permission, "edit");
         assert!(read.items[3].context.is_some());
         assert!(read.items[4].permission.is_empty());
+        assert!(read.with_tracing);
+        // A resource as a varint: prost's refusal.
+        let mut wrong = Vec::new();
+        encoding::uint64::encode(1, &1, &mut wrong);
+        let mut bad = request(Vec::new());
+        encoding::bytes::encode(2, &wrong, &mut bad);
+        same_as_prost(&bad).unwrap_err();
         // Cut short anywhere: prost's refusal (or, at a field's end, its reading).
         for end in 0..message.len() {
             let _ = same_as_prost(&message[..end]);

@@ -16,9 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt as _;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::bulk::{
-    BulkItem, BulkPair, BulkRequest, BulkResponse, ItemView, ObjectView, PairResponse,
-};
+use super::bulk::{self, BulkRequest, BulkResponse, ItemView, ObjectView, ReadItem};
 use super::convert;
 use super::generated::permissions_service_server::PermissionsService;
 use super::status::{self, reason};
@@ -43,14 +41,9 @@ fn permissionship(allowed: bool) -> i32 {
     }
 }
 
-/// The engine's view of bulk item `i`, borrowed from it (see [`borrowed_args`]). Its
-/// strings are UTF-8: the codec refused the request otherwise (`bulk::decode`), so the
-/// `INTERNAL` here is never given.
-fn bulk_item_args(i: usize, item: &BulkItem) -> Result<CheckArgs<'_>, Status> {
-    let view = item
-        .view()
-        .ok_or_else(|| Status::internal(format!("items[{i}]: a string is not UTF-8")))?;
-    borrowed_args(view, item.context.as_ref(), |name| {
+/// The engine's view of bulk item `i`, borrowed from the request (see [`borrowed_args`]).
+fn bulk_item_args<'a>(i: usize, item: &ReadItem<'a>) -> Result<CheckArgs<'a>, Status> {
+    borrowed_args(item.view, item.context.as_ref(), |name| {
         format!("items[{i}].{name}")
     })
 }
@@ -389,7 +382,9 @@ impl PermissionsService for Permissions {
         &self,
         request: Request<BulkRequest>,
     ) -> Result<Response<BulkResponse>, Status> {
-        let body = request.into_inner();
+        let message = request.into_inner().0;
+        let mut canonical = Vec::new();
+        let body = bulk::read(&message, &mut canonical)?;
         let max = self.0.limits.max_checkbulk_items;
         if body.items.len() > max {
             return Err(status::invalid(
@@ -416,33 +411,12 @@ impl PermissionsService for Permissions {
             || Status::internal("bulk check answered too few items"),
         )
         .map_err(status::of_query)?;
-        let revision = answered.revision;
-        let pairs = body
-            .items
-            .into_iter()
-            .zip(answered.value)
-            .map(|(item, answer)| {
-                let response = match answer {
-                    Ok(allowed) => PairResponse::Item(pb::CheckBulkPermissionsResponseItem {
-                        permissionship: permissionship(allowed),
-                        ..Default::default()
-                    }),
-                    Err(error) => PairResponse::Error(spicedb_rs_proto::google::rpc::Status {
-                        code: error.code() as i32,
-                        message: error.message().to_string(),
-                        details: Vec::new(),
-                    }),
-                };
-                BulkPair {
-                    request: Some(item),
-                    response: Some(response),
-                }
-            })
-            .collect();
-        Ok(Response::new(BulkResponse {
-            checked_at: convert::token(revision),
-            pairs,
-        }))
+        let checked_at = convert::token(answered.revision);
+        Ok(Response::new(bulk::answer(
+            checked_at.as_ref(),
+            &body.items,
+            &answered.value,
+        )))
     }
 
     async fn expand_permission_tree(
