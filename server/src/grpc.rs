@@ -12,6 +12,7 @@
 pub mod bulk;
 mod codec;
 pub mod convert;
+mod direct;
 mod message;
 mod metrics;
 mod permissions;
@@ -54,28 +55,35 @@ pub struct KeyCheck(AppState);
 
 impl Interceptor for KeyCheck {
     fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let Some(value) = request.metadata().get("authorization") else {
-            return Err(tonic::Status::unauthenticated(
-                "missing `authorization: Bearer KEY` metadata",
-            ));
-        };
-        let presented = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|key| !key.is_empty())
-            .ok_or_else(|| {
-                tonic::Status::unauthenticated("the `authorization` metadata must be `Bearer KEY`")
-            })?;
-        if !self.0.key.matches(presented) {
-            return Err(tonic::Status::permission_denied("invalid API key"));
-        }
+        authorize(&self.0, request.metadata().as_ref())?;
         Ok(request)
     }
+}
+
+/// [`KeyCheck`]'s test on a request's headers (its metadata), shared with the direct
+/// CheckPermission path ([`direct`]).
+fn authorize(state: &AppState, headers: &http::HeaderMap) -> Result<(), tonic::Status> {
+    let Some(value) = headers.get("authorization") else {
+        return Err(tonic::Status::unauthenticated(
+            "missing `authorization: Bearer KEY` metadata",
+        ));
+    };
+    let presented = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .ok_or_else(|| {
+            tonic::Status::unauthenticated("the `authorization` metadata must be `Bearer KEY`")
+        })?;
+    if !state.key.matches(presented) {
+        return Err(tonic::Status::permission_denied("invalid API key"));
+    }
+    Ok(())
 }
 
 /// The three `authzed.api.v1` services, each behind the key check, health checking
@@ -130,7 +138,12 @@ pub async fn routes(state: &AppState) -> tonic::service::Routes {
 fn size_refusal_as_exhausted(
     mut response: http::Response<tonic::body::Body>,
 ) -> http::Response<tonic::body::Body> {
-    let headers = response.headers_mut();
+    size_refusal_headers(response.headers_mut());
+    response
+}
+
+/// [`size_refusal_as_exhausted`] on an answer's headers.
+fn size_refusal_headers(headers: &mut http::HeaderMap) {
     let out_of_range = headers
         .get("grpc-status")
         .is_some_and(|code| code.as_bytes() == b"11");
@@ -142,7 +155,6 @@ fn size_refusal_as_exhausted(
     if out_of_range && too_large {
         headers.insert("grpc-status", http::HeaderValue::from_static("8"));
     }
-    response
 }
 
 /// How long in-flight calls may run once shutdown begins. tonic's graceful shutdown waits
@@ -166,7 +178,11 @@ pub async fn serve(
     });
     let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
-        // Outermost: the two below read tonic's own encoding of the message.
+        // Outermost, so tonic's deadline and error recovery still wrap it: CheckPermission
+        // answered without the router, the interceptor and the codec (`direct`), as the
+        // three below would answer it.
+        .layer(direct::Layer(state.clone()))
+        // The two below read tonic's own encoding of the message.
         .layer(message::Layer)
         .layer(metrics::Layer(state.metrics.clone()))
         .layer(tower::util::MapResponseLayer::new(

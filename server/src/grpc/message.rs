@@ -17,7 +17,7 @@ use percent_encoding::{percent_decode, percent_encode, AsciiSet, CONTROLS};
 const GRPC_GO: &AsciiSet = &CONTROLS.add(b'%');
 
 /// Re-encodes `headers`' `grpc-message`, if any, with [`GRPC_GO`]'s set.
-fn reencode(headers: &mut HeaderMap) {
+pub(super) fn reencode(headers: &mut HeaderMap) {
     let Some(message) = headers.get("grpc-message") else {
         return;
     };

@@ -45,7 +45,7 @@ fn method_label(path: &str) -> &'static str {
 }
 
 /// The name of a `grpc-status` value, as grpc-go and Prometheus' grpc middleware print it.
-fn code_name(value: &[u8]) -> &'static str {
+pub(super) fn code_name(value: &[u8]) -> &'static str {
     let code = std::str::from_utf8(value)
         .ok()
         .and_then(|text| text.parse::<i32>().ok())

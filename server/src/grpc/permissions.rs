@@ -158,6 +158,40 @@ fn stream_each<T: Send + 'static>(items: impl Iterator<Item = T> + Send + 'stati
     ReceiverStream::new(receiver)
 }
 
+/// CheckPermission's answer to `body`: what the RPC answers through tonic, and what
+/// [`super::direct`] answers in front of it, so the two cannot drift apart.
+pub(super) fn answer_check(
+    state: &AppState,
+    body: &pb::CheckPermissionRequest,
+) -> Result<pb::CheckPermissionResponse, Status> {
+    convert::refuse_context(body.context.as_ref(), "context")?;
+    let consistency = convert::consistency(body.consistency.as_ref())?;
+    let view = ItemView {
+        resource: body.resource.as_ref().map(object_view),
+        permission: &body.permission,
+        subject_object: body
+            .subject
+            .as_ref()
+            .and_then(|s| s.object.as_ref())
+            .map(object_view),
+        has_subject: body.subject.is_some(),
+        subject_relation: body
+            .subject
+            .as_ref()
+            .map_or("", |s| s.optional_relation.as_str()),
+    };
+    let args = borrowed_args(view, None, str::to_string)?;
+    let answer = state
+        .engine
+        .check(consistency, args)
+        .map_err(status::of_query)?;
+    Ok(pb::CheckPermissionResponse {
+        checked_at: convert::token(answer.revision),
+        permissionship: permissionship(answer.value),
+        ..Default::default()
+    })
+}
+
 #[tonic::async_trait]
 impl PermissionsService for Permissions {
     type ReadRelationshipsStream = Answers<pb::ReadRelationshipsResponse>;
@@ -348,34 +382,7 @@ impl PermissionsService for Permissions {
         &self,
         request: Request<pb::CheckPermissionRequest>,
     ) -> Result<Response<pb::CheckPermissionResponse>, Status> {
-        let body = request.into_inner();
-        convert::refuse_context(body.context.as_ref(), "context")?;
-        let consistency = convert::consistency(body.consistency.as_ref())?;
-        let view = ItemView {
-            resource: body.resource.as_ref().map(object_view),
-            permission: &body.permission,
-            subject_object: body
-                .subject
-                .as_ref()
-                .and_then(|s| s.object.as_ref())
-                .map(object_view),
-            has_subject: body.subject.is_some(),
-            subject_relation: body
-                .subject
-                .as_ref()
-                .map_or("", |s| s.optional_relation.as_str()),
-        };
-        let args = borrowed_args(view, None, str::to_string)?;
-        let answer = self
-            .0
-            .engine
-            .check(consistency, args)
-            .map_err(status::of_query)?;
-        Ok(Response::new(pb::CheckPermissionResponse {
-            checked_at: convert::token(answer.revision),
-            permissionship: permissionship(answer.value),
-            ..Default::default()
-        }))
+        answer_check(&self.0, &request.into_inner()).map(Response::new)
     }
 
     async fn check_bulk_permissions(
