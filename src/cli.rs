@@ -232,6 +232,8 @@ pub fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
         } else {
             ("http", "")
         };
+        // Before the lines that say it is up: a signal sent on reading them must stop it.
+        let shutdown = pemba_server::shutdown_signal();
         eprintln!("pemba serving {scheme}://{address} with data in {shown}");
         eprintln!("pemba serving grpc://{grpc_address}{over_tls}");
         let served = pemba_server::serve_engine_with_grpc(
@@ -239,7 +241,7 @@ pub fn serve(args: ServeArgs, global: &GlobalArgs) -> ExitCode {
             Some(grpc_listener),
             engine,
             config,
-            pemba_server::shutdown_signal(),
+            shutdown,
         )
         .await
         .map_err(|e| e.to_string());

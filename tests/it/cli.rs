@@ -315,6 +315,31 @@ fn issue_16_serve_on_a_held_store_names_the_holder_and_never_claims_to_serve() {
     );
 }
 
+/// SIGINT and SIGTERM sent as soon as `pemba serve` says it is serving stop it gracefully:
+/// exit 0, the store closed, the pid file gone. (The handlers are now installed before the
+/// lines are printed. The race this closes, a signal between the lines and the first poll
+/// of the shutdown future, was seen once under valgrind and is too narrow to hit here; this
+/// holds the behaviour around it.)
+#[test]
+fn a_signal_as_soon_as_the_serving_lines_appear_stops_the_server_gracefully() {
+    for signal in ["-INT", "-TERM", "-INT", "-TERM"] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let server = crate::process::ServeProcess::spawn(&data, &[], &[]);
+        let (status, log) = server.signal(signal);
+        assert!(status.success(), "{signal}: {status:?}\n{}", log.join("\n"));
+        assert!(
+            log.iter().any(|line| line.contains("store closed")),
+            "{signal}: {}",
+            log.join("\n")
+        );
+        assert!(
+            !data.join("pemba.pid").exists(),
+            "{signal}: the pid file outlived its server"
+        );
+    }
+}
+
 /// Issue 16: a client error (501 for an old `atExactSnapshot`) is logged at `debug`, not
 /// as a failure, and its message names the field as the API spells it.
 #[test]

@@ -170,9 +170,14 @@ impl ServeProcess {
     }
 
     /// SIGTERM (graceful shutdown), then reap; the exit status and the log.
-    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    pub fn terminate(self) -> (std::process::ExitStatus, Vec<String>) {
+        self.signal("-TERM")
+    }
+
+    /// `kill SIGNAL` (`-TERM`, `-INT`), then reap; the exit status and the log.
+    pub fn signal(mut self, signal: &str) -> (std::process::ExitStatus, Vec<String>) {
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = Command::new("kill").args([signal, &pid]).status();
         let status = self.child.wait().expect("wait");
         (status, self.finish())
     }
