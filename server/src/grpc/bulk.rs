@@ -311,10 +311,8 @@ enum PairResponse {
 
 impl PairResponse {
     fn of(answer: &Result<bool, Status>) -> Self {
-        use pb::check_permission_response::Permissionship;
         match answer {
-            Ok(true) => PairResponse::Permissionship(Permissionship::HasPermission as i32),
-            Ok(false) => PairResponse::Permissionship(Permissionship::NoPermission as i32),
+            Ok(allowed) => PairResponse::Permissionship(super::convert::permissionship(*allowed)),
             Err(error) => PairResponse::Error(spicedb_rs_proto::google::rpc::Status {
                 code: error.code() as i32,
                 message: error.message().to_string(),

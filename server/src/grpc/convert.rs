@@ -109,6 +109,15 @@ pub fn to_relationship(tuple: &Tuple) -> pb::Relationship {
     }
 }
 
+/// A check's answer as CheckPermission's and CheckBulkPermissions' `permissionship`.
+pub fn permissionship(allowed: bool) -> i32 {
+    if allowed {
+        pb::check_permission_response::Permissionship::HasPermission as i32
+    } else {
+        pb::check_permission_response::Permissionship::NoPermission as i32
+    }
+}
+
 /// The token of `revision`, the same text the HTTP API sends.
 pub fn token(revision: Revision) -> Option<pb::ZedToken> {
     Some(pb::ZedToken {

@@ -33,14 +33,6 @@ pub type Answers<T> = ReceiverStream<Result<T, Status>>;
 /// How many answers may wait for a slow client before the producer waits too.
 const BUFFER: usize = 64;
 
-fn permissionship(allowed: bool) -> i32 {
-    if allowed {
-        pb::check_permission_response::Permissionship::HasPermission as i32
-    } else {
-        pb::check_permission_response::Permissionship::NoPermission as i32
-    }
-}
-
 /// The engine's view of bulk item `i`, borrowed from the request (see [`borrowed_args`]).
 fn bulk_item_args<'a>(i: usize, item: &ReadItem<'a>) -> Result<CheckArgs<'a>, Status> {
     borrowed_args(item.view, item.context.as_ref(), |name| {
@@ -187,7 +179,7 @@ pub(super) fn answer_check(
         .map_err(status::of_query)?;
     Ok(pb::CheckPermissionResponse {
         checked_at: convert::token(answer.revision),
-        permissionship: permissionship(answer.value),
+        permissionship: convert::permissionship(answer.value),
         ..Default::default()
     })
 }
