@@ -101,16 +101,45 @@ fn read_digits(digits: &[u8]) -> u64 {
         .fold(0, |value, digit| value << 7 | u64::from(digit & 0x7f))
 }
 
+/// A look-up begun: the name's hash and its home slot, read. Two look-ups begun before
+/// either is finished have their first cache misses in flight together, where two calls
+/// of [`Interner::get`] wait for one miss and then the other.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Probe {
+    hash: u32,
+    at: usize,
+    slot: u64,
+}
+
 impl Interner {
     pub(crate) fn get(&self, id: &str) -> Option<ObjectIdx> {
-        self.find(hash_of(id), id)
+        self.finish(self.begin(id), id)
     }
 
-    fn find(&self, hash: u32, id: &str) -> Option<ObjectIdx> {
+    /// Hashes `id` and reads its home slot; [`Interner::finish`] with the same `id` ends
+    /// the look-up.
+    pub(crate) fn begin(&self, id: &str) -> Probe {
+        self.begin_hashed(hash_of(id))
+    }
+
+    fn begin_hashed(&self, hash: u32) -> Probe {
+        let at = home(hash, self.slots.len());
+        Probe {
+            hash,
+            at,
+            slot: self.slots.get(at).copied().unwrap_or(0),
+        }
+    }
+
+    /// The index of `id`, from a probe [`Interner::begin`] started for it.
+    pub(crate) fn finish(&self, probe: Probe, id: &str) -> Option<ObjectIdx> {
+        let Probe {
+            hash,
+            mut at,
+            mut slot,
+        } = probe;
         let len = self.slots.len();
-        let mut at = home(hash, len);
         for _ in 0..len {
-            let slot = *self.slots.get(at)?;
             if slot == 0 {
                 return None;
             }
@@ -121,6 +150,7 @@ impl Interner {
                 }
             }
             at = if at + 1 == len { 0 } else { at + 1 };
+            slot = *self.slots.get(at)?;
         }
         None
     }
@@ -142,7 +172,7 @@ impl Interner {
     /// on any real store never reach.
     fn intern(&mut self, id: &str) -> Option<ObjectIdx> {
         let hash = hash_of(id);
-        if let Some(idx) = self.find(hash, id) {
+        if let Some(idx) = self.finish(self.begin_hashed(hash), id) {
             return Some(idx);
         }
         if id.len() > MAX_NAME_LEN {
@@ -334,6 +364,14 @@ impl Index {
     )]
     pub(crate) fn interner(&self, ty: TypeId) -> &Interner {
         &self.interners[ty.0 as usize]
+    }
+
+    /// The objects whose `relation`, through its `kind`-th allowed subject kind, holds
+    /// `subject`: the reverse of that kind's column.
+    pub(crate) fn reverse(&self, relation: MemberId, kind: usize, subject: u32) -> &Posting {
+        self.kinds(relation)
+            .get(kind)
+            .map_or(&EMPTY_POSTING, |kind| kind.reverse(subject))
     }
 
     pub(crate) fn kinds(&self, relation: MemberId) -> &[KindIndex] {

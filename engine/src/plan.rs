@@ -10,6 +10,12 @@
 //! boolean structure only where the expression has one. Pairs no subject of that kind can
 //! reach have no plan and answer false at once.
 //!
+//! A probe for the subject reads whichever side of the relationship is cheaper: the
+//! subject's reverse posting when it holds its ids inline, else the row's. On a store far
+//! larger than the cache this is what keeps a check to a few dependent misses: the target
+//! rows of `workspace->member`, and the bitmaps of a workspace's thousands of members
+//! behind them, are mostly not read at all.
+//!
 //! Every answer is the evaluator's: a plan follows a column of many objects the way
 //! [`Evaluator::any_contains`] does (probing each below [`ITERATE_BELOW`], otherwise
 //! handing the column to it), and a schema whose plans would grow past [`MAX_NODES`]
@@ -80,8 +86,13 @@ enum Plan {
 /// One step of a plan, on one object's row.
 #[derive(Debug, PartialEq)]
 enum Node {
-    /// The posting in this column holds the subject's index.
-    Holds(usize),
+    /// The posting in this column holds the subject's index. The column is kind `kind`
+    /// of `relation`, whose reverse postings say the same from the subject's side.
+    Holds {
+        column: usize,
+        relation: MemberId,
+        kind: usize,
+    },
     /// This wildcard column is set (`type:*` is related).
     Wildcard(usize),
     /// Some object in this column, of type `ty`, has `member` for the subject, which
@@ -274,8 +285,13 @@ impl Compiler<'_> {
     /// The evaluator's `check_relation`, unrolled over the relation's subject kinds.
     fn relation(&self, relation: MemberId, key: SubjectKey, budget: &mut usize) -> Compiled {
         let mut nodes = Vec::new();
-        for kind in self.index.kinds(relation) {
+        for (position, kind) in self.index.kinds(relation).iter().enumerate() {
             let column = kind.column();
+            let holds = Node::Holds {
+                column,
+                relation,
+                kind: position,
+            };
             match kind.subject {
                 AllowedSubject::Wildcard(ty) => {
                     if ty == key.ty && key.member.is_none() {
@@ -286,13 +302,13 @@ impl Compiler<'_> {
                 AllowedSubject::Object(ty) => {
                     if ty == key.ty && key.member.is_none() {
                         spend(budget)?;
-                        nodes.push(Node::Holds(column));
+                        nodes.push(holds);
                     }
                 }
                 AllowedSubject::Userset(ty, inner) => {
                     if ty == key.ty && key.member == Some(inner) {
                         spend(budget)?;
-                        nodes.push(Node::Holds(column));
+                        nodes.push(holds);
                     }
                     if let Some(then) = self.member(inner, key, budget)? {
                         spend(budget)?;
@@ -421,7 +437,7 @@ impl Run<'_, '_> {
                 };
                 objects.iter().any(|inner| self.step(then, next, inner))
             }
-            Node::Holds(_) | Node::Wildcard(_) => self.step(node, rows, object),
+            Node::Holds { .. } | Node::Wildcard(_) => self.step(node, rows, object),
         }
     }
 
@@ -430,10 +446,23 @@ impl Run<'_, '_> {
     #[inline(always)]
     fn step(&self, node: &Node, rows: &Rows, object: u32) -> bool {
         match node {
-            Node::Holds(column) => self
-                .subject
-                .idx
-                .is_some_and(|idx| rows.get(object, *column).contains(idx)),
+            Node::Holds {
+                column,
+                relation,
+                kind,
+            } => self.subject.idx.is_some_and(|idx| {
+                // Both directions hold the same relationships. The subject's side is one
+                // read that depends only on the subject, and for a user it is usually one
+                // or two ids held inline (a few groups, one workspace); the object's side,
+                // on an object reached through an arrow, is a cold row and often a bitmap
+                // behind it, three or four dependent reads into DRAM on a large store.
+                let reverse = self.evaluator.index.reverse(*relation, *kind, idx);
+                if reverse.is_inline() {
+                    reverse.contains(object)
+                } else {
+                    rows.get(object, *column).contains(idx)
+                }
+            }),
             Node::Wildcard(column) => !rows.get(object, *column).is_empty(),
             _ => self.node(node, rows, object),
         }

@@ -59,6 +59,11 @@ impl Posting {
         matches!(self, Posting::Empty)
     }
 
+    /// Whether the ids are held in the posting itself, so reading them follows no pointer.
+    pub(crate) fn is_inline(&self) -> bool {
+        matches!(self, Posting::Empty | Posting::One(_) | Posting::Two(..))
+    }
+
     /// Adds `id`; false if it was present.
     pub(crate) fn insert(&mut self, id: u32) -> bool {
         match self {

@@ -1,7 +1,7 @@
 //! The questions: check, bulk check, lookups, expand and reads, each answered from one
 //! revision of the index (reads of relationships come from the store).
 
-use pemba_schema::CompiledSchema;
+use pemba_schema::{CompiledSchema, TypeId};
 use roaring::RoaringBitmap;
 
 use super::{Engine, State};
@@ -9,7 +9,7 @@ use crate::error::{InvalidError, QueryError};
 use crate::eval::{Evaluator, Subject, SubjectSet};
 use crate::expand::{ExpandNode, Expander};
 use crate::filter::RelationshipFilter;
-use crate::index::{Index, SubjectRel};
+use crate::index::{Index, Probe, SubjectRel};
 use crate::revision::{Answer, Consistency};
 use crate::tuple::{is_valid_object_id, ObjectRef, SubjectRef, SyntaxError, Tuple};
 use crate::validate::{resolve_member, resolve_type, validate_filter};
@@ -801,7 +801,17 @@ pub(super) fn check_in(state: &State, args: &CheckArgs<'_>) -> Result<bool, Quer
         Some(ty) => Some(ty),
         None => known_type(schema, args.resource_type)?,
     };
-    let resource_idx = ty.and_then(|ty| state.index.interner(ty).get(args.resource_id));
+    // Both ids' look-ups begin before either finishes: on a store larger than the cache
+    // each starts with a miss, and these two can overlap.
+    let resource_probe = ty.map(|ty| state.index.interner(ty).begin(args.resource_id));
+    let subject_ty = names.type_id(args.subject_type);
+    let wildcard = args.subject_id == "*" && args.subject_relation.is_none();
+    let subject_probe = subject_ty
+        .filter(|_| !wildcard)
+        .map(|ty| state.index.interner(ty).begin(args.subject_id));
+    let resource_idx = ty
+        .zip(resource_probe)
+        .and_then(|(ty, probe)| state.index.interner(ty).finish(probe, args.resource_id));
     if resource_idx.is_none() && !is_valid_object_id(args.resource_id) {
         return Err(SyntaxError::ObjectId(args.resource_id.to_string()).into());
     }
@@ -812,7 +822,18 @@ pub(super) fn check_in(state: &State, args: &CheckArgs<'_>) -> Result<bool, Quer
         Some(member) => member,
         None => resolve_member(schema, ty, args.permission)?,
     };
-    let Some(s) = resolve_subject_fast(state, schema, args)? else {
+    let subject = match subject_ty {
+        Some(subject_ty) => resolve_subject_fast(state, schema, args, subject_ty, subject_probe)?,
+        // Unknown type: the slow path finds the error to report.
+        None => resolve_subject(
+            schema,
+            &state.index,
+            args.subject_type,
+            args.subject_id,
+            args.subject_relation,
+        )?,
+    };
+    let Some(s) = subject else {
         return Ok(false);
     };
     let Some(resource_idx) = resource_idx else {
@@ -825,36 +846,33 @@ pub(super) fn check_in(state: &State, args: &CheckArgs<'_>) -> Result<bool, Quer
     Ok(state.plans.check(&evaluator, member, resource_idx.0, &s))
 }
 
-/// [`resolve_subject`] with names from the plans' table and the id's syntax checked only
-/// when the interner does not know it; the same answers and errors, in the same order.
+/// [`resolve_subject`] for a subject of type `ty`, whose id's look-up `probe` began (none
+/// for a wildcard), with names from the plans' table and the id's syntax checked only when
+/// the interner does not know it; the same answers and errors, in the same order.
 fn resolve_subject_fast(
     state: &State,
     schema: &CompiledSchema,
     args: &CheckArgs<'_>,
+    ty: TypeId,
+    probe: Option<Probe>,
 ) -> Result<Option<Subject>, InvalidError> {
     let names = &state.plans.names;
-    let Some(ty) = names.type_id(args.subject_type) else {
-        // Unknown type: the slow path finds the error to report.
-        return resolve_subject(
-            schema,
-            &state.index,
-            args.subject_type,
-            args.subject_id,
-            args.subject_relation,
-        );
-    };
-    let wildcard = args.subject_id == "*" && args.subject_relation.is_none();
-    let idx = if wildcard {
-        None
-    } else {
-        let idx = state.index.interner(ty).get(args.subject_id).map(|i| i.0);
-        if idx.is_none() && !is_valid_object_id(args.subject_id) {
-            return Err(SyntaxError::ObjectId(args.subject_id.to_string()).into());
+    let idx = match probe {
+        None => None,
+        Some(probe) => {
+            let idx = state
+                .index
+                .interner(ty)
+                .finish(probe, args.subject_id)
+                .map(|i| i.0);
+            if idx.is_none() && !is_valid_object_id(args.subject_id) {
+                return Err(SyntaxError::ObjectId(args.subject_id.to_string()).into());
+            }
+            idx
         }
-        idx
     };
     let rel = match args.subject_relation {
-        None if wildcard => SubjectRel::Wildcard,
+        None if probe.is_none() => SubjectRel::Wildcard,
         None => SubjectRel::Object,
         Some(relation) => SubjectRel::Member(match names.member(ty, relation) {
             Some(member) => member,

@@ -163,6 +163,11 @@ fn a_plan_is_the_expression_flattened_to_columns() {
     let plans = Plans::new(&schema, &index);
     let ty = |name| schema.type_by_name(name).unwrap();
     let member = |t, name| schema.member_by_name(ty(t), name).unwrap();
+    let holds = |t, name, kind: usize| Node::Holds {
+        column: index.kinds(member(t, name))[kind].column(),
+        relation: member(t, name),
+        kind,
+    };
     let column = |t, name, kind: usize| index.kinds(member(t, name))[kind].column();
     let user = SubjectKey {
         ty: ty("user"),
@@ -183,22 +188,22 @@ fn a_plan_is_the_expression_flattened_to_columns() {
     };
     let expected = Node::All(vec![
         Node::Any(vec![
-            Node::Holds(column("connection", "owner", 0)),
-            Node::Holds(column("connection", "grantee", 0)),
+            holds("connection", "owner", 0),
+            holds("connection", "grantee", 0),
             Node::Via {
                 column: column("connection", "grantee", 1),
                 ty: ty("group"),
                 member: member("group", "member"),
-                then: Box::new(Node::Holds(column("group", "member", 0))),
+                then: Box::new(holds("group", "member", 0)),
             },
-            via_workspace("admin", Node::Holds(column("workspace", "admin", 0))),
+            via_workspace("admin", holds("workspace", "admin", 0)),
         ]),
         via_workspace(
             "member",
             Node::Any(vec![
-                Node::Holds(column("workspace", "admin", 0)),
-                Node::Holds(column("workspace", "editor", 0)),
-                Node::Holds(column("workspace", "viewer", 0)),
+                holds("workspace", "admin", 0),
+                holds("workspace", "editor", 0),
+                holds("workspace", "viewer", 0),
             ]),
         ),
     ]);
