@@ -160,18 +160,9 @@ impl Evaluator<'_> {
             Expr::Exclusion(a, b) => {
                 self.check_expr(a, resource, s) && !self.check_expr(b, resource, s)
             }
-            Expr::Arrow(arrow) => self.index.kinds(arrow.tupleset).iter().any(|kind| {
-                let (AllowedSubject::Object(ty) | AllowedSubject::Userset(ty, _)) = kind.subject
-                else {
-                    return false;
-                };
+            Expr::Arrow(arrow) => self.index.arrow_hops(arrow).any(|(kind, _, target)| {
                 let parents = self.index.forward(kind, resource);
-                if parents.is_empty() {
-                    return false;
-                }
-                arrow.targets.iter().any(|(target_ty, target)| {
-                    *target_ty == ty && self.any_contains(*target, parents, s)
-                })
+                !parents.is_empty() && self.any_contains(target, parents, s)
             }),
         }
     }
@@ -249,6 +240,9 @@ impl Evaluator<'_> {
                 left - self.lookup_resources_expr(b, s)
             }
             Expr::Arrow(arrow) => {
+                // Target by target, not through `Index::arrow_hops`: each target's
+                // resources are looked up once, however many of the tupleset's kinds
+                // have its type.
                 let mut found = RoaringBitmap::new();
                 for (target_ty, target) in &arrow.targets {
                     let parents = self.lookup_resources(*target, s);
@@ -345,22 +339,10 @@ impl Evaluator<'_> {
                 .exclusion(self.lookup_subjects_expr(b, resource, target_ty, target_rel)),
             Expr::Arrow(arrow) => {
                 let mut found = SubjectSet::default();
-                for kind in self.index.kinds(arrow.tupleset) {
-                    let (AllowedSubject::Object(ty) | AllowedSubject::Userset(ty, _)) =
-                        kind.subject
-                    else {
-                        continue;
-                    };
-                    let parents = self.index.forward(kind, resource);
-                    for (target_type, target) in &arrow.targets {
-                        if *target_type != ty {
-                            continue;
-                        }
-                        for parent in parents.iter() {
-                            found = found.union(
-                                self.lookup_subjects(*target, parent, target_ty, target_rel),
-                            );
-                        }
+                for (kind, _, target) in self.index.arrow_hops(arrow) {
+                    for parent in self.index.forward(kind, resource).iter() {
+                        found = found
+                            .union(self.lookup_subjects(target, parent, target_ty, target_rel));
                     }
                 }
                 found

@@ -111,21 +111,10 @@ impl Expander<'_> {
                 let mut children = Vec::new();
                 let owner = self.schema.member(arrow.tupleset).owner;
                 if let Some(resource) = self.index.interner(owner).get(&object.object_id) {
-                    for kind in self.index.kinds(arrow.tupleset) {
-                        let (AllowedSubject::Object(ty) | AllowedSubject::Userset(ty, _)) =
-                            kind.subject
-                        else {
-                            continue;
-                        };
-                        for (target_ty, target) in &arrow.targets {
-                            if *target_ty != ty {
-                                continue;
-                            }
-                            for parent in self.index.forward(kind, resource.0).iter() {
-                                children.push(
-                                    self.member(*target, self.index.interner(ty).name(parent)),
-                                );
-                            }
+                    for (kind, ty, target) in self.index.arrow_hops(arrow) {
+                        for parent in self.index.forward(kind, resource.0).iter() {
+                            children
+                                .push(self.member(target, self.index.interner(ty).name(parent)));
                         }
                     }
                 }

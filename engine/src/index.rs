@@ -2,7 +2,7 @@
 //!
 //! Derived from the store and rebuilt from it on open; never the source of truth.
 
-use pemba_schema::{AllowedSubject, CompiledSchema, MemberId, MemberKind, TypeId};
+use pemba_schema::{AllowedSubject, Arrow, CompiledSchema, MemberId, MemberKind, TypeId};
 use std::hash::Hasher;
 
 use rustc_hash::FxHasher;
@@ -372,6 +372,28 @@ impl Index {
         self.kinds(relation)
             .get(kind)
             .map_or(&EMPTY_POSTING, |kind| kind.reverse(subject))
+    }
+
+    /// The hops of an arrow `tupleset->name`: each allowed subject kind of the tupleset
+    /// whose type has the computed member, with that type and member, in the kinds'
+    /// order. Checks, plans, lookups of subjects and expand all follow an arrow by these.
+    pub(crate) fn arrow_hops<'a>(
+        &'a self,
+        arrow: &'a Arrow,
+    ) -> impl Iterator<Item = (&'a KindIndex, TypeId, MemberId)> + 'a {
+        self.kinds(arrow.tupleset)
+            .iter()
+            .filter_map(|kind| match kind.subject {
+                AllowedSubject::Object(ty) | AllowedSubject::Userset(ty, _) => Some((kind, ty)),
+                AllowedSubject::Wildcard(_) => None,
+            })
+            .flat_map(|(kind, ty)| {
+                arrow
+                    .targets
+                    .iter()
+                    .filter(move |(target_ty, _)| *target_ty == ty)
+                    .map(move |(_, target)| (kind, ty, *target))
+            })
     }
 
     pub(crate) fn kinds(&self, relation: MemberId) -> &[KindIndex] {

@@ -365,25 +365,15 @@ impl Compiler<'_> {
                 // The evaluator's arrow: each subject kind of the tupleset whose type has
                 // the computed member, followed to that member.
                 let mut nodes = Vec::new();
-                for kind in self.index.kinds(arrow.tupleset) {
-                    let (AllowedSubject::Object(ty) | AllowedSubject::Userset(ty, _)) =
-                        kind.subject
-                    else {
-                        continue;
-                    };
-                    for (target_ty, target) in &arrow.targets {
-                        if *target_ty != ty {
-                            continue;
-                        }
-                        if let Some(then) = self.member(*target, key, budget)? {
-                            spend(budget)?;
-                            nodes.push(Node::Via {
-                                column: kind.column(),
-                                ty,
-                                member: *target,
-                                then: Box::new(then),
-                            });
-                        }
+                for (kind, ty, target) in self.index.arrow_hops(arrow) {
+                    if let Some(then) = self.member(target, key, budget)? {
+                        spend(budget)?;
+                        nodes.push(Node::Via {
+                            column: kind.column(),
+                            ty,
+                            member: target,
+                            then: Box::new(then),
+                        });
                     }
                 }
                 gather(nodes, Node::Any)
