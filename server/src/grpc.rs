@@ -157,6 +157,32 @@ fn size_refusal_headers(headers: &mut http::HeaderMap) {
     }
 }
 
+/// The layers between [`direct::Layer`] and the routes, outermost first. The two outer
+/// ones read tonic's own encoding of the message; the last turns a size refusal into
+/// `RESOURCE_EXHAUSTED`.
+type InnerLayers = tower::ServiceBuilder<
+    tower::layer::util::Stack<
+        tower::util::MapResponseLayer<
+            fn(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body>,
+        >,
+        tower::layer::util::Stack<
+            metrics::Layer,
+            tower::layer::util::Stack<message::Layer, tower::layer::util::Identity>,
+        >,
+    >,
+>;
+
+/// [`InnerLayers`] for `state`: one definition, so the server and `direct`'s tests, which
+/// compare the direct path with what this stack answers, cannot drift apart.
+fn inner_layers(state: &AppState) -> InnerLayers {
+    tower::ServiceBuilder::new()
+        .layer(message::Layer)
+        .layer(metrics::Layer(state.metrics.clone()))
+        .layer(tower::util::MapResponseLayer::new(
+            size_refusal_as_exhausted as fn(_) -> _,
+        ))
+}
+
 /// How long in-flight calls may run once shutdown begins. tonic's graceful shutdown waits
 /// for every connection to close, and a client that ignores GOAWAY would hold the server
 /// open forever; past this the remaining connections are dropped.
@@ -182,12 +208,7 @@ pub async fn serve(
         // answered without the router, the interceptor and the codec (`direct`), as the
         // three below would answer it.
         .layer(direct::Layer(state.clone()))
-        // The two below read tonic's own encoding of the message.
-        .layer(message::Layer)
-        .layer(metrics::Layer(state.metrics.clone()))
-        .layer(tower::util::MapResponseLayer::new(
-            size_refusal_as_exhausted,
-        ))
+        .layer(inner_layers(&state))
         .add_routes(routes(&state).await)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;

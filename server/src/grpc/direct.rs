@@ -521,7 +521,7 @@ mod tests {
         )
     }
 
-    /// The stack `serve()` puts behind [`Layer`], in the same order.
+    /// The stack `serve()` puts behind [`Layer`].
     async fn stack(
         state: &AppState,
     ) -> impl tower::Service<
@@ -531,13 +531,7 @@ mod tests {
         Future: Unpin + Send,
     > + Clone
            + Unpin {
-        tower::ServiceBuilder::new()
-            .layer(super::super::message::Layer)
-            .layer(super::super::metrics::Layer(state.metrics.clone()))
-            .layer(tower::util::MapResponseLayer::new(
-                super::super::size_refusal_as_exhausted,
-            ))
-            .service(super::super::routes(state).await)
+        super::super::inner_layers(state).service(super::super::routes(state).await)
     }
 
     fn object(object_type: &str, object_id: &str) -> Option<pb::ObjectReference> {
