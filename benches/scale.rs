@@ -30,9 +30,20 @@ use pemba_engine::{
 
 const SEED: u64 = 1;
 const AT: Consistency = Consistency::MinimizeLatency;
-/// Distinct random checks drawn from the model, cycled through: more than fit in any cache
-/// level together with the postings they touch.
+/// Distinct random checks drawn from the model, cycled through eight times. Their lines
+/// (about 25 MB) do not all fit a 32 MiB L3 beside everything else, but many stay there
+/// from one pass to the next; `PEMBA_SCALE_RANDOM_CHECKS=N` asks N distinct checks
+/// instead (each asked eight times), so that at 1M or more almost every check starts cold.
 const RANDOM_CHECKS: usize = 65_536;
+
+fn random_checks() -> usize {
+    std::env::var("PEMBA_SCALE_RANDOM_CHECKS")
+        .ok()
+        .map_or(RANDOM_CHECKS, |n| {
+            n.parse()
+                .unwrap_or_else(|_| panic!("PEMBA_SCALE_RANDOM_CHECKS: not a count: {n}"))
+        })
+}
 
 fn main() {
     let keep = std::env::var_os("PEMBA_SCALE_DIR").map(PathBuf::from);
@@ -83,7 +94,8 @@ fn measure(size: Size, keep: Option<&Path>) {
         let answer = engine.check(AT, check.args()).expect("check").value;
         assert_eq!(answer, probe.name.starts_with("allowed"), "{}", probe.name);
     }
-    let random: Vec<CheckRequest> = workload::checks(&model, SEED, RANDOM_CHECKS)
+    let random_count = random_checks();
+    let random: Vec<CheckRequest> = workload::checks(&model, SEED, random_count)
         .iter()
         .map(|c| request(&c.resource, &c.permission, &c.subject))
         .collect();
@@ -93,7 +105,7 @@ fn measure(size: Size, keep: Option<&Path>) {
         let c = &named[i % named.len()];
         black_box(engine.check(AT, c.args()).is_ok());
     });
-    let random_h = sample(RANDOM_CHECKS * 8, |i| {
+    let random_h = sample(random_count * 8, |i| {
         let c = &random[i % random.len()];
         black_box(engine.check(AT, c.args()).is_ok());
     });
