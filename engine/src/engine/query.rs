@@ -803,15 +803,17 @@ pub(super) fn check_in(state: &State, args: &CheckArgs<'_>) -> Result<bool, Quer
     };
     // Both ids' look-ups begin before either finishes: on a store larger than the cache
     // each starts with a miss, and these two can overlap.
-    let resource_probe = ty.map(|ty| state.index.interner(ty).begin(args.resource_id));
+    let resource = ty.map(|ty| {
+        let interner = state.index.interner(ty);
+        (interner, interner.begin(args.resource_id))
+    });
     let subject_ty = names.type_id(args.subject_type);
     let wildcard = args.subject_id == "*" && args.subject_relation.is_none();
     let subject_probe = subject_ty
         .filter(|_| !wildcard)
         .map(|ty| state.index.interner(ty).begin(args.subject_id));
-    let resource_idx = ty
-        .zip(resource_probe)
-        .and_then(|(ty, probe)| state.index.interner(ty).finish(probe, args.resource_id));
+    let resource_idx =
+        resource.and_then(|(interner, probe)| interner.finish(probe, args.resource_id));
     if resource_idx.is_none() && !is_valid_object_id(args.resource_id) {
         return Err(SyntaxError::ObjectId(args.resource_id.to_string()).into());
     }
