@@ -1,7 +1,7 @@
 //! How the engine's cost grows with the store: for each workload size, the in-process
 //! import rate, the open time and the index's heap per relationship, then per-call latency
-//! percentiles (p50, p99) of the named checks, random checks across the whole store, and
-//! lookups of a typical and of the heaviest subject in both directions. Criterion reports
+//! percentiles (p50, p99) of the named checks, random checks across the whole store (one
+//! at a time, and per item of bulk checks of 100), and lookups of a typical and of the heaviest subject in both directions. Criterion reports
 //! a mean per benchmark, not percentiles, so this binary times every call itself and
 //! records it in an HDR histogram; it prints one Markdown table row per size.
 //!
@@ -36,6 +36,9 @@ const AT: Consistency = Consistency::MinimizeLatency;
 /// instead (each asked eight times), so that at 1M or more almost every check starts cold.
 const RANDOM_CHECKS: usize = 65_536;
 
+/// Items per bulk check in the bulk column.
+const BULK: usize = 100;
+
 fn random_checks() -> usize {
     std::env::var("PEMBA_SCALE_RANDOM_CHECKS")
         .ok()
@@ -49,11 +52,11 @@ fn main() {
     let keep = std::env::var_os("PEMBA_SCALE_DIR").map(PathBuf::from);
     println!(
         "| size | relationships | import (Engine::import) | open | index heap / relationship \
-         | check named p50 / p99 | check random p50 / p99 | lookup resources typical p50 / p99 \
+         | check named p50 / p99 | check random p50 / p99 | bulk random per item p50 / p99 | lookup resources typical p50 / p99 \
          | lookup resources heaviest p50 / p99 (results) | lookup subjects typical p50 / p99 \
          | lookup subjects most shared p50 / p99 (results) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for size in workload::bench_sizes("s,m").unwrap_or_else(|e| panic!("{e}")) {
         measure(size, keep.as_deref());
     }
@@ -109,6 +112,14 @@ fn measure(size: Size, keep: Option<&Path>) {
         let c = &random[i % random.len()];
         black_box(engine.check(AT, c.args()).is_ok());
     });
+    // The same checks asked 100 at a time, in order, as a bulk request asks them; timed
+    // per request and shown per item.
+    let bulk = BULK.min(random.len());
+    let bulk_h = sample(random_count * 8 / bulk, |i| {
+        let at = i * bulk % (random.len() - bulk + 1);
+        let items = random[at..at + bulk].iter().map(CheckRequest::args);
+        black_box(engine.check_bulk(AT, items).is_ok());
+    });
     let resources = |who: &str, calls: usize| {
         let subject = SubjectRef::parse(who).expect("subject");
         let lookup = ResourceLookup {
@@ -151,9 +162,10 @@ fn measure(size: Size, keep: Option<&Path>) {
     let (typical_s, _) = subjects(&probes.typical_connection, 50_000);
     let (shared_s, shared_found) = subjects(&probes.most_shared_connection, 20_000);
     println!(
-        "| {size} | {count} | {import} | {open:.2?} | {heap} B | {} | {} | {} | {} ({heaviest_found}) | {} | {} ({shared_found}) |",
+        "| {size} | {count} | {import} | {open:.2?} | {heap} B | {} | {} | {} | {} | {} ({heaviest_found}) | {} | {} ({shared_found}) |",
         show(&named_h),
         show(&random_h),
+        show_per(&bulk_h, bulk as u64),
         show(&typical_r),
         show(&heaviest_r),
         show(&typical_s),
@@ -207,6 +219,11 @@ fn timer_overhead() -> Histogram<u64> {
 }
 
 fn show(h: &Histogram<u64>) -> String {
-    let p = |q| Duration::from_nanos(h.value_at_quantile(q));
+    show_per(h, 1)
+}
+
+/// [`show`] for samples that each timed `items` items: per item.
+fn show_per(h: &Histogram<u64>, items: u64) -> String {
+    let p = |q| Duration::from_nanos(h.value_at_quantile(q) / items);
     format!("{:.2?} / {:.2?}", p(0.5), p(0.99))
 }
