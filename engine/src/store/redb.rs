@@ -288,29 +288,22 @@ impl Store for RedbStore {
         &self,
         visit: &mut dyn FnMut(RawTuple<'_>),
     ) -> Result<(Scanned, Option<CopyDigests>), StorageError> {
-        /// Where the subject-ordered copy is digested.
-        enum Mirror<'scope> {
-            Thread(std::thread::ScopedJoinHandle<'scope, Result<Digest, StorageError>>),
-            /// No second thread to be had: here, after the first copy.
-            Here,
-        }
         let (txn, scanned) = self.begin_scan()?;
         // The subject-ordered copy is only digested, so a second thread reads it while
-        // this one reads the first copy and the caller builds the index from it; both
-        // tables come from one read transaction, so both see the same revision. On m
-        // this took the open from 0.61-1.04 s to 0.51-0.62 s, and cost 14-17 MiB more
-        // resident (70 to 81 B per relationship; 18 MiB, 2.5 %, at xl): the pages the
-        // second thread reads are freed into its own malloc arena, which keeps them
-        // (BENCHMARKS.md, "Open: the subject-ordered copy digested on a second thread").
+        // this one reads the first copy and the caller builds the index from it: the open
+        // takes the longer scan, not their sum, for the megabytes the second thread's
+        // malloc arena keeps (BENCHMARKS.md, "Open: the subject-ordered copy digested on
+        // a second thread"). Both tables come from one read transaction: one revision.
         std::thread::scope(|scope| {
             let mirror = match scanned.mirrored {
                 false => None,
                 true => {
                     let table = txn.open_table(BY_SUBJECT)?;
-                    let spawned = std::thread::Builder::new()
-                        .name("pemba-open-digest".to_string())
-                        .spawn_scoped(scope, move || digest_subject_copy(&table));
-                    Some(spawned.map_or(Mirror::Here, Mirror::Thread))
+                    Some(
+                        std::thread::Builder::new()
+                            .name("pemba-open-digest".to_string())
+                            .spawn_scoped(scope, move || digest_subject_copy(&table)),
+                    )
                 }
             };
             let mut primary = Digest::default();
@@ -323,12 +316,13 @@ impl Store for RedbStore {
             }
             let mirror = match mirror {
                 None => None,
-                Some(Mirror::Thread(handle)) => Some(
-                    handle
+                Some(Ok(thread)) => Some(
+                    thread
                         .join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
                 ),
-                Some(Mirror::Here) => Some(digest_subject_copy(&txn.open_table(BY_SUBJECT)?)?),
+                // No second thread to be had: digested here, after the first copy.
+                Some(Err(_)) => Some(digest_subject_copy(&txn.open_table(BY_SUBJECT)?)?),
             };
             Ok((
                 scanned,
